@@ -1,0 +1,142 @@
+"""The `tradewatch` command line: each verb a thin call into `flows`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from ingest.symbols import InvalidSymbol, parse_symbol_list
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, exit 2, like every other failure
+        self.exit(2, f"tradewatch: {message} (see `tradewatch --help`)\n")
+
+
+def _symbols(text: str) -> tuple[str, ...]:
+    try:
+        return parse_symbol_list(text)
+    except InvalidSymbol as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
+def _positive(kind: type) -> Callable[[str], float | int]:
+    def parse(text: str) -> float | int:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+        return value
+
+    return parse
+
+
+def _speed(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError("must be 0 (as fast as the client reads) or positive")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every verb."""
+    parser = _Parser(prog="tradewatch", description="Trade-anomaly platform.")
+    parser.add_argument("--config", type=Path, help="project_config.yml to use")
+    verbs = parser.add_subparsers(dest="verb", required=True, parser_class=_Parser)
+
+    simulate = verbs.add_parser("simulate", help="serve the simulated market on 127.0.0.1")
+    simulate.add_argument("--seed", type=int)
+    simulate.add_argument("--port", type=int, default=8765, help="Finnhub WebSocket port (0: any)")
+    simulate.add_argument("--av-port", type=int, default=8766, help="Alpha Vantage HTTP port")
+    simulate.add_argument("--speed", type=_speed, help="0 = as fast as the client reads")
+    simulate.add_argument("--duration", type=_positive(float), help="simulated seconds to serve")
+    simulate.add_argument("--max-trades", type=_positive(int), help="stop after this many trades")
+
+    collect = verbs.add_parser("collect", help="run a collector")
+    sources = collect.add_subparsers(dest="source", required=True, parser_class=_Parser)
+    finnhub = sources.add_parser("finnhub", help="Finnhub WebSocket trades")
+    finnhub.add_argument("--url", help="WebSocket URL (the simulator's: no API key needed)")
+    finnhub.add_argument("--symbols", type=_symbols, help="comma-separated, e.g. AAPL,MSFT")
+    finnhub.add_argument("--duration", type=_positive(float), help="seconds to collect")
+    finnhub.add_argument("--max-trades", type=_positive(int), help="stop after this many trades")
+    alpha = sources.add_parser("alphavantage", help="Alpha Vantage bars")
+    alpha.add_argument("--url", help="base URL (the simulator's: no API key needed)")
+    alpha.add_argument("--symbols", type=_symbols, help="comma-separated, e.g. AAPL,MSFT")
+    alpha.add_argument("--interval", choices=["1min", "5min", "15min", "30min", "60min", "daily"])
+
+    transform = verbs.add_parser("transform", help="dbt build, then the data-quality checkpoint")
+    transform.add_argument("--target", choices=["local", "databricks", "spark"])
+    transform.add_argument("--full-refresh", action="store_true")
+
+    demo = verbs.add_parser("demo", help="the whole pipeline on DuckDB with the simulated market")
+    demo.add_argument("--seed", type=int)
+    demo.add_argument("--minutes", type=_positive(float), help="simulated trading minutes")
+    return parser
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    from flows.config import load_settings
+
+    settings = load_settings(args.config)
+    if args.verb == "simulate":
+        from flows.simulate import run_simulate
+
+        return run_simulate(
+            settings,
+            seed=args.seed,
+            port=args.port,
+            av_port=args.av_port,
+            speed=args.speed,
+            duration=args.duration,
+            max_trades=args.max_trades,
+        )
+    if args.verb == "collect" and args.source == "finnhub":
+        from flows.collect import run_collect_finnhub
+
+        return run_collect_finnhub(
+            settings,
+            url=args.url,
+            symbols=args.symbols,
+            duration=args.duration,
+            max_trades=args.max_trades,
+        )
+    if args.verb == "collect" and args.source == "alphavantage":
+        from flows.collect import run_collect_alphavantage
+
+        return run_collect_alphavantage(
+            settings, url=args.url, symbols=args.symbols, interval=args.interval
+        )
+    if args.verb == "transform":
+        from flows.transform import run_transform
+
+        run_transform(settings, target=args.target, full_refresh=args.full_refresh)
+        return 0
+    if args.verb == "demo":
+        from flows.demo import run_demo
+
+        return run_demo(settings, seed=args.seed, minutes=args.minutes)
+    raise AssertionError(f"unhandled verb {args.verb}")  # argparse only lets known verbs through
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `tradewatch` console script."""
+    args = build_parser().parse_args(argv)
+    try:
+        return _dispatch(args)
+    except KeyboardInterrupt:
+        print("tradewatch: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # every failure: one line naming its type, no traceback
+        print(f"tradewatch: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Tradewatch ingest package."""

@@ -1,0 +1,1 @@
+"""Tradewatch ml package."""

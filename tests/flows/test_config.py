@@ -1,0 +1,79 @@
+"""project_config.yml loads into strict settings; bad values fail with the field's name."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from flows.config import DEFAULT_CONFIG, ConfigError, load_settings
+
+
+def _write(tmp_path: Path, mutate) -> Path:
+    data = yaml.safe_load(DEFAULT_CONFIG.read_text())
+    mutate(data)
+    path = tmp_path / "project_config.yml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def test_shipped_config_loads_with_ten_symbols_and_an_absolute_home(tmp_path):
+    settings = load_settings(DEFAULT_CONFIG, environ={"TRADEWATCH_HOME": str(tmp_path)})
+    assert len(settings.symbols) >= 10
+    assert settings.paths.home == tmp_path
+    assert settings.paths.warehouse == tmp_path / "warehouse.duckdb"
+    assert settings.environment == "dev"
+
+
+def test_relative_home_resolves_against_the_config_file(tmp_path):
+    path = _write(tmp_path, lambda d: d["paths"].update(home="state"))
+    assert load_settings(path, environ={}).paths.home == tmp_path / "state"
+
+
+def test_environment_default_and_interpolation(tmp_path):
+    path = _write(tmp_path, lambda d: d["finnhub"].update(url="${FEED_URL:-ws://fallback}"))
+    assert load_settings(path, environ={}).finnhub.url == "ws://fallback"
+    assert load_settings(path, environ={"FEED_URL": "ws://x"}).finnhub.url == "ws://x"
+
+
+def test_missing_environment_variable_is_named(tmp_path):
+    path = _write(tmp_path, lambda d: d["finnhub"].update(url="${NO_SUCH_VARIABLE}"))
+    with pytest.raises(ConfigError, match="NO_SUCH_VARIABLE"):
+        load_settings(path, environ={})
+
+
+def test_prd_environment_overrides_the_dbt_target(tmp_path):
+    settings = load_settings(DEFAULT_CONFIG, environ={"TRADEWATCH_ENV": "prd"})
+    assert settings.dbt.target == "databricks"
+    assert load_settings(DEFAULT_CONFIG, environ={}).dbt.target == "local"
+
+
+@pytest.mark.parametrize(
+    ("mutate", "field"),
+    [
+        (lambda d: d["gate"].update(min_pr_auc=2), "gate.min_pr_auc"),
+        (lambda d: d["finnhub"].update(flush_trades=0), "finnhub.flush_trades"),
+        (lambda d: d["drift"].update(psi_treshold=0.3), "drift.psi_treshold"),
+        (lambda d: d.update(symbols=["AAPL", "../../etc"]), "symbols"),
+        (lambda d: d["simulator"].update(start="2024-03-08T09:00:00"), "simulator.start"),
+        (lambda d: d["dbt"].update(target="postgres"), "dbt.target"),
+    ],
+)
+def test_bad_values_fail_with_the_field_name(tmp_path, mutate, field):
+    path = _write(tmp_path, mutate)
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path, environ={})
+    assert field in str(caught.value)
+    assert "\n" not in str(caught.value)
+
+
+def test_settings_are_frozen():
+    settings = load_settings(DEFAULT_CONFIG, environ={})
+    with pytest.raises(ValueError):
+        settings.gate.min_pr_auc = 0.9  # type: ignore[misc]
+
+
+def test_missing_config_file_is_a_clear_error(tmp_path):
+    with pytest.raises(ConfigError, match="not found"):
+        load_settings(tmp_path / "nope.yml", environ={})
