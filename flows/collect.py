@@ -1,0 +1,232 @@
+"""`tradewatch collect finnhub|alphavantage`: wire settings, keys and signals to the collectors.
+
+Each entry point returns an exit code: 0 when everything asked for was collected, 1 when a
+run failed or stopped early (a refused key, a rate limit, a spent budget), 2 for bad input
+(a missing key, a bad symbol or URL). Failures are one line on stderr, `tradewatch: <Type>:
+<what to do>`; the summary line goes to stdout whatever happened.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from urllib.parse import urlsplit
+
+from rich.console import Console
+from rich.live import Live
+from rich.text import Text
+
+from flows.config import Settings
+from ingest.alphavantage import AlphaVantageCollector, CallBudget, SymbolResult, budget_path
+from ingest.api_keys import ApiKey, MissingApiKey
+from ingest.finnhub import CollectorStats, FinnhubCollector
+from ingest.landing import LandingError
+from ingest.symbols import InvalidSymbol, validate_symbols
+
+FINNHUB_HOST = "finnhub.io"
+ALPHAVANTAGE_HOST = "alphavantage.co"
+#: Sent as the key when the simulator is used without one: Alpha Vantage requires the parameter.
+SIMULATOR_PLACEHOLDER_KEY = "simulator"
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+
+
+def _is_provider(url: str, host: str) -> bool:
+    hostname = (urlsplit(url).hostname or "").lower()
+    return hostname == host or hostname.endswith(f".{host}")
+
+
+def resolve_api_key(env_name: str, url: str, provider_host: str) -> ApiKey | None:
+    """The key from `env_name`; None for a non-provider URL (the simulator) without one.
+
+    Raises MissingApiKey when the URL is the real provider's and the variable is unset.
+    """
+    value = os.environ.get(env_name, "")
+    if value:
+        return ApiKey(value)
+    if _is_provider(url, provider_host):
+        raise MissingApiKey(f"set {env_name} or pass --url to use the simulator")
+    return None
+
+
+def _fail(exc: BaseException) -> None:
+    print(f"tradewatch: {type(exc).__name__}: {exc}", file=sys.stderr)
+
+
+@contextlib.contextmanager
+def stop_on_signals(stop: Callable[[], None]) -> Iterator[None]:
+    """Call `stop` on SIGINT/SIGTERM while the block runs (main thread only), then restore."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {}
+
+    def handler(signum: int, frame: object) -> None:
+        stop()
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        previous[signum] = signal.signal(signum, handler)
+    try:
+        yield
+    finally:
+        for signum, old in previous.items():
+            signal.signal(signum, old)
+
+
+class _FinnhubProgress:
+    """Live one-line progress on a terminal: trades/s, landed, rejected, reconnects."""
+
+    def __init__(self, console: Console) -> None:
+        self._console = console
+        self._live: Live | None = None
+        self._last: tuple[float, int] | None = None
+
+    def __enter__(self) -> _FinnhubProgress:
+        if self._console.is_terminal:
+            self._live = Live(console=self._console, auto_refresh=False, transient=True)
+            self._live.__enter__()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._live is not None:
+            self._live.__exit__(None, None, None)
+
+    def __call__(self, stats: CollectorStats) -> None:
+        if self._live is None:
+            return
+        now = time.monotonic()
+        rate = 0.0
+        if self._last is not None and now > self._last[0]:
+            rate = (stats.received - self._last[1]) / (now - self._last[0])
+        self._last = (now, stats.received)
+        line = (
+            f"[bold]finnhub[/] {rate:>10,.0f} trades/s  received {stats.received:,}  "
+            f"landed {stats.landed:,}  rejected {stats.rejected:,}  "
+            f"reconnects {stats.reconnects:,}"
+        )
+        if stats.last_problem:
+            line += f"  [dim]({stats.last_problem[:80]})[/]"
+        self._live.update(Text.from_markup(line), refresh=True)
+
+
+def run_collect_finnhub(
+    settings: Settings,
+    *,
+    url: str | None,
+    symbols: tuple[str, ...] | None,
+    duration: float | None,
+    max_trades: int | None,
+) -> int:
+    """Run the Finnhub collector until stopped, the duration ends or max_trades arrive."""
+    config = settings.finnhub
+    endpoint = url or config.url
+    console = Console(stderr=True)
+    try:
+        chosen = validate_symbols(list(symbols or settings.symbols))
+        api_key = resolve_api_key(config.api_key_env, endpoint, FINNHUB_HOST)
+        progress = _FinnhubProgress(console)
+        collector = FinnhubCollector(
+            url=endpoint,
+            symbols=chosen,
+            landing_dir=settings.paths.landing,
+            api_key=api_key,
+            flush_trades=config.flush_trades,
+            flush_seconds=config.flush_seconds,
+            reconnect_initial_seconds=config.reconnect_initial_seconds,
+            reconnect_max_seconds=config.reconnect_max_seconds,
+            duration_seconds=duration,
+            max_trades=max_trades,
+            on_progress=progress,
+        )
+    except (InvalidSymbol, MissingApiKey, LandingError, ValueError) as exc:
+        _fail(exc)
+        return EXIT_BAD_INPUT
+
+    code = EXIT_OK
+    with stop_on_signals(collector.stop), progress:
+        try:
+            collector.run()
+        except Exception as exc:  # typed errors become one line; the summary still prints
+            _fail(exc)
+            code = EXIT_FAILED
+    stats = collector.stats
+    rate = stats.landed / stats.elapsed_seconds if stats.elapsed_seconds > 0 else 0.0
+    print(
+        f"finnhub: {stats.summary()} in {stats.elapsed_seconds:.1f} s "
+        f"({rate:,.0f} trades/s) -> {settings.paths.landing / 'trades'}",
+        flush=True,
+    )
+    if stats.reject_reasons:
+        reasons = ", ".join(f"{code} {n:,}" for code, n in sorted(stats.reject_reasons.items()))
+        print(f"finnhub: rejects by reason: {reasons}", flush=True)
+    return code
+
+
+def run_collect_alphavantage(
+    settings: Settings,
+    *,
+    url: str | None,
+    symbols: tuple[str, ...] | None,
+    interval: str | None,
+) -> int:
+    """Fetch bars for every symbol within the persistent call budget and land them."""
+    config = settings.alphavantage
+    endpoint = url or config.url
+    console = Console(stderr=True)
+    try:
+        chosen = validate_symbols(list(symbols or settings.symbols))
+        api_key = resolve_api_key(config.api_key_env, endpoint, ALPHAVANTAGE_HOST)
+        budget = CallBudget(
+            budget_path(settings.paths.home),
+            calls_per_minute=config.calls_per_minute,
+            calls_per_day=config.calls_per_day,
+        )
+
+        def report(outcome: SymbolResult) -> None:
+            if console.is_terminal:
+                if outcome.error:
+                    console.print(f"  {outcome.symbol}: [red]{outcome.error}[/]")
+                else:
+                    console.print(
+                        f"  {outcome.symbol}: {outcome.bars:,} bars, {len(outcome.files)} files"
+                    )
+
+        collector = AlphaVantageCollector(
+            base_url=endpoint,
+            api_key=api_key or ApiKey(SIMULATOR_PLACEHOLDER_KEY),
+            symbols=chosen,
+            interval=interval or config.interval,
+            landing_dir=settings.paths.landing,
+            budget=budget,
+            timeout_seconds=config.timeout_seconds,
+            retries=config.retries,
+            on_symbol=report,
+        )
+    except (InvalidSymbol, MissingApiKey, LandingError, ValueError) as exc:
+        _fail(exc)
+        return EXIT_BAD_INPUT
+
+    code = EXIT_OK
+    with stop_on_signals(collector.stop):
+        try:
+            result = collector.collect()
+        except Exception as exc:
+            _fail(exc)
+            return EXIT_FAILED
+    print(
+        f"alphavantage: {result.summary()} -> {settings.paths.landing / 'bars'}", flush=True
+    )
+    for failed in result.failed:
+        if result.error is None or failed is not result.results[-1]:
+            print(f"alphavantage: {failed.symbol}: {failed.error}", file=sys.stderr)
+    if result.error is not None:
+        _fail(result.error)
+        code = EXIT_FAILED
+    elif result.failed:
+        code = EXIT_FAILED
+    return code

@@ -1,0 +1,292 @@
+"""Landing: newline-delimited JSON files that appear atomically under the landing directory.
+
+Layout (see the shared file contracts):
+
+    landing/trades/date=YYYY-MM-DD/trades-<stamp>-<pid>-<run>-<seq>.ndjson
+    landing/rejects/date=YYYY-MM-DD/rejects-<stamp>-<pid>-<run>-<seq>.ndjson
+    landing/bars/interval=<interval>/symbol=<SYM>/month=YYYY-MM/bars.ndjson
+
+Every file is written under a temporary name starting with "." in its final directory,
+fsynced, renamed into place and the directory fsynced, so a reader sees either the whole file
+or nothing. Readers skip names starting with "."; a writer killed mid-file leaves such a
+temporary behind, which `remove_stale_temp_files` deletes once its process is gone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import re
+import time
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import orjson
+
+from ingest.symbols import validate_symbol
+
+TRADES = "trades"
+REJECTS = "rejects"
+BARS = "bars"
+
+#: Longest raw payload kept in a reject record; `raw_bytes` still gives the full size.
+REJECT_RAW_LIMIT = 64 * 1024
+
+_INTERVAL = re.compile(r"^(?:[1-9][0-9]{0,2}min|daily|weekly|monthly)$")
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_MONTH = re.compile(r"^\d{4}-\d{2}$")
+# ".<final name>.<pid>.tmp": the writer's pid tells whether the temporary is still being written.
+_TEMP_NAME = re.compile(r"^\..+\.(\d+)\.tmp$")
+_MS_PER_DAY = 86_400_000
+
+
+class LandingError(RuntimeError):
+    """A landing path or record that cannot be written."""
+
+
+def utc_iso(epoch_seconds: float) -> str:
+    """ISO-8601 UTC with milliseconds and "Z", e.g. "2024-03-08T14:30:00.123Z"."""
+    whole = int(epoch_seconds)
+    millis = int(round((epoch_seconds - whole) * 1000))
+    if millis == 1000:
+        whole, millis = whole + 1, 0
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)) + f".{millis:03d}Z"
+
+
+def utc_date_of_ms(epoch_ms: int) -> str:
+    """The UTC calendar date ("YYYY-MM-DD") of an epoch-milliseconds timestamp."""
+    return time.strftime("%Y-%m-%d", time.gmtime((epoch_ms // _MS_PER_DAY) * 86_400))
+
+
+def write_file_atomically(path: Path, chunks: Iterable[bytes | bytearray]) -> None:
+    """Write `chunks` to `path` so that `path` appears complete or not at all.
+
+    The data goes to ".<name>.<pid>.tmp" beside `path`, is fsynced, renamed over `path` and the
+    directory entry fsynced, so neither a crash nor a concurrent reader sees a partial file.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.writelines(chunks)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            temp.unlink()
+        raise
+    _fsync_directory(path.parent)
+
+
+def _fsync_directory(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
+
+
+def remove_stale_temp_files(root: Path) -> list[Path]:
+    """Delete temporaries under `root` left by writers that no longer run; return them.
+
+    A temporary whose writer is alive (another collector, or this process) is left alone.
+    """
+    removed: list[Path] = []
+    if not root.is_dir():
+        return removed
+    for directory, _, names in os.walk(root):
+        for name in names:
+            match = _TEMP_NAME.match(name)
+            if match is None:
+                continue
+            pid = int(match.group(1))
+            if pid == os.getpid() or _process_alive(pid):
+                continue
+            path = Path(directory) / name
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+                removed.append(path)
+    return removed
+
+
+def iter_landed_files(root: Path) -> Iterator[Path]:
+    """Every landed NDJSON file under `root`, sorted, skipping temporaries and hidden names."""
+    if not root.is_dir():
+        return
+    for path in sorted(root.rglob("*.ndjson")):
+        if not any(part.startswith(".") for part in path.relative_to(root).parts):
+            yield path
+
+
+def read_landed_records(root: Path) -> Iterator[dict]:
+    """Every record of every landed file under `root` (for tests, tools and small reads)."""
+    for path in iter_landed_files(root):
+        with path.open("rb") as handle:
+            for line in handle:
+                if line.strip():
+                    yield orjson.loads(line)
+
+
+class PartitionedNdjsonWriter:
+    """Buffers NDJSON lines per date partition; each flush lands one new file per partition.
+
+    Lines are kept as encoded, newline-terminated bytes, so a flush is a few writes per file.
+    File names carry the writer's pid, a per-writer random token and a sequence number, so two
+    writers (or a restarted one) never collide and a replayed flush never overwrites data.
+    """
+
+    def __init__(self, root: Path, prefix: str) -> None:
+        self.root = Path(root)
+        self.prefix = prefix
+        self._pending: dict[str, list[bytes]] = {}
+        self._counts: dict[str, int] = {}
+        self._count = 0
+        self._sequence = 0
+        self._run = os.urandom(3).hex()
+
+    @property
+    def pending(self) -> int:
+        """Lines buffered and not yet landed."""
+        return self._count
+
+    def add(self, date: str, chunk: bytes, lines: int = 1) -> None:
+        """Buffer `chunk` (`lines` newline-terminated lines) for partition `date`.
+
+        Callers on a hot path join a message's lines into one chunk: thousands of small
+        long-lived bytes objects cost far more in allocation than one joined chunk.
+        """
+        chunks = self._pending.get(date)
+        if chunks is None:
+            if not _DATE.match(date):
+                raise LandingError(f"invalid partition date {date!r}: expected YYYY-MM-DD")
+            chunks = self._pending[date] = []
+        chunks.append(chunk)
+        self._count += lines
+        self._counts[date] = self._counts.get(date, 0) + lines
+
+    def flush(self) -> list[Path]:
+        """Land every pending partition as a new file; return the files written."""
+        written: list[Path] = []
+        stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+        for date in sorted(self._pending):
+            chunks = self._pending[date]
+            self._sequence += 1
+            name = f"{self.prefix}-{stamp}Z-{os.getpid()}-{self._run}-{self._sequence:06d}.ndjson"
+            path = self.root / f"date={date}" / name
+            write_file_atomically(path, chunks)
+            written.append(path)
+            # Forget a partition only once it is on disk: a failed write keeps it for a retry.
+            del self._pending[date]
+            self._count -= self._counts.pop(date)
+        return written
+
+
+def reject_record(
+    *, received_at: str, source: str, reason: str, raw: bytes | bytearray | str, raw_bytes: int
+) -> bytes:
+    """One rejects line: the payload truncated to REJECT_RAW_LIMIT, its full size in raw_bytes."""
+    if isinstance(raw, str):
+        raw = raw.encode("utf-8", "replace")
+    text = bytes(raw[:REJECT_RAW_LIMIT]).decode("utf-8", "replace")
+    record = {
+        "received_at": received_at,
+        "source": source,
+        "reason": reason,
+        "raw": text,
+        "raw_bytes": int(raw_bytes),
+    }
+    return orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE)
+
+
+def validate_interval(interval: str) -> str:
+    """Return `interval` if it is safe in a path ("5min", "daily", ...), else raise LandingError."""
+    if not isinstance(interval, str) or not _INTERVAL.match(interval):
+        raise LandingError(f"invalid bar interval {interval!r}: expected e.g. 5min or daily")
+    return interval
+
+
+def bars_path(landing_dir: Path, interval: str, symbol: str, month: str) -> Path:
+    """The one file holding a symbol's bars of one interval and month."""
+    validate_interval(interval)
+    validate_symbol(symbol)
+    if not _MONTH.match(month):
+        raise LandingError(f"invalid month {month!r}: expected YYYY-MM")
+    return (
+        Path(landing_dir) / BARS / f"interval={interval}" / f"symbol={symbol}"
+        / f"month={month}" / "bars.ndjson"
+    )
+
+
+@contextlib.contextmanager
+def _locked(lock_path: Path) -> Iterator[None]:
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with lock_path.open("a") as handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+def write_bars(
+    landing_dir: Path, *, symbol: str, interval: str, bars: Iterable[dict]
+) -> list[Path]:
+    """Merge `bars` into their months' files and land each month atomically; return the files.
+
+    Each bar needs `bar_ts_utc` (the merge key) and `month` is taken from `bar_local`
+    (exchange-local year-month, so one trading day stays in one file). Bars already in the
+    file for another timestamp are kept; for the same timestamp the new bar wins. A lock file
+    serialises concurrent writers of the same month.
+    """
+    by_month: dict[str, list[dict]] = {}
+    for bar in bars:
+        if bar.get("symbol") != symbol or bar.get("interval") != interval:
+            raise LandingError(
+                f"bar for {bar.get('symbol')}/{bar.get('interval')} handed to the "
+                f"{symbol}/{interval} writer"
+            )
+        by_month.setdefault(str(bar["bar_local"])[:7], []).append(bar)
+    written: list[Path] = []
+    for month in sorted(by_month):
+        path = bars_path(landing_dir, interval, symbol, month)
+        with _locked(path.with_name(".bars.lock")):
+            merged: dict[str, dict] = {}
+            if path.exists():
+                with path.open("rb") as handle:
+                    for line in handle:
+                        if line.strip():
+                            old = orjson.loads(line)
+                            merged[old["bar_ts_utc"]] = old
+            for bar in by_month[month]:
+                merged[bar["bar_ts_utc"]] = bar
+            lines = [
+                orjson.dumps(merged[key], option=orjson.OPT_APPEND_NEWLINE)
+                for key in sorted(merged)
+            ]
+            write_file_atomically(path, lines)
+        written.append(path)
+    return written
+
+
+def utc_now_iso() -> str:
+    """The current time as ISO-8601 UTC with milliseconds and "Z"."""
+    return utc_iso(time.time())
+
+
+def parse_utc_iso(text: str) -> datetime:
+    """Parse an ISO-8601 "Z" timestamp written by this module."""
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
