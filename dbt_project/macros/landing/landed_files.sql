@@ -7,6 +7,10 @@
     complete. NDJSON columns are read as text so that no landed value can fail the read; silver
     casts them and quarantines what does not cast. Parquet columns are read with their types.
 
+    A source whose files are appended in place (the audit log) sets meta skip_bad_lines: a line
+    torn by a killed writer is then skipped instead of failing the read (its fields are null on
+    Spark and Databricks, and the models drop rows without their key).
+
     Arguments:
       source_name, table_name  the dbt source table
       skip_files_in            a relation with a _source_file column (the model itself when
@@ -39,6 +43,7 @@
             'path': data_home() ~ '/' ~ meta['landed_path'],
             'file_glob': meta['file_glob'],
             'format': meta['file_format'],
+            'skip_bad_lines': meta.get('skip_bad_lines', false),
         }) }}
     {%- endfor -%}
     {{ return(none) }}
@@ -97,6 +102,9 @@
                 },
                 filename = true,
                 hive_partitioning = false
+                {%- if landed.skip_bad_lines %},
+                ignore_errors = true
+                {%- endif %}
             )
         {%- endset -%}
     {%- else -%}
