@@ -1,0 +1,264 @@
+"""Alerts: a Slack-compatible JSON webhook with retries, and always the audit log.
+
+The webhook URL is a secret (a Slack incoming-webhook URL carries its token in the path):
+it is read from the environment variable named in settings.alerts.webhook_url_env at send
+time, held only in a local variable while posting, and never written to a log line, the
+audit log, an exception message or a repr. Errors are described by kind ("HTTP 500",
+"timed out after 5 s"), not by the underlying exception text, which can quote the URL.
+Without a URL configured the alert goes to the audit log only; that is not an error.
+
+Delivery uses urllib from the standard library: it honours HTTP(S)_PROXY like any client,
+and unlike urllib3 it logs nothing, so even DEBUG logging cannot print the URL.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+from urllib.parse import urlsplit
+
+from ml.audit import AuditLog
+
+if TYPE_CHECKING:
+    from flows.config import Settings
+
+log = logging.getLogger(__name__)
+
+Severity = Literal["info", "warning", "critical"]
+SEVERITIES: tuple[str, ...] = ("info", "warning", "critical")
+_EMOJI = {"info": ":information_source:", "warning": ":warning:", "critical": ":rotating_light:"}
+# Slack's limits: header text 150 characters, section text 3000, 10 fields per section.
+_HEADER_LIMIT = 150
+_SECTION_LIMIT = 3000
+_FIELDS_LIMIT = 10
+# Worth another try: the server or the path to it may recover. Other 4xx will not.
+_RETRYABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
+
+
+class AlertError(ValueError):
+    """An alert was built wrongly (unknown severity, empty title)."""
+
+
+@dataclass(frozen=True)
+class AlertDelivery:
+    """What happened to one alert. `error` never contains the webhook URL."""
+
+    delivered: bool
+    channel: Literal["webhook", "audit_only"]
+    attempts: int
+    status: int | None
+    error: str | None
+    audit_event_id: str | None
+
+
+def slack_payload(
+    severity: str, title: str, text: str, fields: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """The webhook body: `text` for notifications and plain clients, `blocks` for Slack."""
+    label = f"[{severity.upper()}] {title}"
+    blocks: list[dict[str, Any]] = [
+        {
+            "type": "header",
+            "text": {"type": "plain_text", "text": _clip(f"{label}", _HEADER_LIMIT)},
+        },
+        {"type": "section", "text": {"type": "mrkdwn", "text": _clip(text, _SECTION_LIMIT)}},
+    ]
+    if fields:
+        items = list(fields.items())[:_FIELDS_LIMIT]
+        blocks.append(
+            {
+                "type": "section",
+                "fields": [
+                    {"type": "mrkdwn", "text": _clip(f"*{k}*\n{v}", 2000)} for k, v in items
+                ],
+            }
+        )
+    blocks.append(
+        {
+            "type": "context",
+            "elements": [{"type": "mrkdwn", "text": f"{_EMOJI[severity]} tradewatch · {severity}"}],
+        }
+    )
+    return {"text": _clip(f"{label}: {text}", _SECTION_LIMIT), "blocks": blocks}
+
+
+class AlertSender:
+    """Sends alerts to the webhook named by an environment variable and to the audit log.
+
+    `retries` is the number of extra attempts after the first; between attempts it waits
+    backoff_seconds * 2**n (capped at max_backoff_seconds, or the server's Retry-After).
+    `send` never raises for a delivery problem: an alert path must not break the flow that
+    raises the alert. It returns what happened instead.
+    """
+
+    def __init__(
+        self,
+        audit_log: AuditLog,
+        *,
+        webhook_url_env: str = "TRADEWATCH_WEBHOOK_URL",
+        timeout_seconds: float = 5.0,
+        retries: int = 3,
+        backoff_seconds: float = 0.5,
+        max_backoff_seconds: float = 8.0,
+        environ: Mapping[str, str] | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if not timeout_seconds > 0:
+            raise AlertError("timeout_seconds must be > 0")
+        if retries < 0:
+            raise AlertError("retries cannot be negative")
+        self.audit_log = audit_log
+        self.webhook_url_env = webhook_url_env
+        self.timeout_seconds = timeout_seconds
+        self.retries = retries
+        self.backoff_seconds = backoff_seconds
+        self.max_backoff_seconds = max_backoff_seconds
+        self._environ = os.environ if environ is None else environ
+        self._sleep = sleep
+
+    def __repr__(self) -> str:
+        return (
+            f"AlertSender(webhook_url_env={self.webhook_url_env!r}, "
+            f"configured={bool(self._environ.get(self.webhook_url_env))}, "
+            f"retries={self.retries}, timeout_seconds={self.timeout_seconds})"
+        )
+
+    def send(
+        self,
+        severity: str,
+        title: str,
+        text: str,
+        fields: Mapping[str, str] | None = None,
+    ) -> AlertDelivery:
+        """Post the alert (if a webhook is configured), then record it in the audit log."""
+        if severity not in SEVERITIES:
+            raise AlertError(f"severity must be one of {', '.join(SEVERITIES)}, got {severity!r}")
+        if not title.strip():
+            raise AlertError("an alert needs a title")
+        fields = {str(k): str(v) for k, v in (fields or {}).items()}
+        url = self._environ.get(self.webhook_url_env) or ""
+        if not url:
+            delivered, channel, attempts, status, error = False, "audit_only", 0, None, None
+        else:
+            channel = "webhook"
+            body = json.dumps(slack_payload(severity, title, text, fields)).encode()
+            delivered, attempts, status, error = self._post(url, body)
+            if error is not None:
+                error = _redact(error, url)
+            if not delivered:
+                log.warning(
+                    "alert %r not delivered to the webhook in $%s after %d attempt(s): %s",
+                    title,
+                    self.webhook_url_env,
+                    attempts,
+                    error,
+                )
+        payload = {
+            "severity": severity,
+            "title": title,
+            "text": text,
+            "fields": fields,
+            "channel": channel,
+            "delivered": delivered,
+            "attempts": attempts,
+            "status": status,
+            "error": error,
+            "webhook_url_env": self.webhook_url_env,
+        }
+        try:
+            audit_event_id = self.audit_log.append("alert", payload).event_id
+        except OSError as exc:
+            log.error("alert %r could not be written to the audit log: %s", title, exc)
+            audit_event_id = None
+        return AlertDelivery(delivered, channel, attempts, status, error, audit_event_id)
+
+    def _post(self, url: str, body: bytes) -> tuple[bool, int, int | None, str | None]:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            return False, 0, None, f"${self.webhook_url_env} is not an http(s) URL"
+        opener = urllib.request.build_opener(_RefuseRedirects)
+        request = urllib.request.Request(
+            url,
+            data=body,
+            method="POST",
+            headers={"Content-Type": "application/json", "User-Agent": "tradewatch-alerts"},
+        )
+        status: int | None = None
+        error: str | None = None
+        for attempt in range(1, self.retries + 2):
+            retry_after: float | None = None
+            try:
+                with opener.open(request, timeout=self.timeout_seconds) as response:
+                    response.read(4096)
+                    return True, attempt, response.status, None
+            except urllib.error.HTTPError as exc:
+                status, error = exc.code, f"HTTP {exc.code}"
+                retry_after = _retry_after(exc.headers.get("Retry-After"))
+                exc.close()
+                if exc.code not in _RETRYABLE_STATUS:
+                    return False, attempt, status, error
+            except Exception as exc:  # whatever broke is described by kind, never raised
+                status, error = None, self._describe(exc)
+            if attempt <= self.retries:
+                wait = min(self.backoff_seconds * 2 ** (attempt - 1), self.max_backoff_seconds)
+                if retry_after is not None:
+                    wait = min(max(wait, retry_after), self.max_backoff_seconds)
+                self._sleep(wait)
+        return False, self.retries + 1, status, error
+
+    def _describe(self, exc: BaseException) -> str:
+        """A description of a delivery failure built from its type, never from its text."""
+        reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
+        if isinstance(reason, TimeoutError | socket.timeout):
+            return f"timed out after {self.timeout_seconds:g} s"
+        if isinstance(reason, socket.gaierror):
+            return "webhook host name could not be resolved"
+        if isinstance(reason, OSError):
+            return f"connection failed ({type(reason).__name__})"
+        return f"delivery failed ({type(exc).__name__})"
+
+
+class _RefuseRedirects(urllib.request.HTTPRedirectHandler):
+    """A redirect would turn the POST into a body-less GET and report success: refuse it."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+def alert_sender(settings: Settings, *, environ: Mapping[str, str] | None = None) -> AlertSender:
+    """The sender configured by settings.alerts, auditing to <home>/monitoring/audit."""
+    return AlertSender(
+        AuditLog(settings.paths.monitoring / "audit"),
+        webhook_url_env=settings.alerts.webhook_url_env,
+        timeout_seconds=settings.alerts.timeout_seconds,
+        retries=settings.alerts.retries,
+        environ=environ,
+    )
+
+
+def _retry_after(value: str | None) -> float | None:
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except ValueError:
+        return None  # an HTTP date: fall back to the exponential backoff
+
+
+def _redact(text: str, url: str) -> str:
+    """Belt and braces: the descriptions above never quote the URL, but make sure."""
+    parts = urlsplit(url)
+    for secret in (url, parts.path, parts.query, parts.netloc):
+        if secret and secret not in ("/",):
+            text = text.replace(secret, "***")
+    return text
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
