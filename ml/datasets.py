@@ -1,0 +1,606 @@
+"""Training and scoring data: gold features joined to labels, read-only, split by time.
+
+The warehouse is read, never written (dbt is its only writer). Two backends share one query:
+a local DuckDB file and a Databricks SQL warehouse through the SQL connector. The split is by
+time with a purge gap as long as the longest feature window, so that no validation or test row
+has features computed from the same trades as a training row.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import pandas as pd
+
+FEATURES_TABLE = "gold_trade_features"
+LABELS_TABLE = "gold_anomaly_labels"
+
+ID_COLUMNS: tuple[str, ...] = ("trade_id", "symbol", "trade_ts", "trade_ts_ms")
+NUMERIC_FEATURES: tuple[str, ...] = (
+    "price_change_pct",
+    "log_return",
+    "volume_zscore",
+    "price_zscore",
+    "price_volatility_1h",
+    "trade_intensity_1m",
+    "vwap_deviation_pct",
+    "rsi_14",
+    "macd_line",
+    "macd_signal",
+    "macd_hist",
+    "bollinger_pct_b",
+    "roll_spread_pct",
+    "hour_of_day",
+    "minute_of_hour",
+    "day_of_week",
+)
+# Fixed levels, so that the encoding is the same at training and at scoring time whatever
+# subset of levels a given window happens to contain.
+CATEGORY_LEVELS: dict[str, tuple[str, ...]] = {
+    "session_type": ("pre_market", "regular", "after_hours", "closed"),
+    "trade_type": ("block", "standard", "odd_lot"),
+}
+CATEGORICAL_FEATURES: tuple[str, ...] = tuple(CATEGORY_LEVELS)
+FEATURE_COLUMNS: tuple[str, ...] = NUMERIC_FEATURES + CATEGORICAL_FEATURES
+LABEL_COLUMN = "is_anomaly"
+LABEL_SOURCES: tuple[str, ...] = ("analyst", "ground_truth", "rule")  # in order of trust
+WEAK_LABEL_SOURCE = "rule"
+
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class DatasetError(ValueError):
+    """The training or scoring data cannot be read or is unfit for use."""
+
+
+class WarehouseNotFound(DatasetError):
+    """The warehouse file does not exist."""
+
+
+class WarehouseBusy(DatasetError):
+    """Another process holds the warehouse's write lock (dbt is building it)."""
+
+
+class MissingColumns(DatasetError):
+    """A gold table lacks a column the models need."""
+
+
+class InsufficientData(DatasetError):
+    """Too few rows (or labels) to split into train, validation and test."""
+
+
+# --------------------------------------------------------------------------- warehouses
+
+
+class Warehouse(Protocol):
+    """A read-only SQL source of gold tables."""
+
+    def table(self, name: str) -> str:
+        """The fully qualified name of a gold table."""
+        ...
+
+    def fetch(self, sql: str) -> pd.DataFrame:
+        """Run one SELECT and return its rows."""
+        ...
+
+
+def _checked_identifier(value: str, what: str) -> str:
+    if not _IDENTIFIER.match(value):
+        raise DatasetError(f"{what} {value!r} is not a plain SQL identifier")
+    return value
+
+
+@dataclass(frozen=True)
+class DuckDBWarehouse:
+    """The local warehouse file written by dbt-duckdb, opened read-only for every query."""
+
+    path: Path
+    schema: str = "main"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "path", Path(self.path))
+        _checked_identifier(self.schema, "schema")
+
+    def table(self, name: str) -> str:
+        return f"{self.schema}.{_checked_identifier(name, 'table')}"
+
+    def fetch(self, sql: str) -> pd.DataFrame:
+        import duckdb
+
+        if not self.path.exists():
+            raise WarehouseNotFound(
+                f"warehouse {self.path} does not exist: run `tradewatch transform` first"
+            )
+        try:
+            connection = duckdb.connect(str(self.path), read_only=True)
+        except duckdb.ConnectionException as exc:
+            if "different configuration" not in str(exc):
+                raise DatasetError(f"cannot open warehouse {self.path}: {exc}") from exc
+            # dbt ran in this process and its database instance is still cached; a connection
+            # with the default configuration shares that instance instead of opening the file
+            # again. Only SELECTs are run on it.
+            connection = duckdb.connect(str(self.path))
+        except duckdb.IOException as exc:
+            if "lock" in str(exc).lower():
+                raise WarehouseBusy(
+                    f"warehouse {self.path} is locked by another process (a dbt build?): "
+                    "retry when it has finished"
+                ) from exc
+            raise DatasetError(f"cannot open warehouse {self.path}: {exc}") from exc
+        try:
+            return connection.execute(sql).df()
+        except duckdb.CatalogException as exc:
+            raise MissingColumns(
+                f"warehouse {self.path}: {str(exc).splitlines()[0]}; "
+                "run `tradewatch transform` to build the gold tables"
+            ) from exc
+        finally:
+            connection.close()
+
+
+@dataclass(frozen=True)
+class DatabricksWarehouse:
+    """A Databricks SQL warehouse reached with databricks-sql-connector.
+
+    The access token is read from the environment variable named by `token_env` at query
+    time; it is never stored on the object, so it cannot appear in a repr or a log line.
+    """
+
+    server_hostname: str
+    http_path: str
+    catalog: str
+    schema: str
+    token_env: str = "DATABRICKS_TOKEN"
+
+    def __post_init__(self) -> None:
+        _checked_identifier(self.catalog, "catalog")
+        _checked_identifier(self.schema, "schema")
+
+    def table(self, name: str) -> str:
+        return f"`{self.catalog}`.`{self.schema}`.`{_checked_identifier(name, 'table')}`"
+
+    def fetch(self, sql: str) -> pd.DataFrame:
+        token = os.environ.get(self.token_env, "")
+        if not token:
+            raise DatasetError(
+                f"set {self.token_env} to a Databricks access token to read the warehouse"
+            )
+        from databricks import sql as databricks_sql
+
+        with (
+            databricks_sql.connect(
+                server_hostname=self.server_hostname,
+                http_path=self.http_path,
+                access_token=token,
+            ) as connection,
+            connection.cursor() as cursor,
+        ):
+            cursor.execute(sql)
+            return cursor.fetchall_arrow().to_pandas()
+
+
+def as_warehouse(source: Warehouse | Path | str) -> Warehouse:
+    """A Warehouse as given, or a DuckDBWarehouse for a path to a DuckDB file."""
+    if isinstance(source, str | Path):
+        return DuckDBWarehouse(Path(source))
+    return source
+
+
+# --------------------------------------------------------------------------- queries
+
+
+def _time_filter(column: str, start_ms: int | None, end_ms: int | None) -> str:
+    conditions = []
+    if start_ms is not None:
+        conditions.append(f"{column} >= {int(start_ms)}")
+    if end_ms is not None:
+        conditions.append(f"{column} < {int(end_ms)}")
+    return ("where " + " and ".join(conditions)) if conditions else ""
+
+
+def training_query(
+    warehouse: Warehouse,
+    features: Sequence[str] = FEATURE_COLUMNS,
+    *,
+    start_ms: int | None = None,
+    end_ms: int | None = None,
+) -> str:
+    """SELECT of gold features left-joined to labels, oldest trade first (portable SQL)."""
+    columns = ",\n    ".join(
+        [f"f.{_checked_identifier(c, 'column')}" for c in (*ID_COLUMNS, *features)]
+        + ["l.is_anomaly", "l.label_source", "l.anomaly_kind"]
+    )
+    return (
+        f"select\n    {columns}\n"
+        f"from {warehouse.table(FEATURES_TABLE)} as f\n"
+        f"left join {warehouse.table(LABELS_TABLE)} as l on l.trade_id = f.trade_id\n"
+        f"{_time_filter('f.trade_ts_ms', start_ms, end_ms)}\n"
+        "order by f.trade_ts_ms, f.trade_id"
+    )
+
+
+def scoring_query(
+    warehouse: Warehouse,
+    features: Sequence[str] = FEATURE_COLUMNS,
+    *,
+    start_ms: int | None = None,
+    end_ms: int | None = None,
+    exclude_scored_glob: str | None = None,
+) -> str:
+    """SELECT of gold features to score; `exclude_scored_glob` anti-joins scores parquet files."""
+    columns = ",\n    ".join(
+        f"f.{_checked_identifier(c, 'column')}" for c in (*ID_COLUMNS, *features)
+    )
+    conditions = [
+        part
+        for part in (
+            f"f.trade_ts_ms >= {int(start_ms)}" if start_ms is not None else "",
+            f"f.trade_ts_ms < {int(end_ms)}" if end_ms is not None else "",
+        )
+        if part
+    ]
+    if exclude_scored_glob is not None:
+        quoted = exclude_scored_glob.replace("'", "''")
+        conditions.append(
+            "f.trade_id not in (select trade_id from "
+            f"read_parquet('{quoted}', union_by_name = true, hive_partitioning = false))"
+        )
+    where = ("where " + " and ".join(conditions)) if conditions else ""
+    return (
+        f"select\n    {columns}\nfrom {warehouse.table(FEATURES_TABLE)} as f\n{where}\n"
+        "order by f.trade_ts_ms, f.trade_id"
+    )
+
+
+def _check_columns(warehouse: Warehouse, table: str, required: Iterable[str]) -> None:
+    present = set(warehouse.fetch(f"select * from {warehouse.table(table)} limit 0").columns)
+    missing = [c for c in required if c not in present]
+    if missing:
+        raise MissingColumns(
+            f"{table} lacks column(s) {', '.join(missing)}: rebuild the warehouse with "
+            "`tradewatch transform` or pass the features it has"
+        )
+
+
+def normalise_features(frame: pd.DataFrame, features: Sequence[str]) -> pd.DataFrame:
+    """Canonical types: numeric features float64, categoricals str (None when missing),
+    trade_ts a UTC timestamp derived from trade_ts_ms (the integer is the reference)."""
+    out = frame.copy()
+    if "trade_ts_ms" in out.columns:
+        out["trade_ts_ms"] = out["trade_ts_ms"].astype("int64")
+        out["trade_ts"] = pd.to_datetime(out["trade_ts_ms"], unit="ms", utc=True)
+    for column in features:
+        if column in CATEGORY_LEVELS:
+            values = out[column].astype(object)
+            out[column] = values.where(values.notna(), None).map(
+                lambda v: None if v is None else str(v)
+            )
+        else:
+            out[column] = pd.to_numeric(out[column], errors="coerce").astype("float64")
+    return out
+
+
+# --------------------------------------------------------------------------- labels
+
+
+@dataclass(frozen=True)
+class LabelSummary:
+    """Which label sources the rows carry; `weak` when only the rule heuristic speaks."""
+
+    mix: dict[str, int]
+    positives: int
+    rows: int
+
+    @property
+    def weak(self) -> bool:
+        present = {source for source, count in self.mix.items() if count > 0}
+        return present == {WEAK_LABEL_SOURCE}
+
+    @property
+    def positive_share(self) -> float:
+        return self.positives / self.rows if self.rows else 0.0
+
+    def as_tags(self) -> dict[str, str]:
+        """MLflow tags that record the label policy of a run."""
+        return {
+            "label_source_mix": json.dumps(self.mix, sort_keys=True),
+            "weak_labels": str(self.weak).lower(),
+        }
+
+    @classmethod
+    def of(cls, frame: pd.DataFrame) -> LabelSummary:
+        counts = frame["label_source"].value_counts().to_dict() if len(frame) else {}
+        unknown = sorted(set(counts) - set(LABEL_SOURCES))
+        if unknown:
+            raise DatasetError(
+                f"unknown label_source value(s) {unknown}: expected one of {list(LABEL_SOURCES)}"
+            )
+        mix = {source: int(counts.get(source, 0)) for source in LABEL_SOURCES}
+        return cls(mix=mix, positives=int(frame[LABEL_COLUMN].sum()), rows=len(frame))
+
+
+@dataclass(frozen=True)
+class TrainingFrame:
+    """Labelled gold rows, oldest first, with the label policy that produced them."""
+
+    frame: pd.DataFrame
+    features: tuple[str, ...]
+    labels: LabelSummary
+    unlabelled_rows: int = 0
+
+
+def load_training_frame(
+    source: Warehouse | Path | str,
+    *,
+    features: Sequence[str] = FEATURE_COLUMNS,
+    start: datetime | None = None,
+    end: datetime | None = None,
+) -> TrainingFrame:
+    """Read gold_trade_features joined to gold_anomaly_labels, read-only.
+
+    Trades without a label row are dropped and counted (`unlabelled_rows`); the label-source
+    mix is recorded, and a frame labelled only by the rule heuristic is flagged weak.
+    """
+    warehouse = as_warehouse(source)
+    _check_columns(warehouse, FEATURES_TABLE, (*ID_COLUMNS, *features))
+    _check_columns(warehouse, LABELS_TABLE, ("trade_id", LABEL_COLUMN, "label_source"))
+    raw = warehouse.fetch(training_query(warehouse, features, start_ms=_ms(start), end_ms=_ms(end)))
+    return training_frame_from(raw, features)
+
+
+def training_frame_from(
+    raw: pd.DataFrame, features: Sequence[str] = FEATURE_COLUMNS
+) -> TrainingFrame:
+    """Build a TrainingFrame from rows shaped like `training_query`'s output."""
+    missing = [c for c in (*ID_COLUMNS, *features, LABEL_COLUMN, "label_source") if c not in raw]
+    if missing:
+        raise MissingColumns(f"training rows lack column(s) {', '.join(missing)}")
+    labelled = raw[LABEL_COLUMN].notna() & raw["label_source"].notna()
+    frame = normalise_features(raw.loc[labelled], features)
+    frame[LABEL_COLUMN] = frame[LABEL_COLUMN].astype(bool)
+    if "anomaly_kind" not in frame:
+        frame["anomaly_kind"] = None
+    frame = frame.sort_values(["trade_ts_ms", "trade_id"], kind="stable").reset_index(drop=True)
+    return TrainingFrame(
+        frame=frame,
+        features=tuple(features),
+        labels=LabelSummary.of(frame),
+        unlabelled_rows=int((~labelled).sum()),
+    )
+
+
+def load_scoring_frame(
+    source: Warehouse | Path | str,
+    *,
+    features: Sequence[str] = FEATURE_COLUMNS,
+    scores_dir: Path | str | None = None,
+    start: datetime | None = None,
+    end: datetime | None = None,
+) -> pd.DataFrame:
+    """Gold feature rows, oldest first; with a local `scores_dir` on DuckDB, only unscored ones.
+
+    The anti-join runs inside DuckDB so that a long history is not pulled into memory only to
+    be dropped. Scoring filters again on trade_id, so other backends stay correct.
+    """
+    warehouse = as_warehouse(source)
+    _check_columns(warehouse, FEATURES_TABLE, (*ID_COLUMNS, *features))
+    exclude = None
+    if (
+        scores_dir is not None
+        and isinstance(warehouse, DuckDBWarehouse)
+        and any(Path(scores_dir).glob("date=*/*.parquet"))
+    ):
+        exclude = str(Path(scores_dir).resolve() / "date=*" / "*.parquet")
+    raw = warehouse.fetch(
+        scoring_query(
+            warehouse, features, start_ms=_ms(start), end_ms=_ms(end), exclude_scored_glob=exclude
+        )
+    )
+    return normalise_features(raw, features).reset_index(drop=True)
+
+
+def _ms(moment: datetime | None) -> int | None:
+    if moment is None:
+        return None
+    if moment.tzinfo is None:
+        raise DatasetError(f"{moment.isoformat()} has no UTC offset; pass an aware datetime")
+    return int(moment.timestamp() * 1000)
+
+
+# --------------------------------------------------------------------------- ground truth
+
+
+EVENT_COLUMNS = ("trade_id", "event_id", "kind")
+
+
+def load_ground_truth_events(ground_truth_dir: Path | str) -> pd.DataFrame:
+    """trade_id → event_id, kind from the simulator's ground_truth/trades.ndjson.
+
+    The file is appended as trades are sent, so a torn last line (the simulator stopped
+    mid-write) is skipped; damage anywhere else is an error.
+    """
+    path = Path(ground_truth_dir) / "trades.ndjson"
+    if not path.exists():
+        raise DatasetError(
+            f"{path} does not exist: event recall needs the simulator's ground truth"
+        )
+    rows: list[dict[str, Any]] = []
+    lines = path.read_text().split("\n")
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+            rows.append({column: str(record[column]) for column in EVENT_COLUMNS})
+        except (ValueError, KeyError) as exc:
+            if number == len(lines):
+                continue
+            raise DatasetError(f"{path} line {number} is damaged: {exc}") from exc
+    return pd.DataFrame(rows, columns=list(EVENT_COLUMNS)).drop_duplicates("trade_id")
+
+
+# --------------------------------------------------------------------------- time split
+
+
+@dataclass(frozen=True)
+class Window:
+    """One segment of a time split."""
+
+    name: str
+    start: datetime | None
+    end: datetime | None
+    rows: int
+    positives: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            f"{self.name}_start": self.start.isoformat() if self.start else None,
+            f"{self.name}_end": self.end.isoformat() if self.end else None,
+            f"{self.name}_rows": self.rows,
+            f"{self.name}_positives": self.positives,
+        }
+
+
+def _window(name: str, frame: pd.DataFrame) -> Window:
+    if frame.empty:
+        return Window(name, None, None, 0, 0)
+    return Window(
+        name,
+        datetime.fromtimestamp(int(frame["trade_ts_ms"].iloc[0]) / 1000, UTC),
+        datetime.fromtimestamp(int(frame["trade_ts_ms"].iloc[-1]) / 1000, UTC),
+        len(frame),
+        int(frame[LABEL_COLUMN].sum()),
+    )
+
+
+@dataclass(frozen=True)
+class TimeSplit:
+    """Train, validation and test, in that order in time, separated by purge gaps."""
+
+    train: pd.DataFrame
+    validation: pd.DataFrame
+    test: pd.DataFrame
+    features: tuple[str, ...]
+    labels: LabelSummary
+    purge_seconds: int
+    purged_rows: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def windows(self) -> dict[str, Window]:
+        return {
+            "train": _window("train", self.train),
+            "validation": _window("validation", self.validation),
+            "test": _window("test", self.test),
+        }
+
+    def summary(self) -> dict[str, Any]:
+        """Row counts, windows and purge figures, flat, for run parameters and audit payloads."""
+        out: dict[str, Any] = {"purge_seconds": self.purge_seconds}
+        for window in self.windows.values():
+            out.update(window.as_dict())
+        out["purged_rows"] = sum(self.purged_rows.values())
+        out.update({f"purged_{k}_rows": v for k, v in self.purged_rows.items()})
+        return out
+
+
+def split_by_time(
+    data: TrainingFrame,
+    *,
+    validation_share: float = 0.15,
+    test_share: float = 0.15,
+    purge_seconds: int = 3600,
+) -> TimeSplit:
+    """Split labelled rows by time, never at random.
+
+    Boundaries fall between distinct timestamps, so that equal-time trades never straddle two
+    segments. Trades in the last `purge_seconds` before validation starts are dropped from
+    train, and likewise from validation before test starts: each later segment keeps all its
+    rows (the test window stays the newest complete window) and the dropped rows are counted.
+    """
+    if not (0 < validation_share < 1 and 0 < test_share < 1 and validation_share + test_share < 1):
+        raise InsufficientData(
+            f"validation_share={validation_share} and test_share={test_share} must be in (0, 1) "
+            "and leave rows for training"
+        )
+    if purge_seconds < 0:
+        raise InsufficientData(f"purge_seconds={purge_seconds} must be ≥ 0")
+    frame = data.frame
+    ts = frame["trade_ts_ms"].to_numpy()
+    if len(frame) < 3 or len(np.unique(ts)) < 3:
+        raise InsufficientData(
+            f"{len(frame)} labelled trades cannot be split into train, validation and test"
+        )
+    if np.any(np.diff(ts) < 0):
+        frame = frame.sort_values(["trade_ts_ms", "trade_id"], kind="stable").reset_index(drop=True)
+        ts = frame["trade_ts_ms"].to_numpy()
+    n = len(frame)
+    validation_start = ts[int(n * (1 - validation_share - test_share))]
+    test_start = ts[int(n * (1 - test_share))]
+    purge_ms = purge_seconds * 1000
+
+    in_train = ts < validation_start
+    in_validation = (ts >= validation_start) & (ts < test_start)
+    in_test = ts >= test_start
+    keep_train = in_train & (ts <= validation_start - purge_ms)
+    keep_validation = in_validation & (ts <= test_start - purge_ms)
+
+    split = TimeSplit(
+        train=frame.loc[keep_train].reset_index(drop=True),
+        validation=frame.loc[keep_validation].reset_index(drop=True),
+        test=frame.loc[in_test].reset_index(drop=True),
+        features=data.features,
+        labels=data.labels,
+        purge_seconds=purge_seconds,
+        purged_rows={
+            "train": int(in_train.sum() - keep_train.sum()),
+            "validation": int(in_validation.sum() - keep_validation.sum()),
+        },
+    )
+    span_hours = (ts[-1] - ts[0]) / 3_600_000
+    for name, segment in (
+        ("train", split.train),
+        ("validation", split.validation),
+        ("test", split.test),
+    ):
+        if segment.empty:
+            raise InsufficientData(
+                f"the {name} window is empty after a {purge_seconds} s purge gap over "
+                f"{span_hours:.1f} h of trades: collect more history or lower purge_seconds"
+            )
+    for name, segment in (("train", split.train), ("validation", split.validation)):
+        if not segment[LABEL_COLUMN].any():
+            raise InsufficientData(
+                f"the {name} window has no anomalous trade: the models cannot learn or choose a "
+                "threshold; collect more labelled history"
+            )
+    return split
+
+
+def window_bounds(frame: pd.DataFrame) -> tuple[str | None, str | None]:
+    """ISO start and end (UTC) of a frame's trades, for audit payloads."""
+    if frame.empty:
+        return None, None
+    ts = frame["trade_ts_ms"]
+    return (
+        datetime.fromtimestamp(int(ts.min()) / 1000, UTC).isoformat(),
+        datetime.fromtimestamp(int(ts.max()) / 1000, UTC).isoformat(),
+    )
+
+
+def symbols_missing(frame: pd.DataFrame, symbols: Iterable[str]) -> list[str]:
+    """Configured symbols that have no trade in `frame`."""
+    present = set(frame["symbol"].unique()) if len(frame) else set()
+    return sorted(set(symbols) - present)
+
+
+def label_mix_of(frames: Mapping[str, pd.DataFrame]) -> dict[str, dict[str, int]]:
+    """Label-source counts per named frame (e.g. per split segment)."""
+    return {name: LabelSummary.of(frame).mix for name, frame in frames.items()}

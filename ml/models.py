@@ -1,0 +1,324 @@
+"""The four competing models behind one interface: fit(train, validation), score, threshold.
+
+Hyperparameters arrive as plain dicts (the shape of project_config.yml `training.models`) and
+are passed to the library estimator unchanged, except for the few keys this module owns:
+`early_stopping_rounds` (LightGBM, applied as a callback on the validation window). Class
+imbalance is handled unless the dict says otherwise (`scale_pos_weight` = negatives/positives
+for the boosted trees, `class_weight="balanced_subsample"` for the random forest). Every model
+chooses its flag threshold on the validation window (maximum F1).
+"""
+
+from __future__ import annotations
+
+import inspect
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+
+from ml.datasets import CATEGORY_LEVELS, FEATURE_COLUMNS, LABEL_COLUMN, MissingColumns
+from ml.metrics import best_f1_threshold
+
+
+class ModelError(RuntimeError):
+    """A model cannot be built, trained or used."""
+
+
+class UnknownModel(ModelError):
+    """The configuration names a model this library does not have."""
+
+
+class NotFitted(ModelError):
+    """score() was called before fit()."""
+
+
+class InsufficientLabels(ModelError):
+    """A supervised model needs both classes in its training window."""
+
+
+@dataclass(frozen=True)
+class FitReport:
+    """What one fit did: its duration, sizes and the choices made on validation."""
+
+    training_seconds: float
+    train_rows: int
+    validation_rows: int
+    threshold: float
+    best_iteration: int | None = None
+
+
+def design_matrix(frame: pd.DataFrame, features: Sequence[str], *, one_hot: bool) -> pd.DataFrame:
+    """Model inputs: numeric features as float64 (±inf → NaN), categoricals either as pandas
+    categoricals with fixed levels (native handling) or one indicator column per level."""
+    missing = [c for c in features if c not in frame.columns]
+    if missing:
+        raise MissingColumns(f"rows to score lack feature column(s) {', '.join(missing)}")
+    columns: dict[str, Any] = {}
+    for name in features:
+        values = frame[name]
+        if name in CATEGORY_LEVELS:
+            levels = CATEGORY_LEVELS[name]
+            if one_hot:
+                text = values.astype(object)
+                for level in levels:
+                    columns[f"{name}={level}"] = (text == level).to_numpy(dtype="float64")
+            else:
+                columns[name] = pd.Categorical(values.astype(object), categories=levels)
+        else:
+            numeric = pd.to_numeric(values, errors="coerce").to_numpy(dtype="float64")
+            columns[name] = np.where(np.isfinite(numeric), numeric, np.nan)
+    return pd.DataFrame(columns, index=frame.index)
+
+
+def imbalance_ratio(y: np.ndarray) -> float:
+    """Negatives per positive: the weight that balances the classes for the boosted trees."""
+    positives = int(y.sum())
+    return float((len(y) - positives) / positives) if positives else 1.0
+
+
+class AnomalyModel(ABC):
+    """A trade-anomaly model: higher score means more anomalous, scores within [0, 1]."""
+
+    name: ClassVar[str]
+    supervised: ClassVar[bool] = True
+    one_hot: ClassVar[bool] = False
+
+    def __init__(
+        self,
+        params: Mapping[str, Any] | None = None,
+        *,
+        features: Sequence[str] = FEATURE_COLUMNS,
+        random_seed: int = 42,
+    ) -> None:
+        self.params: dict[str, Any] = dict(params or {})
+        self.features: tuple[str, ...] = tuple(features)
+        self.random_seed = random_seed
+        self.threshold: float | None = None
+        self.fit_report: FitReport | None = None
+        self.resolved_params: dict[str, Any] = {}
+        if not self.features:
+            raise ModelError(f"{self.name}: no feature columns given")
+
+    def fit(self, train: pd.DataFrame, validation: pd.DataFrame) -> FitReport:
+        """Train on `train`; early-stop and choose the threshold on `validation`."""
+        began = time.perf_counter()
+        y_train = train[LABEL_COLUMN].to_numpy(dtype=bool)
+        y_validation = validation[LABEL_COLUMN].to_numpy(dtype=bool)
+        if self.supervised and (y_train.all() or not y_train.any()):
+            raise InsufficientLabels(
+                f"{self.name}: the training window needs anomalous and normal trades "
+                f"({int(y_train.sum())} of {len(y_train)} are anomalous)"
+            )
+        x_train = design_matrix(train, self.features, one_hot=self.one_hot)
+        x_validation = design_matrix(validation, self.features, one_hot=self.one_hot)
+        best_iteration = self._fit(x_train, y_train, x_validation, y_validation)
+        self.threshold = best_f1_threshold(y_validation, self._score(x_validation))
+        self.fit_report = FitReport(
+            training_seconds=time.perf_counter() - began,
+            train_rows=len(train),
+            validation_rows=len(validation),
+            threshold=self.threshold,
+            best_iteration=best_iteration,
+        )
+        return self.fit_report
+
+    def score(self, frame: pd.DataFrame) -> np.ndarray:
+        """Anomaly score per row, within [0, 1]."""
+        if self.threshold is None:
+            raise NotFitted(f"{self.name} has not been fitted: call fit(train, validation) first")
+        if frame.empty:
+            return np.empty(0, dtype="float64")
+        scores = self._score(design_matrix(frame, self.features, one_hot=self.one_hot))
+        return np.clip(np.asarray(scores, dtype="float64"), 0.0, 1.0)
+
+    def flag(self, frame: pd.DataFrame) -> np.ndarray:
+        """True where the score reaches the validation-chosen threshold."""
+        scores = self.score(frame)
+        return scores >= self.threshold
+
+    @abstractmethod
+    def _fit(
+        self,
+        x_train: pd.DataFrame,
+        y_train: np.ndarray,
+        x_validation: pd.DataFrame,
+        y_validation: np.ndarray,
+    ) -> int | None:
+        """Fit the estimator; return the best boosting iteration where there is one."""
+
+    @abstractmethod
+    def _score(self, x: pd.DataFrame) -> np.ndarray:
+        """Raw anomaly scores of a design matrix."""
+
+    def __repr__(self) -> str:
+        state = f"threshold={self.threshold:.4f}" if self.threshold is not None else "unfitted"
+        return f"{type(self).__name__}({self.params!r}, {state})"
+
+
+class LightGBMModel(AnomalyModel):
+    """LightGBM boosted trees, native categoricals, early stopping on average precision."""
+
+    name = "lightgbm"
+
+    def _fit(self, x_train, y_train, x_validation, y_validation):  # noqa: D401
+        import lightgbm as lgb
+
+        params = dict(self.params)
+        rounds = params.pop("early_stopping_rounds", None)
+        if "is_unbalance" not in params:
+            params.setdefault("scale_pos_weight", imbalance_ratio(y_train))
+        params.setdefault("random_state", self.random_seed)
+        params.setdefault("verbose", -1)
+        params.setdefault("metric", "average_precision")
+        self.resolved_params = {**params, "early_stopping_rounds": rounds}
+        self.estimator = lgb.LGBMClassifier(**params)
+        callbacks = (
+            [lgb.early_stopping(int(rounds), first_metric_only=True, verbose=False)]
+            if rounds
+            else []
+        )
+        categorical = [c for c in x_train.columns if c in CATEGORY_LEVELS]
+        # LightGBM 4.7 renamed eval_set to eval_X/eval_y; the pinned range starts at 4.5.
+        if "eval_X" in inspect.signature(self.estimator.fit).parameters:
+            evaluation = {"eval_X": (x_validation,), "eval_y": (y_validation,)}
+        else:
+            evaluation = {"eval_set": [(x_validation, y_validation)]}
+        self.estimator.fit(
+            x_train,
+            y_train,
+            categorical_feature=categorical or "auto",
+            callbacks=callbacks,
+            **evaluation,
+        )
+        best = self.estimator.best_iteration_
+        return int(best) if best else None
+
+    def _score(self, x):
+        return self.estimator.predict_proba(x)[:, 1]
+
+
+class XGBoostModel(AnomalyModel):
+    """Gradient-boosted trees (XGBoost, hist), native categoricals, early stopping on AUC-PR."""
+
+    name = "xgboost"
+
+    def _fit(self, x_train, y_train, x_validation, y_validation):
+        import xgboost as xgb
+
+        params = dict(self.params)
+        params.setdefault("scale_pos_weight", imbalance_ratio(y_train))
+        params.setdefault("random_state", self.random_seed)
+        params.setdefault("tree_method", "hist")
+        params.setdefault("enable_categorical", True)
+        params.setdefault("eval_metric", "aucpr")
+        self.resolved_params = params
+        self.estimator = xgb.XGBClassifier(**params)
+        self.estimator.fit(x_train, y_train, eval_set=[(x_validation, y_validation)], verbose=False)
+        if params.get("early_stopping_rounds"):
+            return int(self.estimator.best_iteration) + 1
+        return None
+
+    def _score(self, x):
+        return self.estimator.predict_proba(x)[:, 1]
+
+
+_PARALLEL_SCORING_ROWS = 20_000
+
+
+class _Imputed(AnomalyModel):
+    """scikit-learn forests: categoricals one-hot encoded, missing values filled with the
+    training medians (stored on the model so scoring fills them the same way)."""
+
+    one_hot = True
+
+    def _impute(self, x: pd.DataFrame) -> np.ndarray:
+        return x.fillna(self.medians).to_numpy(dtype="float64")
+
+    def _learn_medians(self, x_train: pd.DataFrame) -> None:
+        self.medians = x_train.median().fillna(0.0)
+
+    def _predict_with(self, method: str, x: pd.DataFrame) -> np.ndarray:
+        """Call an estimator method, in parallel only for large batches: below that, joblib's
+        thread start-up costs more than the trees (a one-row batch takes ~10x longer)."""
+        configured = self.estimator.n_jobs
+        self.estimator.n_jobs = configured if len(x) >= _PARALLEL_SCORING_ROWS else 1
+        try:
+            return getattr(self.estimator, method)(self._impute(x))
+        finally:
+            self.estimator.n_jobs = configured
+
+
+class RandomForestModel(_Imputed):
+    """Random forest with balanced class weights per bootstrap sample."""
+
+    name = "random_forest"
+
+    def _fit(self, x_train, y_train, x_validation, y_validation):
+        from sklearn.ensemble import RandomForestClassifier
+
+        params = dict(self.params)
+        params.setdefault("class_weight", "balanced_subsample")
+        params.setdefault("random_state", self.random_seed)
+        # Trees are independent: use every core (library default is one).
+        params.setdefault("n_jobs", -1)
+        self.resolved_params = params
+        self._learn_medians(x_train)
+        self.estimator = RandomForestClassifier(**params)
+        self.estimator.fit(self._impute(x_train), y_train)
+        return None
+
+    def _score(self, x):
+        return self._predict_with("predict_proba", x)[:, 1]
+
+
+class IsolationForestModel(_Imputed):
+    """Isolation forest (unsupervised): labels are used only to fit the threshold on validation.
+
+    The score is the anomaly score s(x) of Liu et al. (−score_samples), already within (0, 1];
+    the chosen threshold is an attribute of this object and travels with it when logged.
+    """
+
+    name = "isolation_forest"
+    supervised = False
+
+    def _fit(self, x_train, y_train, x_validation, y_validation):
+        from sklearn.ensemble import IsolationForest
+
+        params = dict(self.params)
+        params.setdefault("random_state", self.random_seed)
+        params.setdefault("n_jobs", -1)
+        self.resolved_params = params
+        self._learn_medians(x_train)
+        self.estimator = IsolationForest(**params)
+        self.estimator.fit(self._impute(x_train))
+        return None
+
+    def _score(self, x):
+        return -self._predict_with("score_samples", x)
+
+
+MODEL_TYPES: dict[str, type[AnomalyModel]] = {
+    model.name: model
+    for model in (LightGBMModel, XGBoostModel, RandomForestModel, IsolationForestModel)
+}
+
+
+def build_model(
+    name: str,
+    params: Mapping[str, Any] | None = None,
+    *,
+    features: Sequence[str] = FEATURE_COLUMNS,
+    random_seed: int = 42,
+) -> AnomalyModel:
+    """A fresh, unfitted model of the named kind with the given hyperparameters."""
+    try:
+        model_type = MODEL_TYPES[name]
+    except KeyError:
+        raise UnknownModel(
+            f"unknown model {name!r}: choose from {', '.join(sorted(MODEL_TYPES))}"
+        ) from None
+    return model_type(params, features=features, random_seed=random_seed)

@@ -1,0 +1,143 @@
+"""Batch scoring: the champion scores trades not yet scored and writes parquet files for dbt.
+
+Files follow the scores contract: scores/date=YYYY-MM-DD/scores-<run_id>.parquet (date = UTC
+date of the trade), columns trade_id, symbol, trade_ts, score, flag, risk_level, model_name,
+model_version, scored_at. Each file is written under a dot-name, fsynced and renamed, so a
+reader never sees a partial file. A trade that already has a score in any file is skipped, so
+re-running adds no rows.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ml.pyfunc import predictor
+
+SCORES_SCHEMA = pa.schema(
+    [
+        ("trade_id", pa.string()),
+        ("symbol", pa.string()),
+        ("trade_ts", pa.timestamp("us", tz="UTC")),
+        ("score", pa.float64()),
+        ("flag", pa.bool_()),
+        ("risk_level", pa.string()),
+        ("model_name", pa.string()),
+        ("model_version", pa.string()),
+        ("scored_at", pa.timestamp("us", tz="UTC")),
+    ]
+)
+
+
+class ScoresUnreadable(RuntimeError):
+    """An existing scores file cannot be read: scoring stops rather than score twice."""
+
+
+@dataclass(frozen=True)
+class ScoringResult:
+    """What one scoring run wrote."""
+
+    run_id: str
+    rows_scored: int
+    rows_already_scored: int
+    flagged: int
+    files: tuple[Path, ...]
+
+
+def score_files(scores_dir: Path | str) -> list[Path]:
+    """Completed scores files (temporary dot-files excluded), oldest partition first."""
+    return sorted(Path(scores_dir).glob("date=*/scores-*.parquet"))
+
+
+def scored_trade_ids(scores_dir: Path | str) -> set[str]:
+    """Every trade_id that already has a score under `scores_dir`."""
+    ids: set[str] = set()
+    for path in score_files(scores_dir):
+        try:
+            ids.update(pq.read_table(path, columns=["trade_id"]).column("trade_id").to_pylist())
+        except (OSError, pa.ArrowException) as exc:
+            raise ScoresUnreadable(
+                f"scores file {path} is unreadable ({exc}); move it aside and re-run scoring"
+            ) from exc
+    return ids
+
+
+def _write_atomically(table: pa.Table, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.tmp")
+    try:
+        pq.write_table(table, temporary)
+        with open(temporary, "rb") as handle:
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+    directory = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
+
+
+def score_new_trades(
+    features: pd.DataFrame,
+    *,
+    model: Any,
+    model_name: str,
+    model_version: str,
+    scores_dir: Path | str,
+    already_scored: Iterable[str] | None = None,
+    run_id: str | None = None,
+    now: datetime | None = None,
+) -> ScoringResult:
+    """Score the rows of `features` that have no score yet and write them per trade date.
+
+    `model` is a loaded pyfunc (or any object with the same `predict`); `already_scored`
+    defaults to the trade ids found in `scores_dir`.
+    """
+    run_id = run_id or f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
+    scored_at = (now or datetime.now(UTC)).astimezone(UTC)
+    known = set(already_scored) if already_scored is not None else scored_trade_ids(scores_dir)
+    fresh = features.drop_duplicates("trade_id")
+    fresh = fresh.loc[~fresh["trade_id"].isin(known)].reset_index(drop=True)
+    skipped = int(features["trade_id"].nunique() - len(fresh))
+    if fresh.empty:
+        return ScoringResult(run_id, 0, skipped, 0, ())
+
+    predictions = predictor(model)(fresh)
+    trade_ts = (
+        pd.to_datetime(fresh["trade_ts_ms"], unit="ms", utc=True)
+        if "trade_ts_ms" in fresh
+        else pd.to_datetime(fresh["trade_ts"], utc=True)
+    )
+    out = pd.DataFrame(
+        {
+            "trade_id": fresh["trade_id"].astype(str),
+            "symbol": fresh["symbol"].astype(str),
+            "trade_ts": trade_ts,
+            "score": predictions["score"].astype("float64"),
+            "flag": predictions["flag"].astype(bool),
+            "risk_level": predictions["risk_level"].astype(str),
+            "model_name": model_name,
+            "model_version": str(model_version),
+            "scored_at": pd.Timestamp(scored_at),
+        }
+    )
+    files: list[Path] = []
+    for day, rows in out.groupby(out["trade_ts"].dt.strftime("%Y-%m-%d"), sort=True):
+        path = Path(scores_dir) / f"date={day}" / f"scores-{run_id}.parquet"
+        table = pa.Table.from_pandas(
+            rows.reset_index(drop=True), schema=SCORES_SCHEMA, preserve_index=False
+        )
+        _write_atomically(table, path)
+        files.append(path)
+    return ScoringResult(run_id, len(out), skipped, int(out["flag"].sum()), tuple(files))

@@ -1,0 +1,239 @@
+"""The model tournament: train every configured model, judge all on one test window, log to MLflow.
+
+Each model gets its own MLflow run (params, metrics, label policy, data window, the logged
+pyfunc). A model that raises while training or being evaluated is reported with its error and
+left off the leaderboard; it is never ranked.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import traceback
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import mlflow
+import pandas as pd
+from mlflow import MlflowClient
+
+from ml.datasets import TimeSplit, label_mix_of
+from ml.metrics import DEFAULT_LATENCY_BATCH_SIZES, Evaluation, evaluate
+from ml.models import build_model
+from ml.pyfunc import DEFAULT_RISK_LEVELS, TradewatchModel, log_tradewatch_model, predictor
+from ml.registry import use_stores
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LeaderboardEntry:
+    """A model that trained and was evaluated on the test window."""
+
+    rank: int
+    model_name: str
+    run_id: str
+    model_uri: str
+    threshold: float
+    training_seconds: float
+    evaluation: Evaluation
+    params: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def pr_auc(self) -> float:
+        return self.evaluation.pr_auc
+
+
+@dataclass(frozen=True)
+class ModelFailure:
+    """A model that raised; excluded from the ranking."""
+
+    model_name: str
+    stage: str
+    error_type: str
+    message: str
+    run_id: str | None
+
+
+@dataclass(frozen=True)
+class Leaderboard:
+    """Ranked entries (best test PR-AUC first) and the models that failed."""
+
+    entries: tuple[LeaderboardEntry, ...]
+    failures: tuple[ModelFailure, ...]
+    experiment_id: str
+    split_summary: dict[str, Any]
+
+    @property
+    def winner(self) -> LeaderboardEntry | None:
+        return self.entries[0] if self.entries else None
+
+    def rows(self) -> list[dict[str, Any]]:
+        """One plain row per model (failures last), for a printed table."""
+        rows: list[dict[str, Any]] = []
+        for entry in self.entries:
+            e = entry.evaluation
+            rows.append(
+                {
+                    "rank": entry.rank,
+                    "model": entry.model_name,
+                    "pr_auc": e.pr_auc,
+                    "roc_auc": e.roc_auc,
+                    "precision": e.precision,
+                    "recall": e.recall,
+                    "f1": e.f1,
+                    "event_recall": e.event_recall,
+                    "trade_precision": e.trade_precision,
+                    "threshold": entry.threshold,
+                    "train_s": entry.training_seconds,
+                    "latency_p99_ms": e.latency_p99_ms,
+                    "error": None,
+                }
+            )
+        for failure in self.failures:
+            rows.append(
+                {
+                    "rank": None,
+                    "model": failure.model_name,
+                    "error": f"{failure.error_type}: {failure.message}",
+                }
+            )
+        return rows
+
+
+def ensure_experiment(client: MlflowClient, name: str, artifact_location: str) -> str:
+    """The experiment's id, creating it with an explicit artifact location if needed."""
+    existing = client.get_experiment_by_name(name)
+    if existing is not None:
+        if existing.lifecycle_stage == "deleted":
+            client.restore_experiment(existing.experiment_id)
+        return existing.experiment_id
+    return client.create_experiment(name, artifact_location=artifact_location)
+
+
+def _flat_params(params: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
+    return {f"{prefix}{key}": str(value)[:6000] for key, value in params.items()}
+
+
+def run_tournament(
+    split: TimeSplit,
+    models: Mapping[str, Mapping[str, Any]],
+    *,
+    tracking_uri: str,
+    artifact_location: str,
+    experiment_name: str = "tradewatch",
+    events: pd.DataFrame | None = None,
+    random_seed: int = 42,
+    risk_levels: Mapping[str, float] = DEFAULT_RISK_LEVELS,
+    latency_batch_sizes: Sequence[int] = DEFAULT_LATENCY_BATCH_SIZES,
+    registry_uri: str | None = None,
+    tags: Mapping[str, str] | None = None,
+) -> Leaderboard:
+    """Train each model in `models` (name → hyperparameters), rank them on `split.test`.
+
+    `events` (trade_id, event_id, kind: the simulator's ground truth) adds event recall and
+    trade precision. Runs are logged to `experiment_name` at `tracking_uri`; the experiment is
+    created with `artifact_location` when it does not exist.
+    """
+    use_stores(tracking_uri, registry_uri)
+    client = MlflowClient(tracking_uri=tracking_uri)
+    experiment_id = ensure_experiment(client, experiment_name, artifact_location)
+    summary = split.summary()
+    common_tags = {
+        **split.labels.as_tags(),
+        "label_source_mix_by_window": json.dumps(
+            label_mix_of(
+                {"train": split.train, "validation": split.validation, "test": split.test}
+            ),
+            sort_keys=True,
+        ),
+        "features": ",".join(split.features),
+        **(tags or {}),
+    }
+    data_params = _flat_params({k: v for k, v in summary.items() if v is not None}, "data.")
+
+    scored: list[tuple[str, str, str, float, float, Evaluation, dict[str, Any]]] = []
+    failures: list[ModelFailure] = []
+    for model_name, params in models.items():
+        stage = "build"
+        with mlflow.start_run(
+            experiment_id=experiment_id,
+            run_name=model_name,
+            tags={**common_tags, "model": model_name},
+            nested=mlflow.active_run() is not None,
+        ) as run:
+            try:
+                model = build_model(
+                    model_name, params, features=split.features, random_seed=random_seed
+                )
+                mlflow.log_params(_flat_params(params))
+                mlflow.log_params(data_params)
+                stage = "fit"
+                report = model.fit(split.train, split.validation)
+                stage = "evaluate"
+                wrapper = TradewatchModel(model, risk_levels)
+                evaluation = evaluate(
+                    predictor(wrapper, model.features),
+                    split.test,
+                    threshold=wrapper.threshold,
+                    events=events,
+                    latency_batch_sizes=latency_batch_sizes,
+                )
+                stage = "log"
+                mlflow.log_params(
+                    _flat_params(
+                        {k: v for k, v in model.resolved_params.items() if k not in params},
+                        "resolved.",
+                    )
+                )
+                mlflow.log_metrics(
+                    {
+                        **evaluation.as_metrics(),
+                        "training_seconds": report.training_seconds,
+                        **(
+                            {"best_iteration": report.best_iteration}
+                            if report.best_iteration
+                            else {}
+                        ),
+                    }
+                )
+                mlflow.set_tag("event_recall_by_kind", json.dumps(evaluation.event_recall_by_kind))
+                info = log_tradewatch_model(wrapper, split.test)
+            except Exception as exc:  # a failing model must not stop the others
+                log.warning("model %s failed at %s: %s", model_name, stage, exc)
+                mlflow.set_tags(
+                    {
+                        "failed_stage": stage,
+                        "error": f"{type(exc).__name__}: {exc}"[:4000],
+                        "traceback": traceback.format_exc()[-4000:],
+                    }
+                )
+                mlflow.end_run(status="FAILED")
+                failures.append(
+                    ModelFailure(model_name, stage, type(exc).__name__, str(exc), run.info.run_id)
+                )
+                continue
+            scored.append(
+                (
+                    model_name,
+                    run.info.run_id,
+                    info.model_uri,
+                    wrapper.threshold,
+                    report.training_seconds,
+                    evaluation,
+                    {**params},
+                )
+            )
+
+    # Best PR-AUC first; ROC-AUC and then the name break ties so the order is reproducible.
+    scored.sort(key=lambda s: (-s[5].pr_auc, -(s[5].roc_auc or 0.0), s[0]))
+    entries = tuple(
+        LeaderboardEntry(rank, name, run_id, uri, threshold, seconds, evaluation, params)
+        for rank, (name, run_id, uri, threshold, seconds, evaluation, params) in enumerate(
+            scored, 1
+        )
+    )
+    for entry in entries:
+        client.set_tag(entry.run_id, "rank", str(entry.rank))
+    return Leaderboard(entries, tuple(failures), experiment_id, summary)

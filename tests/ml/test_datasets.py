@@ -1,0 +1,249 @@
+"""Reading gold tables read-only, the label-source policy and the time split."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pytest
+
+from ml.datasets import (
+    FEATURE_COLUMNS,
+    DatabricksWarehouse,
+    DatasetError,
+    InsufficientData,
+    MissingColumns,
+    WarehouseBusy,
+    WarehouseNotFound,
+    load_ground_truth_events,
+    load_training_frame,
+    split_by_time,
+    training_frame_from,
+    training_query,
+)
+from ml.synthetic import synthetic_market
+
+
+def write_gold(path: Path, features: pd.DataFrame, labels: pd.DataFrame) -> None:
+    """Stand in for dbt: gold tables with the warehouse's column types."""
+    con = duckdb.connect(str(path))
+    con.register("features_df", features)
+    con.register("labels_df", labels)
+    con.execute(
+        "create table gold_trade_features as select * exclude (trade_ts, hour_of_day, "
+        "minute_of_hour, day_of_week), make_timestamp(trade_ts_ms * 1000) as trade_ts, "
+        "cast(hour_of_day as integer) as hour_of_day, cast(minute_of_hour as integer) as "
+        "minute_of_hour, cast(day_of_week as integer) as day_of_week from features_df"
+    )
+    con.execute(
+        "create table gold_anomaly_labels as select trade_id, symbol, "
+        "make_timestamp(trade_ts_ms * 1000) as trade_ts, is_anomaly, label_source, anomaly_kind "
+        "from labels_df"
+    )
+    con.close()
+
+
+@pytest.fixture(scope="module")
+def small_market():
+    return synthetic_market(3000, anomaly_rate=0.03, seed=3)
+
+
+def split_frames(market):
+    columns = [
+        c for c in market.frame.columns if c not in ("is_anomaly", "label_source", "anomaly_kind")
+    ]
+    return market.frame[columns], market.frame[
+        ["trade_id", "symbol", "trade_ts_ms", "is_anomaly", "label_source", "anomaly_kind"]
+    ]
+
+
+def test_training_frame_joins_labels_and_records_the_label_source_mix(tmp_path, small_market):
+    features, labels = split_frames(small_market)
+    labels = labels.iloc[50:].copy()  # the first 50 trades have no label yet
+    labels.loc[labels.index[:100], "label_source"] = "analyst"
+    warehouse = tmp_path / "warehouse.duckdb"
+    write_gold(warehouse, features, labels)
+
+    data = load_training_frame(warehouse)
+
+    assert data.unlabelled_rows == 50
+    assert len(data.frame) == len(features) - 50
+    assert data.labels.mix == {"analyst": 100, "ground_truth": len(features) - 150, "rule": 0}
+    assert data.labels.positives == int(labels["is_anomaly"].sum())
+    assert data.labels.weak is False
+    assert data.labels.as_tags()["weak_labels"] == "false"
+    # Types are canonical whatever the warehouse used (integers, naive timestamps).
+    assert data.frame["hour_of_day"].dtype == "float64"
+    assert str(data.frame["trade_ts"].dt.tz) == "UTC"
+    assert data.frame["trade_ts_ms"].is_monotonic_increasing
+    assert set(data.frame["session_type"].dropna()) <= {
+        "pre_market",
+        "regular",
+        "after_hours",
+        "closed",
+    }
+
+
+def test_rule_only_labels_flag_the_run_as_weak(tmp_path, small_market):
+    features, labels = split_frames(small_market)
+    labels = labels.assign(label_source="rule")
+    warehouse = tmp_path / "warehouse.duckdb"
+    write_gold(warehouse, features, labels)
+
+    data = load_training_frame(warehouse)
+
+    assert data.labels.weak is True
+    assert json.loads(data.labels.as_tags()["label_source_mix"])["rule"] == len(features)
+
+
+def test_missing_feature_column_is_a_typed_error_naming_it(tmp_path, small_market):
+    features, labels = split_frames(small_market)
+    write_gold(tmp_path / "w.duckdb", features.drop(columns=["rsi_14"]), labels)
+
+    with pytest.raises(MissingColumns, match="rsi_14"):
+        load_training_frame(tmp_path / "w.duckdb")
+
+
+def test_missing_warehouse_says_to_run_transform(tmp_path):
+    with pytest.raises(WarehouseNotFound, match="tradewatch transform"):
+        load_training_frame(tmp_path / "absent.duckdb")
+    assert not (tmp_path / "absent.duckdb").exists()
+
+
+def test_warehouse_locked_by_a_writer_process_is_reported_as_busy(tmp_path, small_market):
+    features, labels = split_frames(small_market)
+    warehouse = tmp_path / "w.duckdb"
+    write_gold(warehouse, features, labels)
+    holder = (
+        f"import duckdb, sys; c = duckdb.connect({str(warehouse)!r}); "
+        "print('open', flush=True); sys.stdin.read()"
+    )
+    writer = subprocess.Popen(
+        [sys.executable, "-c", holder], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert writer.stdout.readline().strip() == "open"
+        with pytest.raises(WarehouseBusy, match="retry"):
+            load_training_frame(warehouse)
+    finally:
+        writer.communicate("")
+
+
+def test_reads_while_this_process_holds_a_dbt_style_connection(tmp_path, small_market):
+    features, labels = split_frames(small_market)
+    warehouse = tmp_path / "w.duckdb"
+    write_gold(warehouse, features, labels)
+    held = duckdb.connect(str(warehouse))  # as dbtRunner leaves it after a build
+    try:
+        data = load_training_frame(warehouse)
+    finally:
+        held.close()
+    assert len(data.frame) == len(features)
+
+
+def test_time_split_never_leaks_and_counts_purged_rows(split, market):
+    purge_ms = split.purge_seconds * 1000
+    train_ts, val_ts, test_ts = (
+        s["trade_ts_ms"] for s in (split.train, split.validation, split.test)
+    )
+
+    assert train_ts.max() + purge_ms <= val_ts.min()
+    assert val_ts.max() + purge_ms <= test_ts.min()
+    assert train_ts.max() < test_ts.min()
+    assert sum(split.purged_rows.values()) > 0
+    assert len(split.train) + len(split.validation) + len(split.test) + sum(
+        split.purged_rows.values()
+    ) == len(market.frame)
+    # The test window is the newest data, kept whole.
+    assert test_ts.max() == market.frame["trade_ts_ms"].max()
+    summary = split.summary()
+    assert summary["test_rows"] == len(split.test)
+    assert summary["purged_rows"] == sum(split.purged_rows.values())
+
+
+def test_equal_timestamps_never_straddle_a_boundary():
+    market = synthetic_market(2000, anomaly_rate=0.05, seed=5)
+    frame = market.frame.copy()
+    frame["trade_ts_ms"] = frame["trade_ts_ms"] // 60_000 * 60_000  # many trades per minute
+    data = training_frame_from(frame)
+
+    split = split_by_time(data, purge_seconds=0)
+
+    assert split.train["trade_ts_ms"].max() < split.validation["trade_ts_ms"].min()
+    assert split.validation["trade_ts_ms"].max() < split.test["trade_ts_ms"].min()
+
+
+def test_history_shorter_than_the_purge_gap_is_refused():
+    market = synthetic_market(500, anomaly_rate=0.05, seed=1, seconds_between_trades=1.0)
+
+    with pytest.raises(InsufficientData, match="purge"):
+        split_by_time(training_frame_from(market.frame), purge_seconds=3600)
+
+
+def test_validation_without_anomalies_is_refused():
+    market = synthetic_market(3000, anomaly_rate=0.03, seed=2)
+    frame = market.frame.copy()
+    late = frame["trade_ts_ms"] >= frame["trade_ts_ms"].quantile(0.6)
+    frame.loc[late, "is_anomaly"] = False
+
+    with pytest.raises(InsufficientData, match="validation window has no anomalous trade"):
+        split_by_time(training_frame_from(frame), purge_seconds=60)
+
+
+def test_databricks_query_is_qualified_and_the_token_stays_out_of_sight(monkeypatch):
+    monkeypatch.setenv("TW_TEST_DATABRICKS_TOKEN", "dapi-secret-value")
+    warehouse = DatabricksWarehouse(
+        "adb-1.azuredatabricks.net",
+        "/sql/1.0/warehouses/abc",
+        "main",
+        "tradewatch",
+        token_env="TW_TEST_DATABRICKS_TOKEN",
+    )
+
+    sql = training_query(warehouse, FEATURE_COLUMNS, start_ms=1_700_000_000_000)
+
+    assert "from `main`.`tradewatch`.`gold_trade_features` as f" in sql
+    assert "left join `main`.`tradewatch`.`gold_anomaly_labels` as l" in sql
+    assert "f.trade_ts_ms >= 1700000000000" in sql
+    assert "dapi-secret-value" not in repr(warehouse)
+    monkeypatch.delenv("TW_TEST_DATABRICKS_TOKEN")
+    with pytest.raises(DatasetError, match="set TW_TEST_DATABRICKS_TOKEN"):
+        warehouse.fetch(sql)
+    with pytest.raises(DatasetError, match="not a plain SQL identifier"):
+        DatabricksWarehouse("h", "/p", "main; drop table x", "s")
+
+
+def test_ground_truth_skips_a_torn_last_line_but_not_damage_inside(tmp_path):
+    lines = [
+        json.dumps(
+            {
+                "trade_id": f"t{i}",
+                "event_id": f"e{i // 2}",
+                "kind": "wash_cluster",
+                "symbol": "AAPL",
+                "trade_ts_ms": i,
+            }
+        )
+        for i in range(4)
+    ]
+    (tmp_path / "trades.ndjson").write_text("\n".join(lines) + '\n{"trade_id": "t4", "ev')
+
+    events = load_ground_truth_events(tmp_path)
+
+    assert list(events["trade_id"]) == ["t0", "t1", "t2", "t3"]
+    assert events["event_id"].nunique() == 2
+    (tmp_path / "trades.ndjson").write_text(lines[0] + "\nnot json\n" + lines[1] + "\n")
+    with pytest.raises(DatasetError, match="line 2"):
+        load_ground_truth_events(tmp_path)
+
+
+def test_synthetic_market_is_reproducible():
+    a = synthetic_market(1000, seed=11).frame
+    b = synthetic_market(1000, seed=11).frame
+    pd.testing.assert_frame_equal(a, b)
+    assert np.isclose(a["is_anomaly"].mean(), 0.015, atol=0.01)

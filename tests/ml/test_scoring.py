@@ -1,0 +1,127 @@
+"""Batch scoring: contract-shaped parquet files, written atomically, idempotent."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import duckdb
+import pyarrow.parquet as pq
+import pytest
+
+from ml.datasets import load_scoring_frame
+from ml.registry import CHAMPION
+from ml.scoring import SCORES_SCHEMA, ScoresUnreadable, score_new_trades, scored_trade_ids
+
+
+@pytest.fixture
+def champion(registry, register_model, fitted_models, tmp_path):
+    from ml.audit import AuditLog
+
+    version = register_model(fitted_models["xgboost"])
+    registry.promote(version, audit_log=AuditLog(tmp_path / "audit"), reason="test champion")
+    return registry.load_alias(CHAMPION)
+
+
+def read_scores(scores_dir):
+    con = duckdb.connect()
+    return con.execute(
+        f"select * from read_parquet('{scores_dir}/*/*.parquet', hive_partitioning = false)"
+    ).df()
+
+
+def test_scores_follow_the_contract_and_rerunning_adds_no_rows(champion, split, tmp_path):
+    scores_dir = tmp_path / "scores"
+    now = datetime(2024, 3, 10, 12, 0, tzinfo=UTC)
+
+    first = score_new_trades(
+        split.test,
+        model=champion.model,
+        model_name=champion.name,
+        model_version=champion.version,
+        scores_dir=scores_dir,
+        now=now,
+    )
+    second = score_new_trades(
+        split.test,
+        model=champion.model,
+        model_name=champion.name,
+        model_version=champion.version,
+        scores_dir=scores_dir,
+    )
+
+    assert first.rows_scored == len(split.test)
+    assert second.rows_scored == 0 and second.files == ()
+    assert second.rows_already_scored == len(split.test)
+    scores = read_scores(scores_dir)
+    assert len(scores) == len(split.test)
+    assert scores["trade_id"].is_unique
+    for path in first.files:
+        assert pq.read_schema(path).remove_metadata() == SCORES_SCHEMA
+        day = path.parent.name.removeprefix("date=")
+        assert (pq.read_table(path).to_pandas()["trade_ts"].dt.strftime("%Y-%m-%d") == day).all()
+    assert not list(scores_dir.rglob(".*"))  # no temporary file left behind
+    assert scores["score"].between(0, 1).all()
+    assert set(scores["risk_level"]) <= {"critical", "high", "medium", "low"}
+    assert (scores["model_name"] == "tradewatch_anomaly").all()
+    assert (scores["model_version"] == champion.version).all()
+    threshold = champion.model.metadata.metadata["threshold"]
+    assert (scores["flag"] == (scores["score"] >= threshold)).all()
+    assert first.flagged == int(scores["flag"].sum())
+    assert (scores["scored_at"].dt.tz_convert("UTC") == now).all()
+
+
+def test_only_new_trades_are_scored(champion, split, tmp_path):
+    scores_dir = tmp_path / "scores"
+    older, newer = split.test.iloc[:1000], split.test.iloc[1000:]
+    kwargs = dict(
+        model=champion.model,
+        model_name=champion.name,
+        model_version=champion.version,
+        scores_dir=scores_dir,
+    )
+    score_new_trades(older, **kwargs)
+
+    result = score_new_trades(split.test, **kwargs)
+
+    assert result.rows_scored == len(newer)
+    assert result.rows_already_scored == len(older)
+    assert scored_trade_ids(scores_dir) == set(split.test["trade_id"])
+
+
+def test_scoring_frame_from_the_warehouse_leaves_out_scored_trades(champion, split, tmp_path):
+    warehouse = tmp_path / "warehouse.duckdb"
+    con = duckdb.connect(str(warehouse))
+    features = split.test.drop(columns=["is_anomaly", "label_source", "anomaly_kind"])
+    con.register("features_df", features)
+    con.execute("create table gold_trade_features as select * from features_df")
+    con.close()
+    scores_dir = tmp_path / "scores"
+    score_new_trades(
+        split.test.iloc[:700],
+        model=champion.model,
+        model_name=champion.name,
+        model_version=champion.version,
+        scores_dir=scores_dir,
+    )
+
+    pending = load_scoring_frame(warehouse, scores_dir=scores_dir)
+
+    assert len(pending) == len(split.test) - 700
+    assert set(pending["trade_id"]).isdisjoint(scored_trade_ids(scores_dir))
+
+
+def test_a_damaged_scores_file_stops_scoring(champion, split, tmp_path):
+    scores_dir = tmp_path / "scores"
+    bad = scores_dir / "date=2024-03-05" / "scores-broken.parquet"
+    bad.parent.mkdir(parents=True)
+    bad.write_bytes(b"not parquet")
+
+    with pytest.raises(ScoresUnreadable, match="scores-broken.parquet"):
+        score_new_trades(
+            split.test,
+            model=champion.model,
+            model_name=champion.name,
+            model_version=champion.version,
+            scores_dir=scores_dir,
+        )
+    assert [p.name for p in scores_dir.rglob("*.parquet")] == ["scores-broken.parquet"]
