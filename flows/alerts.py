@@ -22,6 +22,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
@@ -29,6 +30,7 @@ from ml.audit import AuditLog
 
 if TYPE_CHECKING:
     from flows.config import Settings
+    from ml.drift import DriftReport
 
 log = logging.getLogger(__name__)
 
@@ -242,6 +244,25 @@ def alert_sender(settings: Settings, *, environ: Mapping[str, str] | None = None
         retries=settings.alerts.retries,
         environ=environ,
     )
+
+
+def send_drift_alert(
+    sender: AlertSender, report: DriftReport, *, html_report: Path | None = None
+) -> AlertDelivery | None:
+    """Alert what drifted: a warning, critical if performance dropped; None if nothing drifted."""
+    drifted = report.drifted_features
+    if not drifted:
+        return None
+    severity = "critical" if report.performance_drift else "warning"
+    names = ", ".join(f"{f.feature} ({f.statistic_name} {f.statistic:.3f})" for f in drifted[:8])
+    more = f" and {len(drifted) - 8} more" if len(drifted) > 8 else ""
+    fields = {
+        "drifted share": f"{report.drifted_share:.0%} of input features",
+        "drift run": report.run_id,
+    }
+    if html_report is not None:
+        fields["report"] = str(html_report)
+    return sender.send(severity, "Drift detected", f"Drifted: {names}{more}.", fields)
 
 
 def _retry_after(value: str | None) -> float | None:

@@ -418,7 +418,11 @@ def _quantiles_of_sorted(
         diff = b - a
         lerp = a + diff * gamma
         lerp = np.where(gamma >= 0.5, b - diff * (1 - gamma), lerp)
-    # Equal neighbours (also infinite ones, where the arithmetic gives NaN) are the quantile.
+    # Infinite neighbours make the arithmetic give NaN where the limit is plain: equal
+    # neighbours are the quantile, and strictly between -inf and x (or x and +inf) it is
+    # -inf (or +inf).
+    lerp = np.where(np.isneginf(a) | (gamma == 0), a, lerp)
+    lerp = np.where(np.isposinf(b) & (gamma > 0) & ~np.isneginf(a), b, lerp)
     return np.where(a == b, a, lerp)
 
 

@@ -9,13 +9,16 @@ import socket
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 
-from flows.alerts import AlertError, AlertSender, alert_sender
+from flows.alerts import AlertError, AlertSender, alert_sender, send_drift_alert
 from flows.config import DEFAULT_CONFIG, load_settings
 from ml.audit import AuditLog
+from ml.drift import DriftReport, FeatureDrift, TimeWindow
 from ml.retraining import BlockedBy, RetrainingTrigger
 
 SECRET = "s3cr3t-Fake-Token-9f8e7d6c"
@@ -237,3 +240,25 @@ def test_a_trigger_with_an_unreadable_audit_log_alerts_through_the_webhook(webho
     assert [line["kind"] for line in lines] == ["retrain_triggered", "retrain_skipped", "alert"]
     assert lines[-1]["payload"]["delivered"] is True
     assert_secret_kept(audit, caplog, decision)
+
+
+def test_a_drift_alert_names_the_drifted_features_and_a_quiet_report_sends_none(webhook, audit):
+    window = TimeWindow(datetime(2024, 3, 1, tzinfo=UTC), datetime(2024, 3, 8, tzinfo=UTC))
+
+    def report(*rows: FeatureDrift) -> DriftReport:
+        return DriftReport("run-9", window.end, window, window, rows)
+
+    shifted = FeatureDrift("volume_zscore", "numeric", "psi", 1.234, 0.2, True, 100, 100)
+    steady = FeatureDrift("rsi_14", "numeric", "psi", 0.01, 0.2, False, 100, 100)
+    alerts = sender(audit, webhook.url)
+
+    assert send_drift_alert(alerts, report(steady)) is None
+    delivery = send_drift_alert(alerts, report(shifted, steady), html_report=Path("r.html"))
+
+    assert delivery.delivered
+    (body,) = webhook.received
+    assert body["text"] == "[WARNING] Drift detected: Drifted: volume_zscore (psi 1.234)."
+    assert {"type": "mrkdwn", "text": "*drifted share*\n50% of input features"} in body["blocks"][
+        2
+    ]["fields"]
+    assert [r.payload["title"] for r in audit.records("alert")] == ["Drift detected"]
