@@ -11,6 +11,7 @@ assemble the whole payload, twice over, before we could look at its size), and r
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import math
 import random
 import socket
@@ -36,7 +37,6 @@ from ingest.landing import (
     utc_date_of_ms,
 )
 from ingest.symbols import validate_symbols
-from ingest.trade_id import trade_id
 
 SOURCE = "finnhub"
 #: Frames (or fragmented messages) larger than this are rejected unread.
@@ -47,8 +47,9 @@ _MS_PER_DAY = 86_400_000
 _INF = math.inf
 _READ_CHUNK = 256 * 1024
 _POLL_SECONDS = 0.25
+_POLICY_VIOLATION = 1008
 _REJECT_FLUSH_LINES = 10_000
-_OPT_LINE = orjson.OPT_APPEND_NEWLINE
+_CONDITION_CACHE = 4096  # distinct condition lists remembered as JSON text
 
 ProgressCallback = Callable[["CollectorStats"], None]
 
@@ -63,6 +64,11 @@ class FinnhubAuthError(FinnhubError):
 
 class _ConnectionClosed(Exception):
     """The server closed the connection (close frame or end of stream)."""
+
+    def __init__(self, message: str, code: int | None = None, reason: str = "") -> None:
+        super().__init__(message)
+        self.code = code
+        self.reason = reason
 
 
 class _ProtocolError(Exception):
@@ -99,6 +105,16 @@ class CollectorStats:
 class _Oversized:
     total_bytes: int
     head: bytes
+
+
+def reconnect_delay(
+    attempt: int, initial_seconds: float, max_seconds: float, rng: random.Random
+) -> float:
+    """Seconds to wait before reconnect number `attempt` (0-based): capped exponential with
+    "equal jitter" — between half and all of min(max, initial * 2**attempt), so reconnecting
+    clients spread out but never hammer a server that has just gone down."""
+    ceiling = min(max_seconds, initial_seconds * 2 ** min(attempt, 62))
+    return ceiling / 2 + rng.uniform(0, ceiling / 2)
 
 
 def _with_token(url: str, api_key: ApiKey | None) -> str:
@@ -202,7 +218,11 @@ class _FrameReader:
                     self._send_pong(payload)
                 elif opcode == 0x8:
                     code = struct.unpack("!H", payload[:2])[0] if len(payload) >= 2 else 1005
-                    raise _ConnectionClosed(f"the server closed the connection (code {code})")
+                    reason = payload[2:].decode("utf-8", "replace")
+                    raise _ConnectionClosed(
+                        f"the server closed the connection (code {code} {reason})".strip(),
+                        code, reason,
+                    )
                 continue
 
             if opcode in (0x1, 0x2):
@@ -304,6 +324,7 @@ class FinnhubCollector:
         self._stopping = False
         self._ws: websocket.WebSocket | None = None
         self._dates: dict[int, str] = {}
+        self._condition_texts: dict[tuple, str] = {}
         self._second = -1
         self._second_text = ""
         self._random = random.Random()
@@ -358,10 +379,20 @@ class FinnhubCollector:
                     self._stats.reconnects += 1
                 connected_before = True
                 messages_before = self._stats.messages
+                received_before = self._stats.received
                 try:
                     self._receive(ws)
-                except (OSError, websocket.WebSocketException, _ConnectionClosed,
-                        _ProtocolError) as exc:
+                except _ConnectionClosed as exc:
+                    if exc.code == _POLICY_VIOLATION and self._stats.received == received_before:
+                        # Closing a fresh connection for a policy violation, before any trade,
+                        # is how a Finnhub-protocol server refuses a token after the upgrade.
+                        raise FinnhubAuthError(
+                            "the server closed the connection before any trade (policy "
+                            f"violation: {self._api_key_safe(exc.reason)[:120]}); check "
+                            "FINNHUB_API_KEY, or pass --url to use the simulator"
+                        ) from None
+                    self._note_problem(f"connection lost: {self._describe(exc)}")
+                except (OSError, websocket.WebSocketException, _ProtocolError) as exc:
                     self._note_problem(f"connection lost: {self._describe(exc)}")
                 finally:
                     self._close(ws)
@@ -387,15 +418,17 @@ class FinnhubCollector:
         text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         return redact_credentials(text, self._api_key)[:300]
 
+    def _api_key_safe(self, text: str) -> str:
+        return redact_credentials(text, self._api_key)
+
     def _note_problem(self, text: str) -> None:
         self._stats.last_problem = text
 
     def _backoff(self, attempt: int) -> None:
         """Sleep a capped exponential delay with jitter, waking early when asked to stop."""
-        ceiling = min(self.reconnect_max_seconds, self.reconnect_initial_seconds * 2**attempt)
-        # "Equal jitter": at least half the delay, so reconnecting clients spread out but
-        # never hammer a server that just went down.
-        delay = ceiling / 2 + self._random.uniform(0, ceiling / 2)
+        delay = reconnect_delay(
+            attempt, self.reconnect_initial_seconds, self.reconnect_max_seconds, self._random
+        )
         until = time.monotonic() + delay
         while not self._should_stop():
             remaining = until - time.monotonic()
@@ -538,10 +571,11 @@ class FinnhubCollector:
         dates = self._dates
         latest = now_ms + _MS_PER_DAY
         dumps = orjson.dumps
-        make_id = trade_id
-        batches: dict[str, list[bytes]] = {}
+        blake2b = hashlib.blake2b
+        condition_texts = self._condition_texts
+        batches: dict[str, list[str]] = {}
         current_day = -1
-        lines: list[bytes] = []
+        lines: list[str] = []
         accepted = 0
         for position, trade in enumerate(data):
             problem = None
@@ -601,27 +635,33 @@ class FinnhubCollector:
                     date = dates[day] = utc_date_of_ms(ts)
                 lines = batches.setdefault(date, [])
                 current_day = day
-            price = float(price)
-            volume = float(volume)
+            # The id key exactly as ingest.trade_id.trade_id builds it (a test holds the two
+            # together); the same float reprs are valid JSON numbers and go into the line, so
+            # each trade is formatted once instead of hashed by one function and dumped by
+            # another.
+            price_text = repr(float(price))
+            volume_text = repr(float(volume))
+            key = f"{symbol}|{ts}|{price_text}|{volume_text}|{position}"
+            if conditions is None:
+                conditions_text = "null"
+            else:
+                shape = tuple(conditions)
+                conditions_text = condition_texts.get(shape)
+                if conditions_text is None:
+                    conditions_text = dumps(conditions).decode()
+                    if len(condition_texts) < _CONDITION_CACHE:
+                        condition_texts[shape] = conditions_text
+            exchange_text = "null" if exchange is None else dumps(exchange).decode()
             lines.append(
-                dumps(
-                    {
-                        "trade_id": make_id(symbol, ts, price, volume, position),
-                        "symbol": symbol,
-                        "price": price,
-                        "volume": volume,
-                        "trade_ts_ms": ts,
-                        "conditions": conditions,
-                        "exchange": exchange,
-                        "received_at": received_at,
-                        "source": SOURCE,
-                    },
-                    option=_OPT_LINE,
-                )
+                f'{{"trade_id":"{blake2b(key.encode(), digest_size=16).hexdigest()}",'
+                f'"symbol":"{symbol}","price":{price_text},"volume":{volume_text},'
+                f'"trade_ts_ms":{ts},"conditions":{conditions_text},'
+                f'"exchange":{exchange_text},"received_at":"{received_at}",'
+                f'"source":"{SOURCE}"}}\n'
             )
             accepted += 1
         for date, batch in batches.items():
-            self._trades.add(date, b"".join(batch), len(batch))
+            self._trades.add(date, "".join(batch).encode(), len(batch))
         self._stats.received += len(data)
         self._stats.accepted += accepted
 
