@@ -284,14 +284,12 @@ def numeric_binning(
     bins: int = DEFAULT_BINS,
     epsilon: float = PSI_EPSILON,
     workers: int = 1,
-    sorted_reference_out: list[np.ndarray] | None = None,
 ) -> NumericBinning:
     """PSI and bins for feature-major float matrices (features x rows).
 
-    `reference` is sorted in place (pass a copy if you need it unsorted). With `workers` > 1
-    the features are split into that many groups computed on threads (numpy releases the GIL
-    in sort and in the comparisons). If `sorted_reference_out` is a list, the sorted reference
-    rows are appended to it (the report's histograms reuse them).
+    `reference` is sorted in place along its rows (pass a copy to keep it; the report's
+    histograms reuse the sorted rows). With `workers` > 1 the features are split into that
+    many groups computed on threads (numpy releases the GIL in sort and in the comparisons).
     """
     if bins < 2:
         raise DriftInputError(f"bins must be at least 2, got {bins}")
@@ -323,8 +321,6 @@ def numeric_binning(
     ref_share = np.maximum(ref_counts / n_ref, epsilon)
     cur_share = np.maximum(cur_counts / n_cur, epsilon)
     psi = np.sum((cur_share - ref_share) * np.log(cur_share / ref_share), axis=1)
-    if sorted_reference_out is not None:
-        sorted_reference_out.append(reference)
     return NumericBinning(
         psi=psi,
         edges=edges,
@@ -485,14 +481,15 @@ def _bin_current(
 
 
 def _feature_major(values: Any, name: str) -> np.ndarray:
+    """A fresh (features x rows) float64 copy: the caller's array is never sorted in place."""
+    # Not np.array(copy=True): pandas 2.2's Series.__array__ ignores `copy` and hands out
+    # its own buffer, which the in-place sort would then reorder.
     array = np.asarray(values, dtype=np.float64)
     if array.ndim == 1:
-        array = array[None, :]
-    elif array.ndim == 2:
-        array = array.T
-    else:
-        raise DriftInputError(f"{name} must be 1-D (rows) or 2-D (rows x features)")
-    return np.ascontiguousarray(array)
+        return array.copy()[None, :]
+    if array.ndim == 2:
+        return array.T.copy(order="C")
+    raise DriftInputError(f"{name} must be 1-D (rows) or 2-D (rows x features)")
 
 
 # --------------------------------------------------------------------------------------------
@@ -704,12 +701,10 @@ def compute_drift(
     if numeric_features:
         ref_matrix = _stack_columns(reference, numeric_features, "reference")
         cur_matrix = _stack_columns(current, numeric_features, "current")
-        sorted_out: list[np.ndarray] = []
-        binning = numeric_binning(
-            ref_matrix, cur_matrix, bins=bins, workers=workers, sorted_reference_out=sorted_out
-        )
+        binning = numeric_binning(ref_matrix, cur_matrix, bins=bins, workers=workers)
+        # numeric_binning sorted ref_matrix in place: the histograms reuse the sorted rows.
         rows += _numeric_rows(
-            numeric_features, "numeric", binning, psi_threshold, sorted_out[0], cur_matrix, notes
+            numeric_features, "numeric", binning, psi_threshold, ref_matrix, cur_matrix, notes
         )
 
     if categorical_features:
@@ -747,16 +742,13 @@ def compute_drift(
         if ref_scores.shape[1] == 0 or cur_scores.shape[1] == 0:
             notes.append("prediction drift not checked: a window has no scores")
         else:
-            sorted_out = []
-            binning = numeric_binning(
-                ref_scores, cur_scores, bins=bins, sorted_reference_out=sorted_out
-            )
+            binning = numeric_binning(ref_scores, cur_scores, bins=bins)
             rows += _numeric_rows(
                 [PREDICTION_FEATURE],
                 "prediction",
                 binning,
                 threshold_prediction,
-                sorted_out[0],
+                ref_scores,
                 cur_scores,
                 notes,
             )

@@ -94,9 +94,19 @@ def assert_secret_kept(audit: AuditLog, caplog, *things) -> None:
 
 
 @pytest.fixture(autouse=True)
-def debug_logging(caplog):
+def debug_logging_and_no_proxy(caplog, monkeypatch):
     # Everything any library logs is captured: the URL must not be in it even at DEBUG.
     caplog.set_level(logging.DEBUG)
+    # The webhook server is on 127.0.0.1: a proxy from the CI environment must not intercept.
+    for name in (
+        "http_proxy",
+        "https_proxy",
+        "all_proxy",
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "ALL_PROXY",
+    ):
+        monkeypatch.delenv(name, raising=False)
 
 
 def test_an_alert_is_posted_as_slack_json_and_audited(webhook, audit, caplog):

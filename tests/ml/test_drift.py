@@ -147,6 +147,19 @@ def test_a_constant_reference_tells_values_below_it_apart():
     assert population_stability_index(reference, reference.copy())[0] == 0.0
 
 
+def test_the_callers_data_is_left_as_it_was(reference):
+    scores = pd.Series(np.random.default_rng(6).uniform(size=3_000))
+    column = np.random.default_rng(7).normal(size=(3_000, 1))
+    before_scores, before_column, before_frame = scores.copy(), column.copy(), reference.copy()
+
+    drift(reference, reference, reference_scores=scores, current_scores=scores)
+    population_stability_index(column, column[::-1])
+
+    pd.testing.assert_series_equal(scores, before_scores)
+    np.testing.assert_array_equal(column, before_column)
+    pd.testing.assert_frame_equal(reference, before_frame)
+
+
 def test_a_change_in_the_missing_rate_counts_as_drift(reference):
     current = trades(20_000, seed=2)
     current.loc[current.index[:6_000], "rsi_14"] = np.nan
