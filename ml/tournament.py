@@ -18,7 +18,7 @@ import mlflow
 import pandas as pd
 from mlflow import MlflowClient
 
-from ml.datasets import TimeSplit, label_mix_of
+from ml.datasets import LabelSummary, TimeSplit, label_mix_of
 from ml.metrics import DEFAULT_LATENCY_BATCH_SIZES, Evaluation, evaluate
 from ml.models import build_model
 from ml.pyfunc import DEFAULT_RISK_LEVELS, TradewatchModel, log_tradewatch_model, predictor
@@ -64,6 +64,7 @@ class Leaderboard:
     failures: tuple[ModelFailure, ...]
     experiment_id: str
     split_summary: dict[str, Any]
+    labels: LabelSummary
 
     @property
     def winner(self) -> LeaderboardEntry | None:
@@ -236,4 +237,4 @@ def run_tournament(
     )
     for entry in entries:
         client.set_tag(entry.run_id, "rank", str(entry.rank))
-    return Leaderboard(entries, tuple(failures), experiment_id, summary)
+    return Leaderboard(entries, tuple(failures), experiment_id, summary, split.labels)

@@ -47,7 +47,7 @@ def test_supervised_models_beat_the_unsupervised_one(fitted_models, split):
 
 def test_class_imbalance_is_weighted_unless_configured(fitted_models, split):
     y = split.train[LABEL_COLUMN]
-    expected = (len(y) - y.sum()) / y.sum()
+    expected = np.sqrt((len(y) - y.sum()) / y.sum())
     assert fitted_models["lightgbm"].resolved_params["scale_pos_weight"] == pytest.approx(expected)
     assert fitted_models["xgboost"].resolved_params["scale_pos_weight"] == pytest.approx(expected)
     assert fitted_models["random_forest"].resolved_params["class_weight"] == "balanced_subsample"

@@ -60,6 +60,7 @@ def test_leaderboard_is_ranked_by_test_pr_auc_on_one_window(leaderboard_and_clie
     assert leaderboard.winner is leaderboard.entries[0]
     assert {e.evaluation.rows for e in leaderboard.entries} == {len(split.test)}
     assert leaderboard.split_summary["test_start"] == split.windows["test"].start.isoformat()
+    assert leaderboard.labels.weak is False
     assert all(e.model_uri.startswith("models:/m-") for e in leaderboard.entries)
 
 
