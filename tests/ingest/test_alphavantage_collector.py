@@ -1,0 +1,206 @@
+"""The Alpha Vantage collector against the simulator's REST endpoint on 127.0.0.1."""
+
+from __future__ import annotations
+
+import subprocess
+from datetime import datetime, timedelta
+
+import orjson
+import pytest
+from collectors_fixtures import TRADEWATCH, cli_env, settings_for, write_config
+
+from flows.collect import run_collect_alphavantage
+from ingest.alphavantage import (
+    AlphaVantageCollector,
+    CallBudget,
+    InvalidApiKey,
+    RateLimited,
+)
+from ingest.landing import bars_path, read_landed_records
+from ingest.simulator import FaultConfig
+
+
+class _Clock:
+    """Budget time that the collector's waits advance instead of sleeping."""
+
+    def __init__(self) -> None:
+        import time
+
+        self.now = time.time()
+        self.sleeps: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+        self.sleeps.append(seconds)
+
+
+def _budget(tmp_path, per_minute: int = 100, per_day: int = 100, clock: _Clock | None = None):
+    kwargs = {"clock": clock, "sleep": clock.sleep} if clock else {}
+    return CallBudget(tmp_path / "state" / "alphavantage_budget.json",
+                      calls_per_minute=per_minute, calls_per_day=per_day, **kwargs)
+
+
+def _collector(url, tmp_path, symbols=("AAPL", "MSFT"), *, budget=None, **options):
+    options.setdefault("api_key", "sim-key")
+    return AlphaVantageCollector(
+        base_url=url, symbols=symbols, interval="5min", landing_dir=tmp_path / "landing",
+        budget=budget or _budget(tmp_path), backoff_initial_seconds=0.01, **options)
+
+
+def _bars(tmp_path) -> list[dict]:
+    return list(read_landed_records(tmp_path / "landing" / "bars"))
+
+
+def test_bars_land_one_file_per_symbol_month_and_a_rerun_replaces_them(simulator, tmp_path):
+    market = simulator(seed=2)
+    first = _collector(market.av_url, tmp_path).collect()
+    assert first.error is None and first.failed == []
+    before = _bars(tmp_path)
+    assert len(before) == first.bars == 200  # compact: the latest 100 bars per symbol
+
+    second = _collector(market.av_url, tmp_path).collect()
+
+    after = _bars(tmp_path)
+    assert second.bars == 200
+    assert len(after) == len(before)  # replaced, not appended
+    assert {(b["symbol"], b["bar_ts_utc"]) for b in after} == {
+        (b["symbol"], b["bar_ts_utc"]) for b in before}
+    assert min(b["fetched_at"] for b in after) > max(b["fetched_at"] for b in before)
+    month = bars_path(tmp_path / "landing", "5min", "AAPL", "2024-03")
+    assert month.exists()
+    for bar in after:
+        assert bar["time_zone"] == "US/Eastern" and bar["source"] == "alphavantage"
+        assert bar["bar_ts_utc"].endswith("Z") and bar["low"] <= bar["close"] <= bar["high"]
+        # Eastern is UTC-5 until the DST change on 2024-03-10 at 02:00, UTC-4 after it.
+        local = datetime.strptime(bar["bar_local"], "%Y-%m-%d %H:%M:%S")
+        offset = 5 if bar["bar_local"] < "2024-03-10 02:00:00" else 4
+        assert bar["bar_ts_utc"] == f"{local + timedelta(hours=offset):%Y-%m-%dT%H:%M:%S}Z"
+
+
+def test_rate_limit_note_is_detected_and_ends_the_run_keeping_what_was_fetched(
+    simulator, tmp_path
+):
+    market = simulator(seed=2, av_calls_per_minute=2)
+    result = _collector(market.av_url, tmp_path, ("AAPL", "MSFT", "NVDA", "AMZN")).collect()
+
+    assert isinstance(result.error, RateLimited)
+    assert "Note" in str(result.error)
+    assert [r.symbol for r in result.results if not r.error] == ["AAPL", "MSFT"]
+    assert market.stats().av_requests == 3  # nothing more after the notice
+    assert market.stats().av_rate_limited == 1
+    assert {b["symbol"] for b in _bars(tmp_path)} == {"AAPL", "MSFT"}
+
+
+def test_daily_limit_information_is_a_rate_limit_too(simulator, tmp_path):
+    market = simulator(seed=2, av_calls_per_day=1)
+    result = _collector(market.av_url, tmp_path).collect()
+    assert isinstance(result.error, RateLimited) and "Information" in str(result.error)
+    assert result.bars == 100
+
+
+def test_per_minute_budget_waits_for_a_free_slot_instead_of_calling(simulator, tmp_path):
+    market = simulator(seed=2, av_calls_per_minute=100)
+    clock = _Clock()
+    result = _collector(market.av_url, tmp_path, ("AAPL", "MSFT", "NVDA"),
+                        budget=_budget(tmp_path, per_minute=2, clock=clock)).collect()
+    assert result.error is None and result.bars == 300
+    assert 59 <= sum(clock.sleeps) <= 61  # the third call waited out the minute
+    assert market.stats().av_requests == 3
+
+
+def test_the_daily_budget_holds_across_two_cli_runs(simulator, tmp_path):
+    market = simulator(seed=2)
+    home = tmp_path / "home"
+    config = write_config(tmp_path / "config", alphavantage={"calls_per_day": 3})
+
+    def run() -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [str(TRADEWATCH), "--config", str(config), "collect", "alphavantage", "--url",
+             market.av_url, "--symbols", "AAPL,MSFT", "--interval", "5min"],
+            env=cli_env(home), capture_output=True, text=True, timeout=120)
+
+    first, second = run(), run()
+
+    assert first.returncode == 0, first.stderr
+    assert "fetched 2 of 2 symbols" in first.stdout
+    assert second.returncode == 1
+    assert "fetched 1 of 2 symbols" in second.stdout
+    assert second.stderr.splitlines()[-1].startswith(
+        "tradewatch: BudgetExhausted: the Alpha Vantage budget of 3 calls per day is spent")
+    assert market.stats().av_requests == 3  # the fourth call was never sent
+    budget = orjson.loads((home / "state" / "alphavantage_budget.json").read_bytes())
+    assert len(budget["calls"]) == 3
+
+
+def test_5xx_answers_are_retried_and_every_attempt_spends_budget(simulator, tmp_path):
+    market = simulator(seed=2, faults=FaultConfig(http_5xx_every_n=2))
+    budget = _budget(tmp_path)
+    result = _collector(market.av_url, tmp_path, ("AAPL", "MSFT", "NVDA"),
+                        budget=budget).collect()
+    assert result.error is None and result.failed == [] and result.bars == 300
+    assert market.stats().av_5xx == 2
+    assert result.calls == market.stats().av_requests == 5
+    assert budget.used()[1] == 5
+
+
+def test_timeouts_are_retried_then_reported_for_that_symbol(simulator, tmp_path):
+    market = simulator(seed=2, faults=FaultConfig(slow_response_seconds=0.4))
+    result = _collector(market.av_url, tmp_path, ("AAPL",), timeout_seconds=0.1,
+                        retries=2).collect()
+    assert result.error is None  # a symbol-level failure: the run itself was not refused
+    [failed] = result.failed
+    assert failed.error.startswith("RequestFailed: AAPL: no answer from Alpha Vantage after 3")
+    assert "Timeout" in failed.error
+    assert result.calls == 3
+    assert _bars(tmp_path) == []
+
+
+def test_bad_key_is_invalid_api_key_and_stops_the_run(simulator, tmp_path):
+    market = simulator(seed=2, av_api_key="the-right-key")
+    result = _collector(market.av_url, tmp_path, ("AAPL", "MSFT"),
+                        api_key="WRONG-av-key-0815").collect()
+    assert isinstance(result.error, InvalidApiKey)
+    assert "WRONG-av-key-0815" not in str(result.error)
+    assert market.stats().av_requests == 1
+
+
+def test_an_unknown_symbol_fails_alone(simulator, tmp_path):
+    market = simulator(seed=2)
+    result = _collector(market.av_url, tmp_path, ("AAPL", "ZZZZ", "MSFT")).collect()
+    assert result.error is None
+    assert [r.symbol for r in result.failed] == ["ZZZZ"]
+    assert result.failed[0].error.startswith("ApiError: Alpha Vantage error: Invalid API call")
+    assert result.bars == 200
+
+
+def test_flow_exit_codes_and_lines(simulator, tmp_path, capsys):
+    market = simulator(seed=2, av_calls_per_minute=1)
+    settings = settings_for(tmp_path / "home")
+
+    ok = run_collect_alphavantage(settings, url=market.av_url, symbols=("AAPL",),
+                                  interval="5min")
+    out = capsys.readouterr().out
+    limited = run_collect_alphavantage(settings, url=market.av_url, symbols=("MSFT",),
+                                       interval="5min")
+    captured = capsys.readouterr()
+
+    assert ok == 0 and "alphavantage: fetched 1 of 1 symbols, landed 100 5min bars" in out
+    assert limited == 1
+    assert captured.err.splitlines()[-1].startswith("tradewatch: RateLimited: Alpha Vantage")
+    assert "fetched 0 of 1 symbols" in captured.out
+
+
+def test_symbols_and_intervals_are_validated_before_any_request(tmp_path):
+    from ingest.symbols import InvalidSymbol
+
+    with pytest.raises(InvalidSymbol):
+        _collector("http://127.0.0.1:9", tmp_path, ("../../etc",))
+    with pytest.raises(ValueError, match="unknown interval"):
+        AlphaVantageCollector(base_url="http://127.0.0.1:9", api_key="k", symbols=["AAPL"],
+                              interval="../1min", landing_dir=tmp_path,
+                              budget=_budget(tmp_path))
+    assert not (tmp_path / "landing").exists()
+
