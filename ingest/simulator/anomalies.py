@@ -353,9 +353,12 @@ def inject_anomalies(
             wash = position[n + np.flatnonzero(extra_label == j)]
             cents[wash] = cents[position[anchor]]
             vol[wash] = plan.params["size"]
-            outside = MINUTE_SESSION[off[wash] // 60_000] != REGULAR
-            cond[wash] = np.where(outside, 3, 1)
             params[j]["price"] = int(cents[position[anchor]]) / 100
+
+    # Sizes changed above: the odd-lot flag of the conditions follows the final size.
+    listed = cond > 0
+    outside = (MINUTE_SESSION[off[listed] // 60_000] != REGULAR).astype(np.int8)
+    cond[listed] = 1 + 2 * outside + (vol[listed] < 100).astype(np.int8)
 
     ts = day_open_ms + off
     events: list[AnomalyEvent] = []

@@ -109,7 +109,8 @@ class Simulator:
             ) from None
         threads = [
             threading.Thread(target=ws_server.serve_forever, name="simulator-ws", daemon=True),
-            threading.Thread(target=http_server.serve_forever, name="simulator-av", daemon=True),
+            threading.Thread(target=http_server.serve_forever, args=(0.05,), name="simulator-av",
+                             daemon=True),
             threading.Thread(target=feed.run, name="simulator-clock", daemon=True),
         ]
         for thread in threads:

@@ -1,0 +1,151 @@
+"""Fixtures shared by the ingest tests: the simulated market as a real server on 127.0.0.1.
+
+- `simulator(**fields)` starts a simulator with any SimulatorConfig fields and returns its
+  handle (ws_url, av_url, stats(), sent_trade_ids(), wait_finished()); every simulator a test
+  started is stopped at teardown. Test defaults: ground truth under
+  `tmp_path / "simulator" / "ground_truth"` and record_sent_ids=True.
+- `record_feed(url, symbols, ...)` is a plain websocket-client that subscribes, records every
+  frame until the server ends the stream, and can reconnect after abrupt drops.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+import websocket
+
+from ingest.simulator import Simulator, SimulatorConfig, SimulatorHandle
+from ingest.symbols import SYMBOL_PATTERN
+from ingest.trade_id import trade_id
+
+
+@pytest.fixture
+def ground_truth_dir(tmp_path: Path) -> Path:
+    """Where the simulator started by `simulator` writes events.ndjson and trades.ndjson."""
+    return tmp_path / "simulator" / "ground_truth"
+
+
+@pytest.fixture
+def simulator(ground_truth_dir: Path) -> Iterator[Callable[..., SimulatorHandle]]:
+    """Factory: `simulator(max_trades=1000, faults=FaultConfig(...))` → a running simulator."""
+    handles: list[SimulatorHandle] = []
+
+    def start(**fields: Any) -> SimulatorHandle:
+        fields.setdefault("ground_truth_dir", ground_truth_dir)
+        fields.setdefault("record_sent_ids", True)
+        handle = Simulator(SimulatorConfig(**fields)).start()
+        handles.append(handle)
+        return handle
+
+    yield start
+    for handle in handles:
+        handle.stop()
+
+
+@dataclass
+class FeedRecording:
+    """Everything one client received, frame by frame, across its connections."""
+
+    frames: list[str] = field(default_factory=list)  # every text frame, in order
+    connections: int = 0
+    abrupt_ends: int = 0  # connections that ended without a close frame
+    close_codes: list[int] = field(default_factory=list)
+
+    def messages(self) -> list[Any]:
+        """Each frame parsed as JSON (None where it is not JSON)."""
+        parsed = []
+        for frame in self.frames:
+            try:
+                parsed.append(orjson.loads(frame))
+            except orjson.JSONDecodeError:
+                parsed.append(None)
+        return parsed
+
+    def trade_messages(self) -> list[list[dict[str, Any]]]:
+        """The `data` of every well-formed trade message (at most 1 MiB, every trade valid)."""
+        return [
+            m["data"] for frame, m in zip(self.frames, self.messages(), strict=True)
+            if isinstance(m, dict) and m.get("type") == "trade" and len(frame) <= ONE_MIB
+            and isinstance(m.get("data"), list) and all(is_valid_trade(t) for t in m["data"])
+        ]
+
+    def trade_ids(self) -> list[str]:
+        """Ids of every trade in every well-formed trade message, by position in its message."""
+        return [
+            trade_id(t["s"], t["t"], t["p"], t["v"], i)
+            for data in self.trade_messages()
+            for i, t in enumerate(data)
+        ]
+
+
+ONE_MIB = 1024 * 1024
+
+
+def is_valid_trade(trade: object) -> bool:
+    """What a careful collector accepts: exact JSON types, finite positive price, plausible time."""
+    if not isinstance(trade, dict):
+        return False
+    p, s, t, v, c = (trade.get(k) for k in ("p", "s", "t", "v", "c"))
+    return (
+        type(p) in (int, float) and math.isfinite(p) and p > 0
+        and type(s) is str and SYMBOL_PATTERN.fullmatch(s) is not None
+        and type(t) is int and 946_684_800_000 < t < 4_102_444_800_000
+        and type(v) in (int, float) and math.isfinite(v) and v >= 0
+        and (c is None or (type(c) is list and all(type(x) is str for x in c)))
+    )
+
+
+def _record_feed(
+    url: str,
+    symbols: tuple[str, ...] | list[str],
+    *,
+    reconnect: bool = False,
+    max_connections: int = 100,
+    max_frames: int | None = None,
+    timeout: float = 60.0,
+) -> FeedRecording:
+    """Subscribe to `symbols` and record frames until a normal close (or `max_frames`).
+
+    With `reconnect`, an abrupt end (no close frame) opens a new connection and subscribes
+    again, as a collector would.
+    """
+    recording = FeedRecording()
+    while recording.connections < max_connections:
+        # websocket-client's pure-Python UTF-8 check takes seconds on a 2 MiB frame.
+        ws = websocket.create_connection(url, timeout=timeout, skip_utf8_validation=True)
+        recording.connections += 1
+        for symbol in symbols:
+            ws.send(json.dumps({"type": "subscribe", "symbol": symbol}))
+        try:
+            while max_frames is None or len(recording.frames) < max_frames:
+                opcode, data = ws.recv_data_frame(control_frame=True)
+                if opcode == websocket.ABNF.OPCODE_TEXT:
+                    recording.frames.append(data.data.decode())
+                elif opcode == websocket.ABNF.OPCODE_CLOSE:
+                    payload = data.data
+                    recording.close_codes.append(
+                        int.from_bytes(payload[:2], "big") if len(payload) >= 2 else 1005
+                    )
+                    return recording
+            return recording
+        except websocket.WebSocketConnectionClosedException:
+            recording.abrupt_ends += 1
+            if not reconnect:
+                return recording
+        finally:
+            ws.close()
+            ws.shutdown()  # after answering a close frame, close() alone leaves the socket open
+    return recording
+
+
+@pytest.fixture
+def record_feed() -> Callable[..., FeedRecording]:
+    """The recording client, see `_record_feed`."""
+    return _record_feed
