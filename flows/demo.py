@@ -1,0 +1,209 @@
+"""`tradewatch demo`: the main job on one machine, from an empty `data/`.
+
+Starts the simulated market on 127.0.0.1, runs the real collectors against it, builds the
+warehouse and prints where to look next. A second run continues the simulated market where the
+first one stopped, so every later stage sees new data and runs incrementally.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from flows.config import Settings
+from ingest.alphavantage import AlphaVantageCollector, CallBudget
+from ingest.finnhub import CollectorStats, FinnhubCollector
+from ingest.landing import iter_landed_files
+from ingest.simulator import Simulator, SimulatorConfig
+
+DEFAULT_MINUTES = 240.0
+#: The simulated Alpha Vantage serves the demo generously; the real budget stays in the config.
+DEMO_AV_CALLS_PER_MINUTE = 600
+DEMO_AV_CALLS_PER_DAY = 5000
+
+
+class DemoFailed(RuntimeError):
+    """A stage of the demo failed; the message names the stage."""
+
+
+@dataclass
+class DemoReport:
+    """What the demo did, for the closing summary."""
+
+    window_start: datetime
+    window_end: datetime
+    simulator_trades: int = 0
+    anomaly_events: int = 0
+    finnhub: CollectorStats | None = None
+    bars_landed: int = 0
+    stages: list[tuple[str, str, float]] = field(default_factory=list)
+    row_counts: dict[str, int] = field(default_factory=dict)
+
+
+def _state_path(settings: Settings) -> Path:
+    return settings.paths.home / "state" / "demo.json"
+
+
+def _window_start(settings: Settings) -> datetime:
+    """Where the simulated market starts: the configured start, or where the last run ended."""
+    path = _state_path(settings)
+    if path.exists():
+        try:
+            return datetime.fromisoformat(json.loads(path.read_text())["next_start"])
+        except (ValueError, KeyError, TypeError) as exc:
+            raise DemoFailed(f"demo state {path} is damaged ({exc}); delete it to start over") \
+                from exc
+    return settings.simulator.start
+
+
+def _save_window_end(settings: Settings, end: datetime) -> None:
+    path = _state_path(settings)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"next_start": end.isoformat()}))
+    tmp.replace(path)
+
+
+def _collect_trades(
+    settings: Settings, config: SimulatorConfig, console: Console, report: DemoReport
+) -> None:
+    """Serve the window and collect every trade the simulator sends."""
+    with Simulator(config).start() as market:
+        collector = FinnhubCollector(
+            url=market.ws_url,
+            symbols=settings.symbols,
+            landing_dir=settings.paths.landing,
+            flush_trades=settings.finnhub.flush_trades,
+            flush_seconds=settings.finnhub.flush_seconds,
+            reconnect_initial_seconds=settings.finnhub.reconnect_initial_seconds,
+            reconnect_max_seconds=settings.finnhub.reconnect_max_seconds,
+        )
+        worker = threading.Thread(target=collector.run, name="finnhub-collector", daemon=True)
+        worker.start()
+        with console.status("collecting simulated trades") as status:
+            while not market.wait_finished(timeout=0.5):
+                if not worker.is_alive():
+                    raise DemoFailed("the Finnhub collector stopped before the market closed")
+                stats = collector.stats
+                status.update(
+                    f"collecting simulated trades: {stats.received:,} received, "
+                    f"{stats.landed:,} landed"
+                )
+            sent = market.stats().trades_sent
+            deadline = time.monotonic() + 60
+            while collector.stats.received < sent and time.monotonic() < deadline:
+                time.sleep(0.05)
+        collector.stop()
+        worker.join(timeout=60)
+        final = market.stats()
+    report.simulator_trades = final.trades_sent
+    report.anomaly_events = final.events_sent
+    report.finnhub = collector.stats
+    if report.finnhub.landed < final.trades_sent:
+        raise DemoFailed(
+            f"collector landed {report.finnhub.landed:,} of {final.trades_sent:,} trades sent"
+        )
+
+
+def _collect_bars(settings: Settings, config: SimulatorConfig, report: DemoReport) -> None:
+    """Fetch intraday and daily bars from the simulated Alpha Vantage."""
+    with Simulator(config).start() as market:
+        budget = CallBudget(
+            settings.paths.home / "state" / "demo_alphavantage_budget.json",
+            calls_per_minute=DEMO_AV_CALLS_PER_MINUTE,
+            calls_per_day=DEMO_AV_CALLS_PER_DAY,
+        )
+        for interval in (settings.alphavantage.interval, "daily"):
+            result = AlphaVantageCollector(
+                base_url=market.av_url,
+                api_key="simulator",
+                symbols=settings.symbols,
+                interval=interval,
+                landing_dir=settings.paths.landing,
+                budget=budget,
+            ).collect()
+            if result.error is not None or result.failed:
+                problem = result.error or result.failed[0].error
+                raise DemoFailed(f"Alpha Vantage {interval} bars: {problem}")
+            report.bars_landed += result.bars
+
+
+def _transform(settings: Settings, console: Console, report: DemoReport) -> None:
+    from flows.transform import run_transform
+
+    result = run_transform(settings, target="local", console=console)
+    report.row_counts = dict(result.row_counts)
+
+
+def _stage(report: DemoReport, console: Console, name: str, work) -> None:
+    started = time.monotonic()
+    console.rule(f"[bold]{name}")
+    try:
+        work()
+    except Exception as exc:
+        report.stages.append((name, "failed", time.monotonic() - started))
+        raise DemoFailed(f"{name}: {type(exc).__name__}: {exc}") from exc
+    report.stages.append((name, "ok", time.monotonic() - started))
+
+
+def _summary(settings: Settings, report: DemoReport, console: Console) -> None:
+    table = Table(title="Tradewatch demo", show_lines=False)
+    table.add_column("stage")
+    table.add_column("result")
+    table.add_column("seconds", justify="right")
+    for name, outcome, seconds in report.stages:
+        table.add_row(name, outcome, f"{seconds:.1f}")
+    console.print(table)
+    stats = report.finnhub
+    trade_files = sum(1 for _ in iter_landed_files(settings.paths.landing / "trades"))
+    console.print(
+        f"market window {report.window_start:%Y-%m-%d %H:%M} → {report.window_end:%H:%M %Z}: "
+        f"{report.simulator_trades:,} trades sent, {report.anomaly_events:,} anomaly events"
+    )
+    if stats is not None:
+        console.print(f"finnhub collector: {stats.summary()}")
+    console.print(f"alphavantage collector: {report.bars_landed:,} bars landed")
+    console.print(f"landing: {trade_files:,} trade files under {settings.paths.landing}")
+    if report.row_counts:
+        rows = ", ".join(f"{name} {count:,}" for name, count in report.row_counts.items())
+        console.print(f"warehouse rows: {rows}")
+
+
+def run_demo(settings: Settings, *, seed: int | None = None, minutes: float | None = None) -> int:
+    """Run the main job on DuckDB with the simulated market; return the exit code."""
+    console = Console()
+    start = _window_start(settings)
+    duration = timedelta(minutes=minutes or DEFAULT_MINUTES)
+    report = DemoReport(window_start=start, window_end=start + duration)
+    market = SimulatorConfig(
+        seed=settings.simulator.seed if seed is None else seed,
+        symbols=settings.symbols,
+        start=start,
+        speed=0.0,
+        trades_per_second=settings.simulator.trades_per_second,
+        anomaly_rate=settings.simulator.anomaly_rate,
+        duration_seconds=duration.total_seconds(),
+        av_calls_per_minute=DEMO_AV_CALLS_PER_MINUTE,
+        av_calls_per_day=DEMO_AV_CALLS_PER_DAY,
+        ground_truth_dir=settings.paths.simulator / "ground_truth",
+    )
+    console.print(
+        f"Tradewatch demo: {len(settings.symbols)} symbols, simulated market from "
+        f"{start.astimezone(UTC):%Y-%m-%d %H:%M} UTC for {duration}, state in {settings.paths.home}"
+    )
+    _stage(report, console, "collect trades (Finnhub protocol)",
+           lambda: _collect_trades(settings, market, console, report))
+    _stage(report, console, "collect bars (Alpha Vantage protocol)",
+           lambda: _collect_bars(settings, market, report))
+    _save_window_end(settings, report.window_end)
+    _stage(report, console, "build the warehouse (dbt build)",
+           lambda: _transform(settings, console, report))
+    _summary(settings, report, console)
+    return 0
