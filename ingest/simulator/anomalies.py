@@ -61,6 +61,58 @@ class Plan:
     params: dict[str, Any] = field(default_factory=dict)
 
 
+_SMALL_KINDS = (  # kind, quiet margin before and after (ms)
+    ("wash_cluster", 10_000, 12_000),
+    ("price_spike", 10_000, 10_000),
+    ("volume_burst", 10_000, 10_000),
+)
+_SMALL_FIELDS = ("symbol", "kind", "start", "count", "deviation", "volume", "normal")
+
+
+@dataclass
+class SymbolPlan:
+    """One symbol's events for a day: the few window events as Plans, the many small as arrays."""
+
+    windows: list[Plan]
+    kind: np.ndarray  # index into _SMALL_KINDS
+    start: np.ndarray  # ms after 04:00
+    count: np.ndarray  # trades (wash_cluster), else 1
+    deviation: np.ndarray  # price_spike: relative distance from the mid
+    volume: np.ndarray  # volume_burst: its size; wash_cluster: the size of each print
+    normal: np.ndarray  # volume_burst: the normal trade size it is measured against
+
+    @classmethod
+    def empty(cls) -> SymbolPlan:
+        none = np.empty(0, dtype=np.int64)
+        return cls([], none, none, none, none.astype(float), none, none.astype(float))
+
+    def plans(self, symbol: str, rng: np.random.Generator) -> list[Plan]:
+        """Every event as a Plan, in time order (a wash cluster's timing is drawn here)."""
+        plans = list(self.windows)
+        for code, start, count, deviation, volume, normal in zip(
+            self.kind.tolist(), self.start.tolist(), self.count.tolist(),
+            self.deviation.tolist(), self.volume.tolist(), self.normal.tolist(), strict=True,
+        ):
+            kind = _SMALL_KINDS[code][0]
+            if kind == "wash_cluster":
+                extra = np.sort(rng.integers(0, 2_000, count))
+                extra -= extra[0]  # after the anchor print, all within 2 s
+                params = {"trades": count, "size": volume, "span_ms": int(extra[-1])}
+                plans.append(Plan(kind, symbol, start, start + 2_000, float(count), extra, params))
+            elif kind == "price_spike":
+                plans.append(Plan(kind, symbol, start, start + 1, 1.0,
+                                  params={"deviation": round(deviation, 5)}))
+            else:
+                params = {
+                    "volume": volume,
+                    "normal_size": round(normal, 1),
+                    "size_multiple": round(volume / normal, 2),
+                }
+                plans.append(Plan(kind, symbol, start, start + 1, 1.0, params=params))
+        plans.sort(key=lambda plan: plan.start)
+        return plans
+
+
 def _pump_shape(
     offsets: np.ndarray, start: int, drift_ms: float, reversal_ms: float
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -124,7 +176,7 @@ def plan_day(
     rates: np.ndarray,
     scales: np.ndarray,
     anomaly_rate: float,
-) -> dict[str, list[Plan]]:
+) -> dict[str, SymbolPlan]:
     """Plan one trading day's anomalies for every symbol.
 
     `rates[s, minute]` is symbol s's expected trades per second, `scales[s, minute]` its lot
@@ -134,10 +186,10 @@ def plan_day(
     that a few large events do not make the realised rate swing from day to day. An event
     that would overshoot its kind's budget by more than it fills is passed over.
     """
-    plans: dict[str, list[Plan]] = {symbol: [] for symbol in symbols}
+    windows: dict[str, list[Plan]] = {symbol: [] for symbol in symbols}
     expected_trades = float(rates.sum() * 60.0)
     if anomaly_rate <= 0 or expected_trades <= 0:
-        return plans
+        return {symbol: SymbolPlan.empty() for symbol in symbols}
     cumulative = np.cumsum(rates.ravel())
     # Spans kept clear around placed events, as keys symbol * stride + ms: disjoint intervals.
     taken_lo: list[int] = []
@@ -180,20 +232,22 @@ def plan_day(
                     taken_lo.append(s * _SYMBOL_STRIDE + lo)
                     taken_hi.append(s * _SYMBOL_STRIDE + hi)
                     placed += plan.expected_size
-                    plans[symbols[s]].append(plan)
+                    windows[symbols[s]].append(plan)
 
-    # The single-print kinds and wash clusters are many and small: placed in bulk.
-    for kind, before, after in (
-        ("wash_cluster", 10_000, 12_000),
-        ("price_spike", 10_000, 10_000),
-        ("volume_burst", 10_000, 10_000),
-    ):
+    # The single-print kinds and wash clusters are many and small: placed in bulk, kept as
+    # arrays (a day holds thousands of them; plans of many days stay cached).
+    small: dict[str, list[np.ndarray]] = {name: [] for name in _SMALL_FIELDS}
+    for code, (kind, before, after) in enumerate(_SMALL_KINDS):
         target = MIX[kind] * anomaly_rate * expected_trades
         k = int(target * (0.6 if kind == "wash_cluster" else 3.0)) + 32
         s, minute, t0 = draw(k)
+        deviation = np.zeros(k)
+        volume = np.zeros(k, dtype=np.int64)
+        normal = np.zeros(k)
         if kind == "wash_cluster":
             sizes = rng.integers(5, 11, k)
-            lots = rng.integers(1, 21, k)
+            shares = 100 * np.maximum(1, np.rint(rng.integers(1, 21, k) * scales[s, minute]))
+            volume = shares.astype(np.int64)
         elif kind == "price_spike":
             sizes = np.ones(k, dtype=np.int64)
             deviation = rng.uniform(0.03, 0.10, k) * np.where(rng.random(k) < 0.5, 1.0, -1.0)
@@ -202,6 +256,7 @@ def plan_day(
             normal = normal_trade_size(scales[s, minute])
             lots = np.rint(rng.uniform(20.0, 100.0, k) * normal / 100.0)
             lots = np.minimum(np.maximum(lots, np.ceil(0.2 * normal)), np.floor(normal))
+            volume = (lots * 100).astype(np.int64)
         lo = s * _SYMBOL_STRIDE + t0 - before
         hi = s * _SYMBOL_STRIDE + t0 + after
         free = ~clash(lo, hi)
@@ -216,33 +271,22 @@ def plan_day(
         take = int(np.searchsorted(filled, target, "left"))
         if take < len(filled) and (take == 0 or filled[take] - target < target - filled[take - 1]):
             take += 1
-        taken_lo.extend(lo[usable[:take]].tolist())
-        taken_hi.extend(hi[usable[:take]].tolist())
-        for i in usable[:take].tolist():
-            symbol = symbols[s[i]]
-            start = int(t0[i])
-            if kind == "wash_cluster":
-                count = int(sizes[i])
-                extra = np.sort(rng.integers(0, 2_000, count))
-                extra -= extra[0]  # after the anchor print, all within 2 s
-                size = int(100 * max(1, round(int(lots[i]) * float(scales[s[i], minute[i]]))))
-                params = {"trades": count, "size": size, "span_ms": int(extra[-1])}
-                plan = Plan(kind, symbol, start, start + 2_000, float(count), extra, params)
-            elif kind == "price_spike":
-                plan = Plan(kind, symbol, start, start + 1, 1.0,
-                            params={"deviation": round(float(deviation[i]), 5)})
-            else:
-                volume = int(lots[i]) * 100
-                params = {
-                    "volume": volume,
-                    "normal_size": round(float(normal[i]), 1),
-                    "size_multiple": round(volume / float(normal[i]), 2),
-                }
-                plan = Plan(kind, symbol, start, start + 1, 1.0, params=params)
-            plans[symbol].append(plan)
-    for symbol_plans in plans.values():
-        symbol_plans.sort(key=lambda plan: plan.start)
-    return plans
+        chosen = usable[:take]
+        taken_lo.extend(lo[chosen].tolist())
+        taken_hi.extend(hi[chosen].tolist())
+        for name, values in (("symbol", s), ("kind", np.full(k, code)), ("start", t0),
+                             ("count", sizes), ("deviation", deviation), ("volume", volume),
+                             ("normal", normal)):
+            small[name].append(values[chosen])
+    columns = {name: np.concatenate(values) for name, values in small.items()}
+    result: dict[str, SymbolPlan] = {}
+    for i, symbol in enumerate(symbols):
+        mine = columns["symbol"] == i
+        result[symbol] = SymbolPlan(
+            windows=sorted(windows[symbol], key=lambda plan: plan.start),
+            **{name: columns[name][mine] for name in _SMALL_FIELDS if name != "symbol"},
+        )
+    return result
 
 
 def _resolve(plans: list[Plan], offsets: np.ndarray) -> list[tuple[Plan, int]]:
@@ -278,7 +322,7 @@ def _resolve(plans: list[Plan], offsets: np.ndarray) -> list[tuple[Plan, int]]:
 
 def inject_anomalies(
     rng: np.random.Generator,
-    plans: list[Plan],
+    symbol_plan: SymbolPlan,
     *,
     symbol: str,
     day_open_ms: int,
@@ -292,7 +336,7 @@ def inject_anomalies(
 ) -> Trades:
     """Add the planned anomalies to one symbol's normal trades and price every print."""
     n = len(offsets)
-    events_plan = _resolve(plans, offsets)
+    events_plan = _resolve(symbol_plan.plans(symbol, rng), offsets)
 
     volume = volume.copy()
     normal_label = np.full(n, -1, dtype=np.int32)

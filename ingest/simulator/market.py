@@ -246,7 +246,7 @@ class Market:
         )
         self.fingerprint = hashlib.blake2b(fingerprint.encode(), digest_size=3).hexdigest()
         self._anchor_cache: dict[str, np.ndarray] = {}
-        self._plan_cache: dict[date, dict[str, list[Plan]]] = {}
+        self._plan_cache: dict[date, dict[str, SymbolPlan]] = {}
         activity = np.array([self.profiles[s].activity for s in self.symbols])
         lot_scale = np.array([self.profiles[s].lot_scale for s in self.symbols])
         # Expected trades per second and lot scale of each symbol in each minute of the day.
@@ -268,13 +268,13 @@ class Market:
             self._anchor_cache[symbol] = cached
         return cached
 
-    def day_plan(self, day: date) -> dict[str, list[Plan]]:
+    def day_plan(self, day: date) -> dict[str, SymbolPlan]:
         """The anomalies planned for a trading day, per symbol (cached: every symbol needs it)."""
         plans = self._plan_cache.get(day)
         if plans is None:
             rng = np.random.default_rng([self.config.seed, business_day_index(day), _PLAN_STREAM])
             plans = plan_day(rng, self.symbols, self.rates, self.scales, self.config.anomaly_rate)
-            if len(self._plan_cache) >= 16:
+            if len(self._plan_cache) >= 512:  # ~2 years; a day's plan is tens of kB
                 self._plan_cache.pop(next(iter(self._plan_cache)))
             self._plan_cache[day] = plans
         return plans
@@ -354,4 +354,4 @@ class Market:
         )
 
 
-from ingest.simulator.anomalies import Plan, inject_anomalies, plan_day  # noqa: E402  (cycle)
+from ingest.simulator.anomalies import SymbolPlan, inject_anomalies, plan_day  # noqa: E402 (cycle)
