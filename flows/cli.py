@@ -75,6 +75,17 @@ def build_parser() -> argparse.ArgumentParser:
     transform.add_argument("--target", choices=["local", "databricks", "spark"])
     transform.add_argument("--full-refresh", action="store_true")
 
+    validate = verbs.add_parser("validate", help="the data-quality checkpoint; writes Data Docs")
+    validate.add_argument("--target", choices=["local", "databricks"])
+    verbs.add_parser("train", help="tournament → gate → promote → score")
+    verbs.add_parser("score", help="champion scores for gold rows not yet scored")
+    verbs.add_parser("rollback", help="champion back to the previous version")
+    drift = verbs.add_parser("drift", help="drift report and the retraining decision")
+    drift.add_argument("--current-hours", type=_positive(float), help="newest window, hours")
+    drift.add_argument("--reference-hours", type=_positive(float), help="window before, hours")
+
+    verbs.add_parser("serve", help="serve every Prefect deployment from one process")
+
     demo = verbs.add_parser("demo", help="the whole pipeline on DuckDB with the simulated market")
     demo.add_argument("--seed", type=int)
     demo.add_argument("--minutes", type=_positive(float), help="simulated trading minutes")
@@ -118,6 +129,29 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         run_transform(settings, target=args.target, full_refresh=args.full_refresh)
         return 0
+    if args.verb in ("train", "score", "rollback"):
+        from flows import training
+
+        job = {"train": training.run_train, "score": training.run_score,
+               "rollback": training.run_rollback}[args.verb]
+        job(settings)
+        return 0
+    if args.verb == "drift":
+        from flows.drift import run_drift
+
+        run_drift(
+            settings, current_hours=args.current_hours, reference_hours=args.reference_hours
+        )
+        return 0
+    if args.verb == "validate":
+        from flows.validate import raise_on_critical, run_validate
+
+        raise_on_critical(run_validate(settings, target=args.target))
+        return 0
+    if args.verb == "serve":
+        from flows.serve import run_serve
+
+        return run_serve()
     if args.verb == "demo":
         from flows.demo import run_demo
 

@@ -49,7 +49,9 @@ class AuditLog:
     def __init__(self, directory: Path | str) -> None:
         self.directory = Path(directory)
 
-    def append(self, kind: str, payload: dict[str, Any], *, now: datetime | None = None) -> AuditRecord:
+    def append(
+        self, kind: str, payload: dict[str, Any], *, now: datetime | None = None
+    ) -> AuditRecord:
         """Append one event and fsync it before returning."""
         when = (now or datetime.now(UTC)).astimezone(UTC)
         record = AuditRecord(uuid.uuid4().hex, when, kind, payload)

@@ -1,0 +1,198 @@
+"""`tradewatch train`, `score` and `rollback`: the ML library wired to settings and files.
+
+Training runs the tournament on the warehouse's gold rows, registers the winner as the
+challenger, lets the gate judge it against the champion on the same newest test window,
+promotes when the gate says so and scores every new trade with the champion.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from flows.alerts import alert_sender
+from flows.config import Settings
+from ml.audit import AuditLog
+from ml.datasets import (
+    load_ground_truth_events,
+    load_scoring_frame,
+    load_training_frame,
+    split_by_time,
+)
+from ml.gate import GateDecision, GatePolicy, run_gate
+from ml.registry import ModelRegistry, Rollback
+from ml.scoring import ScoringResult, score_new_trades
+from ml.tournament import Leaderboard, run_tournament
+
+
+class TrainingFailed(RuntimeError):
+    """No model could be trained, or the warehouse holds nothing to train on."""
+
+
+@dataclass(frozen=True)
+class TrainOutcome:
+    """What one training run produced."""
+
+    leaderboard: Leaderboard
+    challenger_version: str
+    decision: GateDecision
+    scoring: ScoringResult | None
+
+
+def tracking_uri(settings: Settings) -> str:
+    """The MLflow tracking and registry store: SQLite under the data home."""
+    return f"sqlite:///{settings.paths.mlflow_db}"
+
+
+def audit_log(settings: Settings) -> AuditLog:
+    """The durable audit log under <home>/monitoring/audit."""
+    return AuditLog(settings.paths.monitoring / "audit")
+
+
+def registry(settings: Settings) -> ModelRegistry:
+    """The registered model named in settings.training."""
+    return ModelRegistry(tracking_uri(settings), name=settings.training.registered_model)
+
+
+def _ground_truth(settings: Settings):
+    directory = settings.paths.simulator / "ground_truth"
+    if not (directory / "trades.ndjson").exists():
+        return None
+    return load_ground_truth_events(directory)
+
+
+def _fmt(value: object, digits: int = 3) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def print_leaderboard(leaderboard: Leaderboard, console: Console) -> None:
+    """The tournament as a table, best test PR-AUC first, failures last."""
+    table = Table(title="Model tournament (same test window for every model)")
+    columns = [
+        ("rank", "rank"), ("model", "model"), ("pr_auc", "PR-AUC"), ("roc_auc", "ROC-AUC"),
+        ("precision", "precision"), ("recall", "recall"), ("f1", "F1"),
+        ("event_recall", "event recall"), ("trade_precision", "trade precision"),
+        ("train_s", "train s"), ("latency_p99_ms", "p99 ms/row"),
+    ]
+    for _, title in columns:
+        table.add_column(title, justify="left" if title == "model" else "right")
+    for row in leaderboard.rows():
+        if row.get("error"):
+            table.add_row("–", row["model"], f"[red]failed: {row['error'][:60]}[/]",
+                          *[""] * (len(columns) - 3))
+            continue
+        table.add_row(*[_fmt(row.get(key), 4 if key == "latency_p99_ms" else 3)
+                        for key, _ in columns])
+    console.print(table)
+
+
+def run_train(settings: Settings, *, console: Console | None = None) -> TrainOutcome:
+    """Tournament → register challenger → gate → promote → score; print what happened."""
+    console = console or Console()
+    data = load_training_frame(settings.paths.warehouse)
+    if data.frame.empty:
+        raise TrainingFailed("the warehouse has no labelled gold rows: run `tradewatch transform`")
+    training = settings.training
+    split = split_by_time(
+        data,
+        validation_share=training.validation_share,
+        test_share=training.test_share,
+        purge_seconds=training.purge_seconds,
+    )
+    events = _ground_truth(settings)
+    if data.labels.weak:
+        console.print("[yellow]labels come from the rule heuristic only: a weak fallback[/]")
+    leaderboard = run_tournament(
+        split,
+        training.models,
+        tracking_uri=tracking_uri(settings),
+        artifact_location=settings.paths.mlartifacts.resolve().as_uri(),
+        experiment_name=training.experiment,
+        events=events,
+        random_seed=training.random_seed,
+        risk_levels=settings.scoring.risk_levels,
+    )
+    print_leaderboard(leaderboard, console)
+    winner = leaderboard.winner
+    if winner is None:
+        raise TrainingFailed(
+            "every model failed to train: "
+            + "; ".join(f"{f.model_name}: {f.error_type}" for f in leaderboard.failures)
+        )
+    models = registry(settings)
+    version = models.register_challenger(
+        winner.model_uri, tags={"model_name": winner.model_name, "run_id": winner.run_id}
+    )
+    log = audit_log(settings)
+    gate = settings.gate
+    decision = run_gate(
+        models,
+        version,
+        split.test,
+        policy=GatePolicy(
+            min_improvement_threshold=gate.min_improvement_threshold,
+            tolerances=gate.tolerances,
+            min_pr_auc=gate.min_pr_auc,
+            max_latency_p99_ms=gate.max_latency_p99_ms,
+            required_symbols=settings.symbols,
+        ),
+        audit_log=log,
+        events=events,
+    )
+    if decision.alert:
+        alert_sender(settings).send("critical", "Promotion gate alert", decision.alert, {
+            "challenger": decision.challenger_version,
+            "champion": decision.champion_version or "none",
+        })
+    if decision.promote:
+        models.promote(version, audit_log=log, reason=decision.reason)
+    verdict = "[green]promoted[/]" if decision.promote else "[yellow]rejected[/]"
+    console.print(
+        f"gate: {winner.model_name} (version {version}) {verdict} — {decision.reason}"
+    )
+    scoring = run_score(settings, console=console) if models.version_for_alias("champion") \
+        else None
+    return TrainOutcome(leaderboard, version, decision, scoring)
+
+
+def run_score(settings: Settings, *, console: Console | None = None) -> ScoringResult:
+    """Score every gold row that has no score yet with the champion; write parquet files."""
+    console = console or Console()
+    champion = registry(settings).load_alias("champion")
+    scores_dir: Path = settings.paths.scores
+    frame = load_scoring_frame(settings.paths.warehouse, scores_dir=scores_dir)
+    result = score_new_trades(
+        frame,
+        model=champion.model,
+        model_name=champion.name,
+        model_version=champion.version,
+        scores_dir=scores_dir,
+    )
+    console.print(
+        f"score: champion version {champion.version} scored {result.rows_scored:,} new trades "
+        f"({result.rows_already_scored:,} already scored, {result.flagged:,} flagged) "
+        f"→ {scores_dir}"
+    )
+    return result
+
+
+def run_rollback(settings: Settings, *, console: Console | None = None) -> Rollback:
+    """Move `champion` back to `previous`, audit it and alert."""
+    console = console or Console()
+    done = registry(settings).rollback(audit_log=audit_log(settings))
+    alert_sender(settings).send("warning", "Champion rolled back", (
+        f"{done.model_name}: champion is version {done.champion_version} again "
+        f"(was {done.rolled_back_version})."
+    ), {})
+    console.print(
+        f"rollback: champion of {done.model_name} is version {done.champion_version} again "
+        f"(version {done.rolled_back_version} demoted)"
+    )
+    return done
