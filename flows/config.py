@@ -116,6 +116,9 @@ class LabelSettings(_Strict):
     sources: tuple[Literal["analyst", "ground_truth", "rule"], ...]
 
 
+ModelName = Literal["lightgbm", "xgboost", "random_forest", "isolation_forest"]
+
+
 class TrainingSettings(_Strict):
     experiment: str = "tradewatch"
     registered_model: str = "tradewatch_anomaly"
@@ -123,7 +126,7 @@ class TrainingSettings(_Strict):
     test_share: float = Field(0.15, gt=0, lt=0.5)
     purge_seconds: int = Field(3600, ge=0)
     random_seed: int = 42
-    models: dict[Literal["lightgbm", "xgboost", "random_forest", "isolation_forest"], dict[str, Any]]
+    models: dict[ModelName, dict[str, Any]]
 
 
 class GateSettings(_Strict):
@@ -158,6 +161,15 @@ class AlertSettings(_Strict):
     retries: int = Field(3, ge=0)
 
 
+class QualitySettings(_Strict):
+    """Thresholds of the data-quality suites (expectations.QualityPolicy)."""
+
+    max_trade_age_minutes: float = Field(60.0, gt=0)
+    max_volume_zscore_outlier_share: float = Field(0.05, ge=0, le=1)
+    max_quarantine_share: float = Field(0.01, ge=0, le=1)
+    max_anomaly_label_share: float = Field(0.25, ge=0, le=1)
+
+
 class Settings(_Strict):
     """Every runtime setting of Tradewatch."""
 
@@ -176,6 +188,7 @@ class Settings(_Strict):
     drift: DriftSettings
     retraining: RetrainingSettings
     alerts: AlertSettings
+    quality: QualitySettings = QualitySettings()
 
     @field_validator("symbols", mode="before")
     @classmethod
