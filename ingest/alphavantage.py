@@ -435,7 +435,6 @@ class AlphaVantageCollector:
         run goes on; rate limits, a bad key, a spent budget or a stop end it, keeping what was
         already landed.
         """
-        self._stopping = False
         result = CollectionResult(interval=self.interval)
         rejects = PartitionedNdjsonWriter(self.landing_dir / REJECTS, "rejects")
         try:

@@ -31,6 +31,7 @@ from ingest.landing import (
     REJECT_RAW_LIMIT,
     REJECTS,
     TRADES,
+    LandingError,
     PartitionedNdjsonWriter,
     reject_record,
     remove_stale_temp_files,
@@ -352,8 +353,11 @@ class FinnhubCollector:
     # ------------------------------------------------------------------ running
 
     def run(self) -> CollectorStats:
-        """Collect until stopped; return the final counts. Raises FinnhubAuthError on a bad key."""
-        self._stopping = False
+        """Collect until stopped; return the final counts.
+
+        Raises FinnhubAuthError when the token is refused and LandingError when trades cannot
+        be written (the trades stay buffered, nothing is dropped silently).
+        """
         started = time.monotonic()
         self._deadline = started + self.duration_seconds if self.duration_seconds else None
         self._started = started
@@ -674,10 +678,19 @@ class FinnhubCollector:
     def _flush(self) -> None:
         """Land every buffered trade and reject; counts move from accepted to landed."""
         pending = self._trades.pending
-        files = self._trades.flush()
-        self._stats.landed += pending - self._trades.pending
+        try:
+            files = self._trades.flush()
+            self._rejects.flush()
+        except OSError as exc:
+            # Not a connection problem: raised as LandingError so run() ends instead of
+            # reconnecting while the buffer grows.
+            raise LandingError(
+                f"cannot land trades under {self.landing_dir}: {type(exc).__name__}: "
+                f"{exc.strerror or exc}"
+            ) from exc
+        finally:
+            self._stats.landed += pending - self._trades.pending
         self._stats.files += len(files)
-        self._rejects.flush()
         self._last_flush = time.monotonic()
 
     def _report_progress(self, force: bool = False) -> None:

@@ -204,3 +204,14 @@ def test_symbols_and_intervals_are_validated_before_any_request(tmp_path):
                               budget=_budget(tmp_path))
     assert not (tmp_path / "landing").exists()
 
+
+
+def test_the_real_service_without_a_key_is_one_clear_line(tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv("ALPHAVANTAGE_API_KEY", raising=False)
+    code = run_collect_alphavantage(settings_for(tmp_path), url=None, symbols=("AAPL",),
+                                    interval=None)
+    assert code == 2
+    assert capsys.readouterr().err == (
+        "tradewatch: MissingApiKey: set ALPHAVANTAGE_API_KEY or pass --url to use the "
+        "simulator\n")
+    assert list(tmp_path.iterdir()) == []  # not even a budget file

@@ -95,6 +95,9 @@ def test_kill_9_then_restart_keeps_what_was_landed_and_duplicates_nothing(simula
         first.send_signal(signal.SIGKILL)
         first.wait(timeout=30)
     assert first.returncode == -signal.SIGKILL
+    # The simulator counts a trade as sent once written to the socket; wait until it has seen
+    # the connection die so no trade counted after this point went to the dead process.
+    wait_for(lambda: market.stats().active_connections == 0, what="the dead connection")
     landed_before_kill = {r["trade_id"] for r in landed_trades(landing)}  # complete files only
     sent_before_restart = market.sent_trade_ids()
     assert len(sent_before_restart) < 120_000, "the kill came after the market had finished"

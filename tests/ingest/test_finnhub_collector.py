@@ -18,7 +18,7 @@ from collectors_fixtures import (
 )
 
 from ingest.finnhub import FinnhubAuthError, FinnhubCollector, reconnect_delay
-from ingest.landing import REJECT_RAW_LIMIT
+from ingest.landing import REJECT_RAW_LIMIT, LandingError
 from ingest.simulator import FaultConfig
 from ingest.symbols import InvalidSymbol
 from ingest.trade_id import trade_id
@@ -203,6 +203,23 @@ def test_stop_from_another_thread_lands_everything_received(simulator, tmp_path)
     records = landed_trades(landing)
     assert len(records) == stats.landed == stats.accepted >= 2_000
     assert {r["trade_id"] for r in records} <= market.sent_trade_ids()
+
+
+def test_a_landing_dir_that_cannot_be_written_ends_the_run_with_a_clear_error(
+    simulator, tmp_path
+):
+    market = simulator(seed=3, max_trades=300)
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    (landing / "trades").write_text("a file where the trades directory should be")
+    collector = _collector(market.ws_url, landing, flush_trades=100)
+
+    with pytest.raises(LandingError, match="cannot land trades"):
+        collector.run()
+
+    stats = collector.stats
+    assert stats.accepted >= 100 and stats.landed == 0  # reported, not counted as landed
+    assert stats.reconnects == 0  # a disk problem is not mistaken for a network one
 
 
 def test_a_refused_token_is_a_clear_error_without_the_token(simulator, tmp_path):
