@@ -22,7 +22,7 @@ import threading
 import time
 from collections import OrderedDict, deque
 from collections.abc import Iterator
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -128,6 +128,7 @@ class AlphaVantageApi:
         self._requests = 0
         self._calls_last_minute: deque[float] = deque()
         self._calls_today = 0
+        self._budget_day = datetime.now(UTC).date()
         self._minute_bars: OrderedDict[tuple[str, date], _MinuteBars] = OrderedDict()
         self._daily: dict[tuple[str, date], tuple[int, int, int, int, int] | None] = {}
 
@@ -177,6 +178,9 @@ class AlphaVantageApi:
         limits = {"per_minute": config.av_calls_per_minute, "per_day": config.av_calls_per_day}
         now = time.monotonic()
         with self._lock:
+            today = datetime.now(UTC).date()
+            if today != self._budget_day:  # the daily budget renews at midnight UTC
+                self._budget_day, self._calls_today = today, 0
             while self._calls_last_minute and now - self._calls_last_minute[0] >= 60.0:
                 self._calls_last_minute.popleft()
             if self._calls_today >= config.av_calls_per_day:

@@ -70,8 +70,10 @@ class SimulatorConfig:
     max_trades: int | None = None  # stop after this many valid trades sent, then close normally
     duration_seconds: float | None = None  # simulated (calendar) seconds after `start` to serve
     batch_size: int = 100  # most trades in one WebSocket message
-    token: str | None = None  # Finnhub token required in ?token=; None accepts any or none
-    av_api_key: str | None = None  # Alpha Vantage key required; None accepts any non-empty key
+    # Finnhub token required in ?token= (None accepts any or none); kept out of repr.
+    token: str | None = field(default=None, repr=False)
+    # Alpha Vantage key required (None accepts any non-empty key); kept out of repr.
+    av_api_key: str | None = field(default=None, repr=False)
     av_calls_per_minute: int = 5
     av_calls_per_day: int = 25
     av_as_of: datetime | None = None  # Alpha Vantage "now"; default: end of the served window

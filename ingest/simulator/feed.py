@@ -37,8 +37,9 @@ from ingest.simulator.stats import Counters
 from ingest.symbols import InvalidSymbol, validate_symbol
 from ingest.trade_id import trade_id
 
-# A client's subscriptions count once they have been stable this long, so that a client that
-# subscribes symbol by symbol starts with all of them (and two runs see the same messages).
+# A new client is sent trades once its subscriptions have been quiet this long, so that a
+# client that subscribes symbol by symbol starts with all of them (and two runs see the same
+# messages).
 SUBSCRIPTION_SETTLE_SECONDS = 0.2
 WALL_BATCH_SECONDS = 0.1  # with speed > 0, one message holds at most this much wall time
 OVERSIZED_BYTES = 2 * 1024 * 1024 + 4096  # above a 1 MiB client limit, whatever its rounding
@@ -83,6 +84,7 @@ class _FeedConnection:
         self.mask = np.zeros(n_symbols, dtype=bool)  # subscribed market symbols
         self.ready_at = float("inf")
         self.alive = True
+        self.started = False  # trades have been sent to it
         self.trade_messages = 0
 
     @property
@@ -183,7 +185,8 @@ class Feed:
             position = self._symbol_position.get(symbol)
             if position is not None:
                 connection.mask[position] = kind == "subscribe"
-            connection.ready_at = time.monotonic() + SUBSCRIPTION_SETTLE_SECONDS
+            if not connection.started:  # once trades flow, changes apply at once
+                connection.ready_at = time.monotonic() + SUBSCRIPTION_SETTLE_SECONDS
             self._changed.notify_all()
 
     def _listeners(self) -> list[_FeedConnection]:
@@ -324,6 +327,7 @@ class Feed:
         if not connection.alive or not self._send(connection, payload):
             return
         self._trades_sent += len(selected)
+        connection.started = True
         connection.trade_messages += 1
         self.counters.add(trades_sent=len(selected), trade_messages_sent=1)
         self.counters.set(market_time_ms=int(batch.trades.ts_ms[selected[-1]]))

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import threading
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -247,6 +248,7 @@ class Market:
         self.fingerprint = hashlib.blake2b(fingerprint.encode(), digest_size=3).hexdigest()
         self._anchor_cache: dict[str, np.ndarray] = {}
         self._plan_cache: dict[date, dict[str, SymbolPlan]] = {}
+        self._cache_lock = threading.Lock()  # the feed and the HTTP threads share the caches
         activity = np.array([self.profiles[s].activity for s in self.symbols])
         lot_scale = np.array([self.profiles[s].lot_scale for s in self.symbols])
         # Expected trades per second and lot scale of each symbol in each minute of the day.
@@ -255,7 +257,8 @@ class Market:
 
     def _anchors(self, symbol: str) -> np.ndarray:
         """Log open price of each business day, and the overnight gap before the next open."""
-        cached = self._anchor_cache.get(symbol)
+        with self._cache_lock:
+            cached = self._anchor_cache.get(symbol)
         if cached is None:
             profile = self.profiles[symbol]
             rng = np.random.default_rng([self.config.seed, symbol_key(symbol), _ANCHOR_STREAM])
@@ -265,18 +268,21 @@ class Market:
             log_open = np.concatenate([[0.0], np.cumsum(returns)])
             log_open += math.log(profile.base_price) - log_open[self._reference_index]
             cached = np.stack([log_open[:-1], log_open[1:] - gaps])  # (open, close target)
-            self._anchor_cache[symbol] = cached
+            with self._cache_lock:
+                self._anchor_cache[symbol] = cached
         return cached
 
     def day_plan(self, day: date) -> dict[str, SymbolPlan]:
         """The anomalies planned for a trading day, per symbol (cached: every symbol needs it)."""
-        plans = self._plan_cache.get(day)
+        with self._cache_lock:
+            plans = self._plan_cache.get(day)
         if plans is None:
             rng = np.random.default_rng([self.config.seed, business_day_index(day), _PLAN_STREAM])
             plans = plan_day(rng, self.symbols, self.rates, self.scales, self.config.anomaly_rate)
-            if len(self._plan_cache) >= 512:  # ~2 years; a day's plan is tens of kB
-                self._plan_cache.pop(next(iter(self._plan_cache)))
-            self._plan_cache[day] = plans
+            with self._cache_lock:
+                if len(self._plan_cache) >= 512:  # ~2 years; a day's plan is ~100 kB
+                    self._plan_cache.pop(next(iter(self._plan_cache)))
+                self._plan_cache[day] = plans
         return plans
 
     def symbol_day(self, symbol: str, day: date) -> Trades:

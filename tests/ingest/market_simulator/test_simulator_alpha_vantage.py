@@ -162,6 +162,7 @@ def test_a_bad_or_missing_key_gets_an_error_message_and_costs_no_budget(simulato
     assert "apikey is invalid or missing" in wrong["Error Message"]
     assert "right-key" not in wrong["Error Message"] and "wrong-key" not in wrong["Error Message"]
     assert "Meta Data" in right
+    assert "right-key" not in repr(SimulatorConfig(av_api_key="right-key"))
 
 
 @pytest.mark.parametrize("params", [

@@ -11,7 +11,7 @@ import orjson
 import pytest
 import websocket
 
-from ingest.simulator import DEFAULT_SYMBOLS, FaultConfig, read_ground_truth
+from ingest.simulator import DEFAULT_SYMBOLS, FaultConfig, SimulatorConfig, read_ground_truth
 from ingest.simulator.config import NEW_YORK
 from ingest.symbols import SYMBOL_PATTERN
 
@@ -113,6 +113,7 @@ def test_a_wrong_or_missing_token_gets_an_error_and_a_close(simulator, record_fe
     assert refused.close_codes == [1008]
     assert len(accepted.trade_ids()) == 200
     assert market.stats().rejected_connections == 1
+    assert "s3cret" not in repr(SimulatorConfig(token="s3cret")) + repr(market)
 
 
 def test_ground_truth_names_the_anomalous_trades_the_client_received(
