@@ -85,6 +85,10 @@ def build_parser() -> argparse.ArgumentParser:
     drift.add_argument("--reference-hours", type=_positive(float), help="window before, hours")
 
     verbs.add_parser("serve", help="serve every Prefect deployment from one process")
+    ui = verbs.add_parser("ui", help="Prefect UI, MLflow UI and dbt docs on 127.0.0.1")
+    ui.add_argument("--prefect-port", type=int, default=4200)
+    ui.add_argument("--mlflow-port", type=int, default=5000)
+    ui.add_argument("--docs-port", type=int, default=8080)
 
     demo = verbs.add_parser("demo", help="the whole pipeline on DuckDB with the simulated market")
     demo.add_argument("--seed", type=int)
@@ -152,6 +156,15 @@ def _dispatch(args: argparse.Namespace) -> int:
         from flows.serve import run_serve
 
         return run_serve()
+    if args.verb == "ui":
+        from flows.ui import run_ui
+
+        return run_ui(
+            settings,
+            prefect_port=args.prefect_port,
+            mlflow_port=args.mlflow_port,
+            docs_port=args.docs_port,
+        )
     if args.verb == "demo":
         from flows.demo import run_demo
 

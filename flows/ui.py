@@ -1,0 +1,162 @@
+"""`tradewatch ui`: the Prefect UI, the MLflow UI and dbt docs on 127.0.0.1, stopped together.
+
+Each runs as its own process group, so that Ctrl-C (or SIGTERM) stops every child, including
+the workers the servers start themselves.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from flows.config import Settings
+from flows.transform import DBT_PROJECT_DIR, PROFILES_DIR, dbt_paths, run_dbt_docs
+
+HOST = "127.0.0.1"
+QUIET_ENV = {
+    "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+    "DO_NOT_TRACK": "true",
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+    # mlflow's job runner leaves huey consumers behind after SIGTERM (STACK.md).
+    "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+}
+
+
+class UiFailed(RuntimeError):
+    """A UI server did not come up."""
+
+
+@dataclass(frozen=True)
+class UiServer:
+    """One server: what it is, where it answers, and the command that runs it."""
+
+    name: str
+    url: str
+    health_url: str
+    command: list[str]
+    cwd: Path | None = None
+
+
+def ui_servers(
+    settings: Settings, *, prefect_port: int = 4200, mlflow_port: int = 5000, docs_port: int = 8080
+) -> list[UiServer]:
+    """The three servers for this data home."""
+    bin_dir = Path(sys.executable).parent
+    target_path, _ = dbt_paths(settings)
+    return [
+        UiServer(
+            "Prefect UI",
+            f"http://{HOST}:{prefect_port}",
+            f"http://{HOST}:{prefect_port}/api/health",
+            [str(bin_dir / "prefect"), "server", "start", "--host", HOST,
+             "--port", str(prefect_port)],
+        ),
+        UiServer(
+            "MLflow UI",
+            f"http://{HOST}:{mlflow_port}",
+            f"http://{HOST}:{mlflow_port}/health",
+            [str(bin_dir / "mlflow"), "server", "--host", HOST, "--port", str(mlflow_port),
+             "--backend-store-uri", f"sqlite:///{settings.paths.mlflow_db}",
+             "--default-artifact-root", settings.paths.mlartifacts.resolve().as_uri(),
+             "--workers", "1"],
+        ),
+        UiServer(
+            "dbt docs",
+            f"http://{HOST}:{docs_port}",
+            f"http://{HOST}:{docs_port}/index.html",
+            [str(bin_dir / "dbt"), "docs", "serve", "--host", HOST, "--port", str(docs_port),
+             "--no-browser", "--project-dir", str(DBT_PROJECT_DIR),
+             "--profiles-dir", str(PROFILES_DIR), "--target-path", str(target_path)],
+            cwd=DBT_PROJECT_DIR,
+        ),
+    ]
+
+
+def _healthy(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return response.status < 500
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def stop_all(processes: list[subprocess.Popen]) -> None:
+    """SIGTERM every process group, then SIGKILL what is still there after 10 s."""
+    for process in processes:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGTERM)
+    deadline = time.monotonic() + 10
+    for process in processes:
+        try:
+            process.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def start_all(servers: list[UiServer], settings: Settings, *, timeout: float = 90.0):
+    """Start every server and wait until each answers; stop them all if one does not."""
+    env = {**os.environ, **QUIET_ENV, "TRADEWATCH_HOME": str(settings.paths.home.resolve())}
+    logs = settings.paths.home / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    processes: list[subprocess.Popen] = []
+    try:
+        for server in servers:
+            log = open(logs / f"{server.name.split()[0].lower()}-ui.log", "ab")  # noqa: SIM115
+            processes.append(subprocess.Popen(
+                server.command, cwd=server.cwd, env=env, stdout=log, stderr=subprocess.STDOUT,
+                start_new_session=True,
+            ))
+        deadline = time.monotonic() + timeout
+        for server, process in zip(servers, processes, strict=True):
+            while not _healthy(server.health_url):
+                if process.poll() is not None:
+                    raise UiFailed(f"{server.name} exited with code {process.returncode} "
+                                   f"(log: {logs})")
+                if time.monotonic() > deadline:
+                    raise UiFailed(f"{server.name} did not answer at {server.url} within "
+                                   f"{timeout:.0f} s (log: {logs})")
+                time.sleep(0.5)
+    except BaseException:
+        stop_all(processes)
+        raise
+    return processes
+
+
+def run_ui(
+    settings: Settings, *, prefect_port: int = 4200, mlflow_port: int = 5000, docs_port: int = 8080
+) -> int:
+    """Start the three UIs, print their addresses, and stop them all on Ctrl-C or SIGTERM."""
+    settings.paths.home.mkdir(parents=True, exist_ok=True)
+    run_dbt_docs(settings, target="local")
+    servers = ui_servers(
+        settings, prefect_port=prefect_port, mlflow_port=mlflow_port, docs_port=docs_port
+    )
+    processes = start_all(servers, settings)
+    for server in servers:
+        print(f"{server.name:12} {server.url}", flush=True)
+    print("Ctrl-C stops them all.", flush=True)
+    stopping = False
+
+    def request_stop(signum: int, frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, request_stop)
+    try:
+        while not stopping and all(p.poll() is None for p in processes):
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        stop_all(processes)
+    print("stopped the Prefect UI, the MLflow UI and dbt docs", flush=True)
+    return 0

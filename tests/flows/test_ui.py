@@ -1,0 +1,60 @@
+"""`tradewatch ui` serves three UIs on 127.0.0.1 and Ctrl-C stops every process it started."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import psutil
+import pytest
+
+TRADEWATCH = Path(sys.executable).parent / "tradewatch"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_ui_serves_prefect_mlflow_and_dbt_docs_then_stops_them_all(tmp_path):
+    ports = [_free_port() for _ in range(3)]
+    process = subprocess.Popen(
+        [str(TRADEWATCH), "ui", "--prefect-port", str(ports[0]), "--mlflow-port",
+         str(ports[1]), "--docs-port", str(ports[2])],
+        env={**os.environ, "TRADEWATCH_HOME": str(tmp_path)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    lines = []
+    try:
+        deadline = time.monotonic() + 240
+        while len(lines) < 4 and time.monotonic() < deadline:
+            line = process.stdout.readline()
+            if not line:
+                break
+            lines.append(line)
+        addresses = re.findall(r"http://127\.0\.0\.1:(\d+)", "".join(lines))
+        assert sorted(map(int, addresses)) == sorted(ports), "".join(lines)
+        children = psutil.Process(process.pid).children(recursive=True)
+        assert len(children) >= 3
+        for port, path in zip(ports, ("/api/health", "/health", "/index.html"), strict=True):
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as answer:
+                assert answer.status == 200
+    finally:
+        process.send_signal(signal.SIGINT)
+        remaining, _ = process.communicate(timeout=60)
+    assert process.returncode == 0
+    assert "stopped" in remaining
+    time.sleep(1)
+    assert not [child for child in children if child.is_running() and
+                child.status() != psutil.STATUS_ZOMBIE]
