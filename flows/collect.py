@@ -156,14 +156,13 @@ def run_collect_finnhub(
             code = EXIT_FAILED
     stats = collector.stats
     rate = stats.landed / stats.elapsed_seconds if stats.elapsed_seconds > 0 else 0.0
+    reasons = ", ".join(f"{code} {n:,}" for code, n in sorted(stats.reject_reasons.items()))
     print(
-        f"finnhub: {stats.summary()} in {stats.elapsed_seconds:.1f} s "
-        f"({rate:,.0f} trades/s) -> {settings.paths.landing / 'trades'}",
+        f"finnhub: {stats.summary()}{f' ({reasons})' if reasons else ''} in "
+        f"{stats.elapsed_seconds:.1f} s ({rate:,.0f} trades/s) -> "
+        f"{settings.paths.landing / 'trades'}",
         flush=True,
     )
-    if stats.reject_reasons:
-        reasons = ", ".join(f"{code} {n:,}" for code, n in sorted(stats.reject_reasons.items()))
-        print(f"finnhub: rejects by reason: {reasons}", flush=True)
     return code
 
 

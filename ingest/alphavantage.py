@@ -24,9 +24,11 @@ import requests
 
 from ingest.api_keys import ApiKey, protect_library_loggers, redact_credentials
 from ingest.landing import (
+    BARS,
     REJECTS,
     PartitionedNdjsonWriter,
     reject_record,
+    remove_stale_temp_files,
     utc_now_iso,
     validate_interval,
     write_bars,
@@ -436,6 +438,8 @@ class AlphaVantageCollector:
         already landed.
         """
         result = CollectionResult(interval=self.interval)
+        remove_stale_temp_files(self.landing_dir / BARS)
+        remove_stale_temp_files(self.landing_dir / REJECTS)
         rejects = PartitionedNdjsonWriter(self.landing_dir / REJECTS, "rejects")
         try:
             for symbol in self._symbols:
