@@ -5,7 +5,7 @@ frames. Incoming frames are read by `_FrameReader` straight from the socket inst
 websocket-client's `recv`, for two reasons: a frame larger than the size limit is skipped in
 chunks while only its first 64 KiB are kept for the reject record (websocket-client would
 assemble the whole payload, twice over, before we could look at its size), and reading
-256 KiB at a time into one buffer is several times cheaper than its per-frame reads.
+256 KiB at a time into one buffer takes fewer system calls than its three reads per frame.
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ class FinnhubError(RuntimeError):
 
 
 class FinnhubAuthError(FinnhubError):
-    """The server refused the API token during the WebSocket handshake."""
+    """The server refused the API token (HTTP 401/403, or a policy close before any trade)."""
 
 
 class _ConnectionClosed(Exception):
