@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -100,6 +101,8 @@ def _dispatch(args: argparse.Namespace) -> int:
     from flows.config import load_settings
 
     settings = load_settings(args.config)
+    # Flow runs, and the Prefect UI of `tradewatch ui`, share one Prefect database per data home.
+    os.environ.setdefault("PREFECT_HOME", str(settings.paths.home / "prefect"))
     if args.verb == "simulate":
         from flows.simulate import run_simulate
 

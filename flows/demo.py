@@ -13,14 +13,15 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
+from prefect import flow
 from rich.console import Console
 from rich.table import Table
 
 from flows.config import Settings
 from ingest.alphavantage import AlphaVantageCollector, CallBudget
 from ingest.finnhub import CollectorStats, FinnhubCollector
-from ingest.landing import iter_landed_files
 from ingest.simulator import Simulator, SimulatorConfig
 
 DEFAULT_MINUTES = 240.0
@@ -45,6 +46,9 @@ class DemoReport:
     bars_landed: int = 0
     stages: list[tuple[str, str, float]] = field(default_factory=list)
     row_counts: dict[str, int] = field(default_factory=dict)
+    quality: Any = None
+    training: Any = None
+    drift: Any = None
 
 
 def _state_path(settings: Settings) -> Path:
@@ -135,13 +139,6 @@ def _collect_bars(settings: Settings, config: SimulatorConfig, report: DemoRepor
             report.bars_landed += result.bars
 
 
-def _transform(settings: Settings, console: Console, report: DemoReport) -> None:
-    from flows.transform import run_transform
-
-    result = run_transform(settings, target="local", console=console)
-    report.row_counts = dict(result.row_counts)
-
-
 def _stage(report: DemoReport, console: Console, name: str, work) -> None:
     started = time.monotonic()
     console.rule(f"[bold]{name}")
@@ -153,7 +150,33 @@ def _stage(report: DemoReport, console: Console, name: str, work) -> None:
     report.stages.append((name, "ok", time.monotonic() - started))
 
 
+def _top_anomalies(settings: Settings, limit: int = 5) -> list[tuple]:
+    """The champion's highest scores, with the simulator's ground truth beside them."""
+    import duckdb
+
+    if not any(settings.paths.scores.glob("date=*/*.parquet")):
+        return []
+    truth = settings.paths.simulator / "ground_truth" / "trades.ndjson"
+    con = duckdb.connect()
+    try:
+        join = ""
+        kind = "null"
+        if truth.exists():
+            join = (f"left join read_json_auto('{truth}', format='newline_delimited') g "
+                    "using (trade_id)")
+            kind = "g.kind"
+        return con.execute(
+            f"select s.symbol, s.trade_ts, s.score, s.risk_level, {kind} as truth "
+            f"from read_parquet('{settings.paths.scores}/date=*/*.parquet') s {join} "
+            f"order by s.score desc limit {int(limit)}"
+        ).fetchall()
+    finally:
+        con.close()
+
+
 def _summary(settings: Settings, report: DemoReport, console: Console) -> None:
+    from flows.transform import _warehouse_row_counts
+
     table = Table(title="Tradewatch demo", show_lines=False)
     table.add_column("stage")
     table.add_column("result")
@@ -162,7 +185,6 @@ def _summary(settings: Settings, report: DemoReport, console: Console) -> None:
         table.add_row(name, outcome, f"{seconds:.1f}")
     console.print(table)
     stats = report.finnhub
-    trade_files = sum(1 for _ in iter_landed_files(settings.paths.landing / "trades"))
     console.print(
         f"market window {report.window_start:%Y-%m-%d %H:%M} → {report.window_end:%H:%M %Z}: "
         f"{report.simulator_trades:,} trades sent, {report.anomaly_events:,} anomaly events"
@@ -170,19 +192,55 @@ def _summary(settings: Settings, report: DemoReport, console: Console) -> None:
     if stats is not None:
         console.print(f"finnhub collector: {stats.summary()}")
     console.print(f"alphavantage collector: {report.bars_landed:,} bars landed")
-    console.print(f"landing: {trade_files:,} trade files under {settings.paths.landing}")
-    if report.row_counts:
-        rows = ", ".join(f"{name} {count:,}" for name, count in report.row_counts.items())
-        console.print(f"warehouse rows: {rows}")
+    counts = _warehouse_row_counts(settings)
+    if counts:
+        layers = ("bronze_trades", "silver_trades", "silver_trades_quarantine",
+                  "gold_trade_features", "gold_anomaly_labels", "gold_anomaly_scores")
+        console.print("rows per layer: " + ", ".join(
+            f"{name} {counts[name]:,}" for name in layers if name in counts))
+    quality = report.quality
+    if quality is not None:
+        console.print(
+            f"data quality: {len(quality.outcomes)} expectations, "
+            f"{len(quality.critical_failures)} critical and "
+            f"{len(quality.warning_failures)} warning failures"
+        )
+    training = report.training
+    if training is not None:
+        winner = training.leaderboard.winner
+        decision = training.decision
+        console.print(
+            f"tournament winner: {winner.model_name} (test PR-AUC {winner.pr_auc:.3f}); "
+            f"gate: {decision.decision} version {decision.challenger_version} — {decision.reason}"
+        )
+    top = _top_anomalies(settings)
+    if top:
+        anomalies = Table(title="Top anomalies (champion scores)")
+        for title in ("symbol", "trade time (UTC)", "score", "risk", "injected as"):
+            anomalies.add_column(title)
+        for symbol, ts, score, risk, truth in top:
+            anomalies.add_row(symbol, f"{ts:%Y-%m-%d %H:%M:%S}", f"{score:.3f}", risk,
+                              truth or "–")
+        console.print(anomalies)
+    drift = report.drift
+    if drift is not None:
+        console.print(
+            f"drift: {drift.report.drifted_share:.0%} of features drifted; retraining "
+            f"{'triggered' if drift.decision.retrain else 'not needed'} — {drift.decision.detail}"
+        )
+    home = settings.paths.home
+    console.print("\n[bold]Where to look next[/]")
+    console.print("  tradewatch ui      Prefect UI :4200, MLflow UI :5000, dbt docs :8080")
+    docs = quality.data_docs_index if quality is not None else None
+    if docs:
+        console.print(f"  Data Docs         {docs}")
+    if drift is not None:
+        console.print(f"  drift report      {drift.html}")
+    console.print(f"  warehouse (SQL)   duckdb {home / 'warehouse.duckdb'}")
 
 
-def run_demo(settings: Settings, *, seed: int | None = None, minutes: float | None = None) -> int:
-    """Run the main job on DuckDB with the simulated market; return the exit code."""
-    console = Console()
-    start = _window_start(settings)
-    duration = timedelta(minutes=minutes or DEFAULT_MINUTES)
-    report = DemoReport(window_start=start, window_end=start + duration)
-    market = SimulatorConfig(
+def _market_config(settings: Settings, start: datetime, duration: timedelta, seed: int | None):
+    return SimulatorConfig(
         seed=settings.simulator.seed if seed is None else seed,
         symbols=settings.symbols,
         start=start,
@@ -194,6 +252,18 @@ def run_demo(settings: Settings, *, seed: int | None = None, minutes: float | No
         av_calls_per_day=DEMO_AV_CALLS_PER_DAY,
         ground_truth_dir=settings.paths.simulator / "ground_truth",
     )
+
+
+@flow(name="demo", log_prints=True)
+def demo_flow(settings: Settings, seed: int | None = None, minutes: float | None = None):
+    """Simulated market → collectors → dbt → quality → tournament/gate/score → drift."""
+    from flows.pipeline import drift_flow, training_flow, transform_flow
+
+    console = Console()
+    start = _window_start(settings)
+    duration = timedelta(minutes=minutes or DEFAULT_MINUTES)
+    report = DemoReport(window_start=start, window_end=start + duration)
+    market = _market_config(settings, start, duration, seed)
     console.print(
         f"Tradewatch demo: {len(settings.symbols)} symbols, simulated market from "
         f"{start.astimezone(UTC):%Y-%m-%d %H:%M} UTC for {duration}, state in {settings.paths.home}"
@@ -203,7 +273,34 @@ def run_demo(settings: Settings, *, seed: int | None = None, minutes: float | No
     _stage(report, console, "collect bars (Alpha Vantage protocol)",
            lambda: _collect_bars(settings, market, report))
     _save_window_end(settings, report.window_end)
-    _stage(report, console, "build the warehouse (dbt build)",
-           lambda: _transform(settings, console, report))
+    # Freshness is judged against the simulated clock: the market replays a past date.
+    now = report.window_end
+    quality = None
+
+    def transform() -> None:
+        nonlocal quality
+        quality = transform_flow(reference_time=now, settings=settings)
+        report.quality = quality
+
+    def train() -> None:
+        report.training = training_flow(reference_time=now, settings=settings, quality=quality)
+
+    def drift() -> None:
+        hours = duration.total_seconds() / 3600
+        report.drift = drift_flow(
+            current_hours=hours / 4, reference_hours=hours * 3 / 4, reference_time=now,
+            settings=settings,
+        )
+
+    _stage(report, console, "build and validate the warehouse (dbt build, Great Expectations)",
+           transform)
+    _stage(report, console, "train, gate, promote, score (MLflow)", train)
+    _stage(report, console, "drift report and retraining decision", drift)
     _summary(settings, report, console)
+    return report
+
+
+def run_demo(settings: Settings, *, seed: int | None = None, minutes: float | None = None) -> int:
+    """Run the main job on DuckDB with the simulated market; return the exit code."""
+    demo_flow(settings=settings, seed=seed, minutes=minutes)
     return 0
