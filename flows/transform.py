@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import subprocess
 import sys
 import time
@@ -37,6 +38,7 @@ _QUIET_ENV = {
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
     "MLFLOW_DISABLE_TELEMETRY": "true",
 }
+_DATABRICKS_ENV = ("DATABRICKS_HOST", "DATABRICKS_HTTP_PATH", "DATABRICKS_TOKEN")
 _OK_STATUSES = {"success", "pass"}
 _FAILED_STATUSES = {"error", "fail", "runtime error"}
 
@@ -269,6 +271,13 @@ def run_transform(
     target = target or settings.dbt.target
     if target not in TARGETS:
         raise TransformFailed(f"unknown dbt target {target!r}: use one of {', '.join(TARGETS)}")
+    if target == "databricks":
+        missing = [name for name in _DATABRICKS_ENV if not os.environ.get(name)]
+        if missing:
+            raise TransformFailed(
+                f"target databricks needs {', '.join(missing)} in the environment "
+                "(DATABRICKS_CATALOG, DATABRICKS_SCHEMA and TRADEWATCH_VOLUME are optional)"
+            )
     target_path, log_path = dbt_paths(settings)
     args = [
         "build",
@@ -290,7 +299,8 @@ def run_transform(
     elapsed = time.monotonic() - started
     log_file = log_path / "dbt.log"
     if outcome.exception is not None:
-        first_line = " ".join(str(outcome.exception).split())[:400]
+        text = " ".join(str(outcome.exception).split())
+        first_line = re.sub(r"^(Database Error\s*)+", "Database Error: ", text)[:400]
         raise TransformFailed(
             f"dbt could not build target {target}: {first_line} (log: {log_file})"
         )

@@ -42,8 +42,12 @@ SNAPSHOT_SQL = {
     "silver_rows": "select count(*) from silver_trades",
     "quarantine_rows": "select count(*) from silver_trades_quarantine",
     "bronze_bars_rows": "select count(*) from bronze_bars",
-    "silver_ingested": "select trade_id, _ingested_at, _source_file from silver_trades order by trade_id",
-    "quarantine": "select trade_id, quarantine_rule from silver_trades_quarantine order by trade_id",
+    "silver_ingested": (
+        "select trade_id, _ingested_at, _source_file from silver_trades order by trade_id"
+    ),
+    "quarantine": (
+        "select trade_id, quarantine_rule from silver_trades_quarantine order by trade_id"
+    ),
 }
 
 
@@ -77,7 +81,8 @@ def warehouse_story(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Wareho
     again = replayed(first_records, 11)
     landed_first.add(again, [], land_trades(home, again))
     hidden = home / "landing" / "trades" / "date=2024-03-08" / ".trades-in-progress.ndjson"
-    hidden.write_text(orjson.dumps(trade("AAPL", ny_ms("2024-03-08", "10:00:00"), 1.0, 1.0)).decode())
+    unfinished = trade("AAPL", ny_ms("2024-03-08", "10:00:00"), 1.0, 1.0)
+    hidden.write_text(orjson.dumps(unfinished).decode())
     land_bars(home, fetched_at="2024-03-12T00:00:00.000Z")
 
     builds["first"] = run_build(home)

@@ -13,7 +13,6 @@ read-only between builds; builds are session-scoped and run a handful of times p
 from __future__ import annotations
 
 import json
-import math
 import os
 import subprocess
 import sys
@@ -113,7 +112,9 @@ def run_build(
     for line in completed.stdout.splitlines():
         if line.startswith("BUILD-RESULT "):
             return BuildOutcome(**json.loads(line.removeprefix("BUILD-RESULT ")), output=output)
-    raise AssertionError(f"the build process reported nothing (exit {completed.returncode}):\n{output[-4000:]}")
+    raise AssertionError(
+        f"the build process reported nothing (exit {completed.returncode}):\n{output[-4000:]}"
+    )
 
 
 def query(home: Path, sql: str) -> list[tuple]:
@@ -169,7 +170,9 @@ BOUNDARY_CLOCKS = (
 DAYS = ("2024-03-08", "2024-03-09", "2024-03-11")  # Friday EST, Saturday, Monday EDT
 
 
-def clean_trades(symbols: Iterable[str] = ("AAPL", "MSFT", "KO"), start_price: float = 100.0) -> list[dict]:
+def clean_trades(
+    symbols: Iterable[str] = ("AAPL", "MSFT", "KO"), start_price: float = 100.0
+) -> list[dict]:
     """Valid trades on every session boundary of three days, sizes across all trade types."""
     volumes = (50.0, 99.0, 100.0, 250.0, 9_999.0, 10_000.0, 25_000.0, 0.0)
     records = []
@@ -343,6 +346,3 @@ def expected_trade_type(volume: float) -> str:
         return "block"
     return "standard" if volume >= 100 else "odd_lot"
 
-
-def finite(value: float) -> bool:
-    return value is not None and math.isfinite(value)

@@ -1,0 +1,68 @@
+"""`dbt docs` offline, documentation completeness, and the transform entry point's contract."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from warehouse_data import REPO_ROOT
+
+from flows.config import load_settings
+from flows.transform import TransformFailed, run_transform
+
+_DOCS_SCRIPT = """
+import os
+from flows.config import load_settings
+from flows.transform import run_dbt_docs
+settings = load_settings(environ={**os.environ, "TRADEWATCH_HOME": os.getcwd()})
+print("INDEX " + str(run_dbt_docs(settings)))
+"""
+
+
+@pytest.mark.slow
+def test_docs_generate_offline_and_every_built_column_is_described(warehouse_story):
+    completed = subprocess.run(
+        [sys.executable, "-c", _DOCS_SCRIPT],
+        cwd=warehouse_story.home,
+        env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    index_lines = [line for line in completed.stdout.splitlines() if line.startswith("INDEX ")]
+    assert index_lines, completed.stdout[-2000:] + completed.stderr[-2000:]
+    index = index_lines[0].removeprefix("INDEX ")
+    target = warehouse_story.home / "dbt" / "target"
+    assert index == str(target / "index.html")
+    assert "<html" in (target / "index.html").read_text()[:2000].lower()
+
+    manifest = json.loads((target / "manifest.json").read_text())
+    catalog = json.loads((target / "catalog.json").read_text())
+    built = catalog["nodes"]
+    assert {"model.tradewatch.silver_trades", "model.tradewatch.gold_minute_bars"} <= set(built)
+    undescribed = []
+    for unique_id, entry in built.items():
+        node = manifest["nodes"][unique_id]
+        if not node["description"].strip():
+            undescribed.append(unique_id)
+        for column in entry["columns"]:
+            described = node["columns"].get(column, {}).get("description", "").strip()
+            if not described:
+                undescribed.append(f"{unique_id}.{column}")
+    assert undescribed == []
+    # Formulas are written once, in docs blocks, and shown wherever they are used.
+    session = manifest["nodes"]["model.tradewatch.silver_trades"]["columns"]["session_type"]
+    assert "pre_market` 04:00–09:30" in session["description"]
+    assert {e["name"] for e in manifest["exposures"].values()} >= {
+        "training_flow", "scoring_flow", "drift_flow", "pipeline_report",
+    }
+
+
+def test_unknown_target_is_refused_before_dbt_runs(tmp_path):
+    settings = load_settings(environ={**os.environ, "TRADEWATCH_HOME": str(tmp_path)})
+    with pytest.raises(TransformFailed, match="unknown dbt target 'snowflake'"):
+        run_transform(settings, target="snowflake")
+    assert not (tmp_path / "dbt").exists()

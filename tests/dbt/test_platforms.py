@@ -1,0 +1,174 @@
+"""The same project on Spark (a local session) and Databricks (no workspace: parse and compile).
+
+Spark runs the whole project, the Python model included, in one dbt build on a small landed
+dataset, and must give the rows DuckDB gives. Databricks is only reachable from a workspace;
+here the project must parse, compile every model that compiles without a connection, give the
+Spark dialect, and fail fast instead of retrying.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from warehouse_data import (
+    REPO_ROOT,
+    bad_lines,
+    clean_trades,
+    expected_local_fields,
+    land_bars,
+    land_trades,
+    run_build,
+)
+
+DBT = Path(sys.executable).parent / "dbt"
+
+
+@pytest.mark.slow
+@pytest.mark.spark
+def test_whole_project_builds_on_a_local_spark_session(tmp_path):
+    home, scratch = tmp_path / "home", tmp_path / "cwd"
+    scratch.mkdir()
+    records = clean_trades(("AAPL", "MSFT"))
+    bad = bad_lines("s")
+    land_trades(home, records + records[:3], [text for _id, text, _rule in bad])
+    land_bars(home, fetched_at="2024-03-12T00:00:00.000Z")
+
+    build = run_build(
+        home,
+        target="spark",
+        select=None,
+        cwd=scratch,
+        spark_queries={
+            "silver": "select trade_id, cast(trade_date_ny as string), "
+            "date_format(ts_ny, 'yyyy-MM-dd HH:mm:ss.SSS'), session_type, trade_ts_ms "
+            "from tradewatch.silver_trades",
+            "quarantine": (
+                "select trade_id, quarantine_rule from tradewatch.silver_trades_quarantine"
+            ),
+            "bronze": "select count(*) from tradewatch.bronze_trades",
+            "features": "select count(*) from tradewatch.gold_trade_features",
+            "daily": "select symbol, cast(bar_date as string), derived_from "
+            "from tradewatch.gold_daily_bars order by 1, 2",
+        },
+    )
+
+    assert build.ok, build.error + "\n" + build.output[-3000:]
+    assert set(build.statuses("model").values()) == {"success"}
+    assert build.spark["bronze"] == [[len(records) + 3 + len(bad)]]
+    silver = {row[0]: row[1:] for row in build.spark["silver"]}
+    assert len(silver) == len(build.spark["silver"]) == len(records)
+    for trade_id, (date_ny, ts_ny, session, ts_ms) in silver.items():
+        assert (date_ny, ts_ny, session) == expected_local_fields(ts_ms), trade_id
+    assert dict(map(tuple, build.spark["quarantine"])) == {tid: rule for tid, _t, rule in bad}
+    assert build.spark["features"] == [[len(records)]]
+    assert [row[2] for row in build.spark["daily"]] == ["5min", "daily", "daily"]
+    # The landed files are external data: dropping the reader tables must leave them alone.
+    assert len(list((home / "landing" / "trades").rglob("*.ndjson"))) == 1
+    # The metastore and tables live under the data home, not in the working directory.
+    assert (home / "spark" / "metastore_db").is_dir()
+    assert not (scratch / "metastore_db").exists() and not (scratch / "spark-warehouse").exists()
+
+
+def _dbt(args: list[str], home: Path, cwd: Path) -> subprocess.CompletedProcess:
+    env = {
+        key: value for key, value in os.environ.items() if not key.startswith("DATABRICKS_")
+    }
+    env.update(
+        TRADEWATCH_HOME=str(home),
+        DBT_SEND_ANONYMOUS_USAGE_STATS="false",
+        DO_NOT_TRACK="true",
+        TRADEWATCH_VOLUME="/Volumes/main/tradewatch/files",
+    )
+    common = [
+        "--target", "databricks",
+        "--project-dir", str(REPO_ROOT / "dbt_project"),
+        "--profiles-dir", str(REPO_ROOT),
+        "--target-path", str(cwd / "target"),
+        "--log-path", str(cwd / "logs"),
+    ]
+    return subprocess.run(
+        [str(DBT), *args, *common], cwd=cwd, env=env, capture_output=True, text=True, check=False
+    )
+
+
+@pytest.mark.slow
+def test_databricks_target_parses_and_compiles_spark_sql_without_a_workspace(tmp_path):
+    parsed = _dbt(["parse"], tmp_path, tmp_path)
+    assert parsed.returncode == 0, parsed.stdout[-3000:]
+
+    compiled = _dbt(
+        [
+            "compile", "--no-populate-cache",
+            "--select", "config.materialized:table config.materialized:view",
+            "--exclude", "config.materialized:incremental",
+        ],
+        tmp_path,
+        tmp_path,
+    )
+    assert compiled.returncode == 0, compiled.stdout[-3000:]
+    models = tmp_path / "target" / "compiled" / "tradewatch" / "models"
+    validated = (models / "silver" / "silver_trades_validated.sql").read_text()
+    assert "timestamp_millis(" in validated and "from_utc_timestamp(" in validated
+    assert "try_cast(price as double)" in validated and "from_json(" in validated
+    minute_bars = (models / "gold" / "gold_minute_bars.sql").read_text()
+    assert "date_trunc('MINUTE', trade_ts)" in minute_bars
+    drift = (models / "monitoring" / "monitoring_drift_reports.sql").read_text()
+    # Databricks reads the ML files in place from the Unity Catalog volume.
+    assert "read_files(\n            '/Volumes/main/tradewatch/files/monitoring/drift'" in drift
+    assert "_metadata.file_path" in drift
+    for sql in (validated, minute_bars, drift):
+        assert "epoch_ms(" not in sql and "at time zone" not in sql and "isfinite(" not in sql
+
+
+_DATABRICKS_BUILD = """
+import os
+from flows.config import load_settings
+from flows.transform import TransformFailed, run_transform
+settings = load_settings(environ={**os.environ, "TRADEWATCH_HOME": os.getcwd()})
+try:
+    run_transform(settings, target="databricks", select="silver_trades")
+except TransformFailed as exc:
+    print("FAILED " + str(exc))
+"""
+
+
+def _databricks_build(cwd: Path, **databricks_env: str) -> str:
+    completed = subprocess.run(
+        [sys.executable, "-c", _DATABRICKS_BUILD],
+        cwd=cwd,
+        env={
+            **{k: v for k, v in os.environ.items() if not k.startswith("DATABRICKS_")},
+            "PYTHONPATH": str(REPO_ROOT),
+            **databricks_env,
+        },
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    output = completed.stdout + completed.stderr
+    failed = [line for line in completed.stdout.splitlines() if line.startswith("FAILED ")]
+    assert len(failed) == 1, output[-3000:]
+    assert "dapi-secret-token-value" not in output
+    return failed[0]
+
+
+def test_databricks_build_without_credentials_says_what_to_set(tmp_path):
+    failed = _databricks_build(tmp_path, DATABRICKS_TOKEN="dapi-secret-token-value")
+    assert "target databricks needs DATABRICKS_HOST, DATABRICKS_HTTP_PATH" in failed
+
+
+@pytest.mark.slow
+def test_databricks_build_with_an_unreachable_workspace_fails_fast_with_one_line(tmp_path):
+    """The host does not resolve: the build must give up at once, not retry for minutes."""
+    failed = _databricks_build(
+        tmp_path,
+        DATABRICKS_HOST="workspace.invalid",
+        DATABRICKS_HTTP_PATH="/sql/1.0/warehouses/abc",
+        DATABRICKS_TOKEN="dapi-secret-token-value",
+    )
+    assert failed.startswith("FAILED dbt could not build target databricks: Database Error: ")
+    assert "workspace.invalid" in failed

@@ -1,0 +1,108 @@
+"""The whole project builds on DuckDB over data from the simulated market.
+
+The simulator serves its Finnhub protocol on 127.0.0.1 and the real collector lands what it
+receives, exactly as `tradewatch demo` does; then one `dbt build` of every model and test.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from warehouse_data import BuildOutcome, query, run_build
+
+from ingest.finnhub import FinnhubCollector
+from ingest.simulator import Simulator, SimulatorConfig, read_ground_truth
+
+pytestmark = pytest.mark.slow
+
+SYMBOLS = ("AAPL", "MSFT", "NVDA")
+
+
+@dataclass
+class SimulatedWarehouse:
+    home: Path
+    trades_sent: int
+    landed: int
+    build: BuildOutcome
+
+
+@pytest.fixture(scope="session")
+def simulated_warehouse(tmp_path_factory: pytest.TempPathFactory) -> SimulatedWarehouse:
+    home = tmp_path_factory.mktemp("simulated_home")
+    config = SimulatorConfig(
+        seed=11,
+        symbols=SYMBOLS,
+        # Friday 15:58 New York: the close and the after-hours session are both served.
+        start=datetime(2024, 3, 8, 15, 58, tzinfo=ZoneInfo("America/New_York")),
+        max_trades=4_000,
+        anomaly_rate=0.02,
+        ground_truth_dir=home / "simulator" / "ground_truth",
+    )
+    with Simulator(config).start() as market:
+        collector = FinnhubCollector(
+            url=market.ws_url,
+            symbols=SYMBOLS,
+            landing_dir=home / "landing",
+            flush_trades=1_000,
+            flush_seconds=0.5,
+            reconnect_initial_seconds=0.05,
+            reconnect_max_seconds=0.5,
+        )
+        worker = threading.Thread(target=collector.run, daemon=True)
+        worker.start()
+        market.wait_finished()
+        sent = market.stats().trades_sent
+        while collector.stats.received < sent and worker.is_alive():
+            worker.join(timeout=0.05)
+        collector.stop()
+        worker.join()
+    build = run_build(home, select=None)
+    return SimulatedWarehouse(home, sent, collector.stats.landed, build)
+
+
+def test_every_model_and_test_of_the_project_passes(simulated_warehouse):
+    build = simulated_warehouse.build
+    assert build.ok, build.error
+    models = build.statuses("model")
+    assert {"gold_trade_features", "silver_trades", "gold_minute_bars"} <= set(models)
+    assert set(models.values()) == {"success"}
+    assert build.statuses("test")["assert_trades_reconcile"] == "pass"
+
+
+def test_every_landed_simulator_trade_reaches_silver_once(simulated_warehouse):
+    assert simulated_warehouse.landed == simulated_warehouse.trades_sent > 0
+    counts = query(
+        simulated_warehouse.home,
+        "select (select count(*) from bronze_trades), (select count(*) from silver_trades), "
+        "(select count(*) from silver_trades_quarantine)",
+    )[0]
+    assert counts == (simulated_warehouse.landed, simulated_warehouse.landed, 0)
+
+
+def test_injected_anomalies_are_in_silver_with_the_collector_ids(simulated_warehouse):
+    events, trades = read_ground_truth(simulated_warehouse.home / "simulator" / "ground_truth")
+    anomalous = {row["trade_id"] for row in trades}
+    assert events and anomalous
+    rows = query(simulated_warehouse.home, "select trade_id from silver_trades")
+    silver = {trade_id for (trade_id,) in rows}
+    assert anomalous <= silver
+
+
+def test_the_simulated_close_splits_regular_and_after_hours(simulated_warehouse):
+    sessions = dict(
+        query(
+            simulated_warehouse.home,
+            "select session_type, count(*) from silver_trades group by session_type",
+        )
+    )
+    assert sessions.get("regular", 0) > 0 and sessions.get("after_hours", 0) > 0
+    bars = query(
+        simulated_warehouse.home,
+        "select count(*), sum(trade_count) from gold_minute_bars",
+    )[0]
+    assert bars[0] > 0 and bars[1] == simulated_warehouse.landed
