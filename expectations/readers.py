@@ -18,6 +18,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
+import numpy as np
 import pandas as pd
 
 from expectations.column_types import logical_type
@@ -41,6 +42,22 @@ def _identifier(name: str) -> str:
 
 def _literal(text: str) -> str:
     return "'" + text.replace("\\", "\\\\").replace("'", "''") + "'"
+
+
+def frame_for_validation(frame: pd.DataFrame) -> pd.DataFrame:
+    """Widen narrow numeric columns (INTEGER → int64, FLOAT → float64).
+
+    GX's pandas range check is vectorised only for int64 and float64 columns; on any other
+    numeric dtype it calls a Python function per row (seconds per million rows).
+    """
+    for column, dtype in frame.dtypes.items():
+        if not isinstance(dtype, np.dtype) or pd.api.types.is_bool_dtype(dtype):
+            continue
+        if pd.api.types.is_integer_dtype(dtype) and dtype != "int64":
+            frame[column] = frame[column].astype("int64")
+        elif pd.api.types.is_float_dtype(dtype) and dtype != "float64":
+            frame[column] = frame[column].astype("float64")
+    return frame
 
 
 class WarehouseReader(Protocol):
@@ -141,10 +158,11 @@ class DuckDBWarehouse:
 
     def read_table(self, table: str, columns: Sequence[str]) -> pd.DataFrame:
         selected = ", ".join(f'"{_identifier(column)}"' for column in columns) or "1 as _row"
-        return self._connection.execute(f"select {selected} from {self.qualified(table)}").df()
+        return self.query(f"select {selected} from {self.qualified(table)}")
 
     def query(self, sql: str) -> pd.DataFrame:
-        return self._connection.execute(sql).df()
+        # Through Arrow: about 2.5x faster than DuckDB's own pandas conversion on wide tables.
+        return frame_for_validation(self._connection.sql(sql).to_arrow_table().to_pandas())
 
     def close(self) -> None:
         self._connection.close()
@@ -267,7 +285,7 @@ class DatabricksWarehouse:
     def query(self, sql: str) -> pd.DataFrame:
         with self._connection.cursor() as cursor:
             cursor.execute(sql)
-            return cursor.fetchall_arrow().to_pandas()
+            return frame_for_validation(cursor.fetchall_arrow().to_pandas())
 
     def close(self) -> None:
         self._connection.close()

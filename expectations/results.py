@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
@@ -82,7 +82,6 @@ class ValidationSummary:
     layers: tuple[LayerOutcome, ...]
     results_path: Path | None = None
     data_docs_index: Path | None = None
-    notes: tuple[str, ...] = field(default=())
 
     @property
     def outcomes(self) -> tuple[ExpectationOutcome, ...]:

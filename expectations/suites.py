@@ -114,12 +114,44 @@ class SuiteDefinition:
         return suite
 
 
+def rule_text(expectation_class: type[Expectation], kwargs: Mapping[str, object]) -> str:
+    """The rule an expectation states, in one short line (e.g. `0 <= rsi_14 <= 100`)."""
+    kind = expectation_class.__name__
+    column = kwargs.get("column")
+    if kind == "ExpectColumnValuesToNotBeNull":
+        return f"{column} is never null"
+    if kind == "ExpectColumnValuesToBeUnique":
+        return f"{column} is unique"
+    if kind == "ExpectColumnValuesToBeInSet":
+        return f"{column} in {{{', '.join(map(str, kwargs['value_set']))}}}"  # type: ignore[call-overload]
+    if kind == "ExpectColumnPairValuesToBeEqual":
+        return f"{kwargs['column_A']} = {kwargs['column_B']}"
+    if kind == "ExpectTableColumnsToMatchSet":
+        return "has every contract column"
+    if kind == "ExpectColumnValuesToBeBetween":
+        low, high = kwargs.get("min_value"), kwargs.get("max_value")
+        text = str(column)
+        if low is not None:
+            text = f"{low:g} {'<' if kwargs.get('strict_min') else '<='} {text}"
+        if high is not None:
+            text = f"{text} {'<' if kwargs.get('strict_max') else '<='} {high:g}"
+        return text
+    return kind
+
+
 def expect(
     expectation_class: type[Expectation], severity: Severity, why: str, **kwargs: object
 ) -> Expectation:
-    """Build one expectation with its severity (GX field and meta) and the reason it exists."""
+    """Build one expectation with its severity (GX field and meta), its rule and its reason.
+
+    The description (`[severity] rule — why`) is what Data Docs show for the expectation.
+    """
     return expectation_class(
-        severity=severity, meta={"severity": severity}, notes=f"**{severity}** — {why}", **kwargs
+        severity=severity,
+        meta={"severity": severity},
+        notes=why,
+        description=f"[{severity}] {rule_text(expectation_class, kwargs)} — {why}",
+        **kwargs,
     )
 
 

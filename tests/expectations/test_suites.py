@@ -39,7 +39,8 @@ def test_every_expectation_carries_its_severity_in_gx_and_in_meta_and_a_reason(s
         for expectation in suite.expectations:
             assert expectation.meta["severity"] in ("critical", "warning"), suite.name
             assert expectation.severity.value == expectation.meta["severity"]
-            assert expectation.notes and expectation.meta["severity"] in expectation.notes
+            assert expectation.notes, f"{suite.name}: say why the expectation exists"
+            assert expectation.description.startswith(f"[{expectation.severity.value}] ")
 
 
 def test_keys_are_critical_and_distribution_and_freshness_are_warnings(suites):
@@ -78,6 +79,16 @@ def test_rows_suites_read_only_the_columns_they_check(suites):
     assert "macd_line" in rows.columns  # checked for nulls
     schema = next(suite for suite in suites if suite.name == "gold.gold_trade_features.schema")
     assert schema.columns == ()  # the schema frame comes from the catalog, not the rows
+
+
+def test_descriptions_state_the_rule_data_docs_will_show(suites):
+    by_name = {suite.name: suite for suite in suites}
+    descriptions = {e.description.split(" — ")[0] for e in by_name["gold.gold_trade_features.rows"]
+                    .expectations}
+    assert "[critical] 0 <= rsi_14 <= 100" in descriptions
+    assert "[critical] 0 < price" in descriptions
+    assert "[critical] trade_id is unique" in descriptions
+    assert "[critical] session_type in {pre_market, regular, after_hours, closed}" in descriptions
 
 
 def test_thresholds_follow_the_policy():
