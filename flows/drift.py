@@ -25,6 +25,12 @@ from ml.drift import DriftReport, compute_drift, write_drift_ndjson
 from ml.drift_report import write_drift_html
 from ml.retraining import RetrainDecision, RetrainingPolicy, RetrainingTrigger
 
+#: Clock features are left out: a newer window always differs from an older one in the hour.
+CLOCK_FEATURES = ("hour_of_day", "minute_of_hour", "day_of_week")
+DRIFT_NUMERIC_FEATURES = tuple(f for f in NUMERIC_FEATURES if f not in CLOCK_FEATURES)
+#: `symbol` is compared too, so that a symbol appearing or vanishing shows up as drift.
+DRIFT_CATEGORICAL_FEATURES = (*CATEGORICAL_FEATURES, "symbol")
+
 
 class NotEnoughHistory(RuntimeError):
     """One of the two windows holds no trades yet."""
@@ -43,7 +49,9 @@ class DriftOutcome:
 def _window_rows(settings: Settings, start_ms: int, end_ms: int) -> pd.DataFrame:
     """Gold features in [start, end), with the label and the champion's score where known."""
     warehouse = DuckDBWarehouse(settings.paths.warehouse)
-    columns = ", ".join(f"f.{c}" for c in (*NUMERIC_FEATURES, *CATEGORICAL_FEATURES))
+    columns = ", ".join(
+        f"f.{c}" for c in (*DRIFT_NUMERIC_FEATURES, *DRIFT_CATEGORICAL_FEATURES)
+    )
     scores_glob = settings.paths.scores / "date=*" / "*.parquet"
     has_scores = any(settings.paths.scores.glob("date=*/*.parquet"))
     score_join = (
@@ -141,8 +149,8 @@ def run_drift(
     report = compute_drift(
         reference,
         current,
-        numeric_features=NUMERIC_FEATURES,
-        categorical_features=CATEGORICAL_FEATURES,
+        numeric_features=DRIFT_NUMERIC_FEATURES,
+        categorical_features=DRIFT_CATEGORICAL_FEATURES,
         reference_window=(reference_start, current_start),
         current_window=(current_start, current_end),
         psi_threshold=config.psi_threshold,
