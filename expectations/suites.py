@@ -115,7 +115,7 @@ class SuiteDefinition:
 
 
 def rule_text(expectation_class: type[Expectation], kwargs: Mapping[str, object]) -> str:
-    """The rule an expectation states, in one short line (e.g. `0 <= rsi_14 <= 100`)."""
+    """The rule an expectation states, in one short line (e.g. `0 ≤ rsi_14 ≤ 100`)."""
     kind = expectation_class.__name__
     column = kwargs.get("column")
     if kind == "ExpectColumnValuesToNotBeNull":
@@ -130,12 +130,13 @@ def rule_text(expectation_class: type[Expectation], kwargs: Mapping[str, object]
         return "has every contract column"
     if kind == "ExpectColumnValuesToBeBetween":
         low, high = kwargs.get("min_value"), kwargs.get("max_value")
-        text = str(column)
+        above = ">" if kwargs.get("strict_min") else "≥"
+        below = "<" if kwargs.get("strict_max") else "≤"
+        if low is not None and high is not None:
+            return f"{low:g} {'<' if kwargs.get('strict_min') else '≤'} {column} {below} {high:g}"
         if low is not None:
-            text = f"{low:g} {'<' if kwargs.get('strict_min') else '<='} {text}"
-        if high is not None:
-            text = f"{text} {'<' if kwargs.get('strict_max') else '<='} {high:g}"
-        return text
+            return f"{column} {above} {low:g}"
+        return f"{column} {below} {high:g}"
     return kind
 
 

@@ -85,8 +85,8 @@ def test_descriptions_state_the_rule_data_docs_will_show(suites):
     by_name = {suite.name: suite for suite in suites}
     descriptions = {e.description.split(" — ")[0] for e in by_name["gold.gold_trade_features.rows"]
                     .expectations}
-    assert "[critical] 0 <= rsi_14 <= 100" in descriptions
-    assert "[critical] 0 < price" in descriptions
+    assert "[critical] 0 ≤ rsi_14 ≤ 100" in descriptions
+    assert "[critical] price > 0" in descriptions
     assert "[critical] trade_id is unique" in descriptions
     assert "[critical] session_type in {pre_market, regular, after_hours, closed}" in descriptions
 
