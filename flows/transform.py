@@ -10,6 +10,7 @@ telemetry off) is set here for the duration of the call and restored afterwards.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import subprocess
@@ -213,8 +214,6 @@ def _warehouse_row_counts(settings: Settings) -> dict[str, int]:
     )
     if completed.returncode != 0:
         return {}
-    import json
-
     return {str(name): int(count) for name, count in json.loads(completed.stdout).items()}
 
 
@@ -294,7 +293,7 @@ def run_transform(
         args += ["--select", select]
     settings.paths.home.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
-    with dbt_environment(settings, target), _spark_python_models(target):
+    with dbt_environment(settings, target), _local_spark_session(target):
         outcome = _invoke(args)
     elapsed = time.monotonic() - started
     log_file = log_path / "dbt.log"
@@ -356,10 +355,11 @@ def run_dbt_docs(settings: Settings, *, target: str | None = None) -> Path:
     return target_path / "index.html"
 
 
-# --- Python models on a local Spark session ------------------------------------------------
+# --- The local Spark session (the `spark` target) -------------------------------------------
 # dbt-spark submits Python models to a Databricks cluster only. For the `spark` target (a local
 # session, used to prove the project runs on Spark) the compiled model is run in the same
 # session instead: the code dbt generates expects a `spark` global and writes the table itself.
+# The session binds to loopback, and its Python workers use this interpreter.
 
 
 class _SparkSessionPythonJob:
@@ -377,7 +377,7 @@ class _SparkSessionPythonJob:
 
 
 @contextlib.contextmanager
-def _spark_python_models(target: str) -> Iterator[None]:
+def _local_spark_session(target: str) -> Iterator[None]:
     if target != "spark":
         yield
         return

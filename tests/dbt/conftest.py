@@ -27,7 +27,7 @@ from warehouse_data import (
 
 @dataclass
 class WarehouseStory:
-    """Snapshots of one warehouse through: first batch, a re-run, a second batch."""
+    """Snapshots of one warehouse through: first batch, a re-run, a second batch, a full refresh."""
 
     home: Path
     landed_first: Landed
@@ -44,6 +44,10 @@ SNAPSHOT_SQL = {
     "bronze_bars_rows": "select count(*) from bronze_bars",
     "silver_ingested": (
         "select trade_id, _ingested_at, _source_file from silver_trades order by trade_id"
+    ),
+    "silver_values": (
+        "select trade_id, symbol, price, volume, trade_ts, ts_ny, session_type, trade_type "
+        "from silver_trades order by trade_id"
     ),
     "quarantine": (
         "select trade_id, quarantine_rule from silver_trades_quarantine order by trade_id"
@@ -108,5 +112,7 @@ def warehouse_story(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Wareho
 
     builds["second"] = run_build(home)
     snapshots["second"] = snapshot(home)
+    builds["full_refresh"] = run_build(home, full_refresh=True)
+    snapshots["full_refresh"] = snapshot(home)
 
     yield WarehouseStory(home, landed_first, landed_second, builds, snapshots)

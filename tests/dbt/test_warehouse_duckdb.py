@@ -1,7 +1,8 @@
 """The warehouse on DuckDB: bronze, silver, quarantine and bars through batches and re-runs.
 
-One landed home goes through three builds (first batch, a re-run on the same files, a second
-batch); the tests read the snapshots taken after each. See conftest.py for the data.
+One landed home goes through four builds (first batch, a re-run on the same files, a second
+batch, a full refresh); the tests read the snapshots taken after each. See conftest.py and
+warehouse_data.py for the data.
 """
 
 from __future__ import annotations
@@ -22,6 +23,13 @@ def test_every_build_succeeds_with_all_tests_passing(warehouse_story):
         assert tests["assert_trades_reconcile"] == "pass"
         assert "unique_silver_trades_trade_id" in tests
         assert set(build.statuses("unit_test").values()) == {"pass"}
+
+
+def test_full_refresh_rebuilds_the_same_trades_from_the_landed_files(warehouse_story):
+    snapshots = warehouse_story.snapshots
+    incremental, rebuilt = snapshots["second"], snapshots["full_refresh"]
+    for name in ("bronze_rows", "silver_rows", "quarantine_rows", "silver_values", "quarantine"):
+        assert rebuilt[name] == incremental[name], name
 
 
 def test_bronze_keeps_every_landed_line_and_never_reads_hidden_files(warehouse_story):

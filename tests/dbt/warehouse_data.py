@@ -54,15 +54,17 @@ try:
     }
 except TransformFailed as exc:
     out = {"ok": False, "error": str(exc)}
-extra = args.get("spark_queries")
-if extra:
+print("BUILD-RESULT " + json.dumps(out, default=str), flush=True)
+if args.get("spark_queries") and out["ok"]:
     from pyspark.sql import SparkSession
 
-    spark = SparkSession.getActiveSession()
-    out["spark"] = {
-        name: [list(row) for row in spark.sql(sql).collect()] for name, sql in extra.items()
+    # The session dbt-spark opened (on another thread) is the process's default session.
+    spark = SparkSession.builder.getOrCreate()
+    rows = {
+        name: [list(row) for row in spark.sql(sql).collect()]
+        for name, sql in args["spark_queries"].items()
     }
-print("BUILD-RESULT " + json.dumps(out, default=str))
+    print("SPARK-RESULT " + json.dumps(rows, default=str), flush=True)
 """
 
 
@@ -109,9 +111,16 @@ def run_build(
         check=False,
     )
     output = completed.stdout + completed.stderr
+    reported = {}
     for line in completed.stdout.splitlines():
-        if line.startswith("BUILD-RESULT "):
-            return BuildOutcome(**json.loads(line.removeprefix("BUILD-RESULT ")), output=output)
+        tag, _, payload = line.partition(" ")
+        if tag in ("BUILD-RESULT", "SPARK-RESULT"):
+            reported[tag] = json.loads(payload)
+    build = reported.get("BUILD-RESULT")
+    if build and (not spark_queries or not build["ok"] or "SPARK-RESULT" in reported):
+        return BuildOutcome(
+            **build, spark=reported.get("SPARK-RESULT", {}), output=output
+        )
     raise AssertionError(
         f"the build process reported nothing (exit {completed.returncode}):\n{output[-4000:]}"
     )
