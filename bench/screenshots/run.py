@@ -105,6 +105,9 @@ def shoot(chromium: str, page: Page, target: Path) -> Path:
             chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
             "--no-first-run", "--disable-background-networking", "--disable-component-update",
             "--disable-sync", "--disable-dev-shm-usage", "--hide-scrollbars",
+            # No name resolves: a page that reached for the internet would show it, not hang.
+            # The Prefect server on 127.0.0.1 stays reachable.
+            "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1, EXCLUDE localhost",
             f"--user-data-dir={profile}", f"--window-size={WINDOW[0]},{page.height}",
             f"--screenshot={target}",
         ]
@@ -123,9 +126,10 @@ def shoot(chromium: str, page: Page, target: Path) -> Path:
                 f"{page.name}: Chromium did not finish within {SHOT_TIMEOUT_S} s"
             ) from None
     if process.returncode != 0 or not target.exists():
-        last = output.decode(errors="replace").strip().splitlines()[-1:] or ["no output"]
+        lines = output.decode(errors="replace").strip().splitlines() or ["no output"]
+        reason = next((line for line in lines if "Page load failed" in line), lines[-1])
         raise ScreenshotFailed(
-            f"{page.name}: Chromium exited with code {process.returncode}: {last[0]}"
+            f"{page.name}: no screenshot (Chromium exit code {process.returncode}): {reason}"
         )
     if looks_blank(target):
         raise ScreenshotFailed(f"{page.name}: the page rendered blank ({target})")
