@@ -19,6 +19,7 @@ from pathlib import Path
 
 SITE_NAME = "tradewatch"
 VENDOR_DIR = Path(__file__).resolve().parent / "static" / "vendor"
+CUSTOM_STYLES = Path(__file__).resolve().parent / "static" / "data_docs_custom_styles.css"
 
 # CDN URL (as GX 1.x templates write it) → file under static/vendor/.
 CDN_ASSETS: dict[str, str] = {
@@ -91,7 +92,10 @@ def site_config(site_dir: Path) -> dict[str, object]:
 
 
 def configure_site(context: object, site_dir: Path) -> None:
-    """Make `site_dir` the context's only Data Docs site."""
+    """Make `site_dir` the context's only Data Docs site, with our stylesheet inlined."""
+    styles = Path(context.plugins_directory) / "custom_data_docs" / "styles"  # type: ignore[attr-defined]
+    styles.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(CUSTOM_STYLES, styles / "data_docs_custom_styles.css")
     sites = context.get_site_names()  # type: ignore[attr-defined]
     for name in sites:
         if name != SITE_NAME:
