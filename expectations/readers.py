@@ -30,6 +30,10 @@ class WarehouseUnavailable(RuntimeError):
     """The warehouse cannot be opened or reached; nothing was validated."""
 
 
+class WarehouseBusy(WarehouseUnavailable):
+    """Another process holds the warehouse (a dbt run): retrying later can succeed."""
+
+
 class MissingWarehouseSetting(RuntimeError):
     """A setting the Databricks reader needs is not in the environment."""
 
@@ -132,7 +136,7 @@ class DuckDBWarehouse:
                 raise WarehouseUnavailable(f"cannot open {self.path}: {exc}") from exc
             self._connection = duckdb.connect(str(self.path))
         except duckdb.IOException as exc:
-            raise WarehouseUnavailable(
+            raise WarehouseBusy(
                 f"cannot open {self.path} read-only ({exc}); another process (a dbt run?) may "
                 "hold it: retry when it finishes"
             ) from exc

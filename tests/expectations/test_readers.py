@@ -17,6 +17,7 @@ from expectations.readers import (
     LocalLanding,
     MissingWarehouseSetting,
     VolumeLanding,
+    WarehouseBusy,
     WarehouseUnavailable,
     logical_type,
 )
@@ -105,7 +106,7 @@ def test_a_warehouse_locked_by_another_process_is_a_clear_error(small_warehouse)
     )
     try:
         assert holder.stdout.readline().strip() == "open"
-        with pytest.raises(WarehouseUnavailable, match="another process"):
+        with pytest.raises(WarehouseBusy, match="another process"):
             DuckDBWarehouse(small_warehouse)
     finally:
         holder.kill()
