@@ -4,11 +4,11 @@ Counts, shares, newest timestamps and per-symbol counts are one SQL pass in the 
 a one-row pandas frame here; the same SQL runs on DuckDB and Databricks (plain aggregates,
 scalar subqueries, `not exists`, `is not distinct from`).
 
-Freshness: the age of the newest trade is `reference_time − max(silver.received_at)`, the time
-since the collector last delivered a trade. `received_at` is the collector's wall clock, while
-`trade_ts` is the exchange's: the simulator replays historical dates, so trade_ts says nothing
-about whether data is still arriving. The reference time is the run's clock unless the caller
-passes one (to re-validate an old snapshot, or in tests).
+Freshness: the age of the newest trade is `reference_time − max(silver.trade_ts)`, how far the
+data lags the market. The reference time is the run's clock unless the caller passes one: the
+simulator replays historical dates, so a replay passes its simulated clock (the end of the
+window it served), and re-validating an old snapshot passes the time of that snapshot. The
+newest `received_at` (the collector's wall clock) is reported beside it.
 """
 
 from __future__ import annotations
@@ -144,7 +144,7 @@ def layer_aggregates(
         accounted = (
             None if None in (silver, quarantine, duplicates) else silver + quarantine + duplicates
         )
-        newest = _timestamp(row["newest_received_at"])
+        newest = _timestamp(row["newest_trade_ts"])
         values: dict[str, object] = {
             "bronze_rows": bronze,
             "silver_rows": silver,
@@ -152,8 +152,8 @@ def layer_aggregates(
             "duplicate_rows": duplicates,
             "silver_plus_quarantine_plus_duplicates": accounted,
             "quarantine_share": (quarantine / bronze) if bronze and quarantine is not None else 0.0,
-            "newest_received_at": _iso(newest),
-            "newest_trade_ts": _iso(_timestamp(row["newest_trade_ts"])),
+            "newest_trade_ts": _iso(newest),
+            "newest_received_at": _iso(_timestamp(row["newest_received_at"])),
             "reference_time": _iso(reference_time.astimezone(UTC)),
             "newest_trade_age_seconds": (
                 None if newest is None else (reference_time - newest).total_seconds()

@@ -61,8 +61,8 @@ LAYERS = ("bronze", "silver", "gold")
 class QualityPolicy:
     """The thresholds the suites are built from; plain values, chosen by the caller.
 
-    `max_trade_age` bounds the time since the newest trade was received (see
-    `expectations.metrics`); the shares are fractions of rows in [0, 1].
+    `max_trade_age` bounds how far the newest trade lags the reference time (see
+    `expectations.aggregates`); the shares are fractions of rows in [0, 1].
     """
 
     symbols: tuple[str, ...]
@@ -403,8 +403,8 @@ def _aggregates(layer: str, policy: QualityPolicy) -> SuiteDefinition:
                    "silver has a newest trade whose age can be measured",
                    column="newest_trade_age_seconds"),
             expect(gxe.ExpectColumnValuesToBeBetween, "warning",
-                   f"the newest trade arrived at most {policy.max_trade_age} before the "
-                   "reference time (stale data means the collector stopped)",
+                   f"the newest trade is at most {policy.max_trade_age} older than the "
+                   "reference time (stale data: the collector or dbt stopped)",
                    column="newest_trade_age_seconds",
                    max_value=policy.max_trade_age.total_seconds()),
         ]
