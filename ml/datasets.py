@@ -142,6 +142,10 @@ class DuckDBWarehouse:
                 f"warehouse {self.path}: {str(exc).splitlines()[0]}; "
                 "run `tradewatch transform` to build the gold tables"
             ) from exc
+        except duckdb.Error as exc:
+            raise DatasetError(
+                f"query on warehouse {self.path} failed: {str(exc).splitlines()[0]}"
+            ) from exc
         finally:
             connection.close()
 

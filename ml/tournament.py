@@ -103,8 +103,12 @@ class Leaderboard:
         return rows
 
 
-def ensure_experiment(client: MlflowClient, name: str, artifact_location: str) -> str:
-    """The experiment's id, creating it with an explicit artifact location if needed."""
+def ensure_experiment(client: MlflowClient, name: str, artifact_location: str | None) -> str:
+    """The experiment's id, creating it with an explicit artifact location if needed.
+
+    Locally the location must be given (the SQLite store would otherwise put artifacts in
+    ./mlruns); on Databricks pass None and a workspace path as the name.
+    """
     existing = client.get_experiment_by_name(name)
     if existing is not None:
         if existing.lifecycle_stage == "deleted":
@@ -122,7 +126,7 @@ def run_tournament(
     models: Mapping[str, Mapping[str, Any]],
     *,
     tracking_uri: str,
-    artifact_location: str,
+    artifact_location: str | None,
     experiment_name: str = "tradewatch",
     events: pd.DataFrame | None = None,
     random_seed: int = 42,
