@@ -85,6 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     drift.add_argument("--current-hours", type=_positive(float), help="newest window, hours")
     drift.add_argument("--reference-hours", type=_positive(float), help="window before, hours")
 
+    verbs.add_parser("report", help="the monitoring report (self-contained HTML)")
     verbs.add_parser("serve", help="serve every Prefect deployment from one process")
     ui = verbs.add_parser("ui", help="Prefect UI, MLflow UI and dbt docs on 127.0.0.1")
     ui.add_argument("--prefect-port", type=int, default=4200)
@@ -154,6 +155,11 @@ def _dispatch(args: argparse.Namespace) -> int:
         from flows.validate import raise_on_critical, run_validate
 
         raise_on_critical(run_validate(settings, target=args.target))
+        return 0
+    if args.verb == "report":
+        from flows.report import run_report
+
+        run_report(settings)
         return 0
     if args.verb == "serve":
         from flows.serve import run_serve

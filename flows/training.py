@@ -7,7 +7,9 @@ promotes when the gate says so and scores every new trade with the champion.
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 from rich.console import Console
@@ -107,6 +109,7 @@ def run_train(settings: Settings, *, console: Console | None = None) -> TrainOut
         purge_seconds=training.purge_seconds,
     )
     events = _ground_truth(settings)
+    tournament_id = f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
     if data.labels.weak:
         console.print("[yellow]labels come from the rule heuristic only: a weak fallback[/]")
     leaderboard = run_tournament(
@@ -118,6 +121,7 @@ def run_train(settings: Settings, *, console: Console | None = None) -> TrainOut
         events=events,
         random_seed=training.random_seed,
         risk_levels=settings.scoring.risk_levels,
+        tags={"tournament_id": tournament_id},
     )
     print_leaderboard(leaderboard, console)
     winner = leaderboard.winner

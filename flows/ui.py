@@ -43,6 +43,7 @@ class UiServer:
     health_url: str
     command: list[str]
     cwd: Path | None = None
+    env: tuple[tuple[str, str], ...] = ()
 
 
 def ui_servers(
@@ -58,6 +59,8 @@ def ui_servers(
             f"http://{HOST}:{prefect_port}/api/health",
             [str(bin_dir / "prefect"), "server", "start", "--host", HOST,
              "--port", str(prefect_port)],
+            # The UI's browser code calls this address; it defaults to port 4200.
+            env=(("PREFECT_UI_API_URL", f"http://{HOST}:{prefect_port}/api"),),
         ),
         UiServer(
             "MLflow UI",
@@ -112,8 +115,8 @@ def start_all(servers: list[UiServer], settings: Settings, *, timeout: float = 9
         for server in servers:
             log = open(logs / f"{server.name.split()[0].lower()}-ui.log", "ab")  # noqa: SIM115
             processes.append(subprocess.Popen(
-                server.command, cwd=server.cwd, env=env, stdout=log, stderr=subprocess.STDOUT,
-                start_new_session=True,
+                server.command, cwd=server.cwd, env={**env, **dict(server.env)}, stdout=log,
+                stderr=subprocess.STDOUT, start_new_session=True,
             ))
         deadline = time.monotonic() + timeout
         for server, process in zip(servers, processes, strict=True):

@@ -45,6 +45,10 @@ def test_ui_serves_prefect_mlflow_and_dbt_docs_then_stops_them_all(tmp_path):
             lines.append(line)
         addresses = re.findall(r"http://127\.0\.0\.1:(\d+)", "".join(lines))
         assert sorted(map(int, addresses)) == sorted(ports), "".join(lines)
+        # The Prefect UI's browser code must call the API on the port it was given.
+        settings_url = f"http://127.0.0.1:{ports[0]}/ui-settings"
+        with urllib.request.urlopen(settings_url, timeout=10) as answer:
+            assert f"127.0.0.1:{ports[0]}/api" in answer.read().decode()
         children = psutil.Process(process.pid).children(recursive=True)
         assert len(children) >= 3
         for port, path in zip(ports, ("/api/health", "/health", "/index.html"), strict=True):
