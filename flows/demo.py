@@ -49,6 +49,7 @@ class DemoReport:
     quality: Any = None
     training: Any = None
     drift: Any = None
+    monitoring_html: Path | None = None
 
 
 def _state_path(settings: Settings) -> Path:
@@ -236,6 +237,8 @@ def _summary(settings: Settings, report: DemoReport, console: Console) -> None:
         console.print(f"  Data Docs         {docs}")
     if drift is not None:
         console.print(f"  drift report      {drift.html}")
+    if report.monitoring_html is not None:
+        console.print(f"  monitoring report {report.monitoring_html}")
     console.print(f"  warehouse (SQL)   duckdb {home / 'warehouse.duckdb'}")
 
 
@@ -296,6 +299,13 @@ def demo_flow(settings: Settings, seed: int | None = None, minutes: float | None
            transform)
     _stage(report, console, "train, gate, promote, score (MLflow)", train)
     _stage(report, console, "drift report and retraining decision", drift)
+
+    def monitoring_report() -> None:
+        from flows.report import run_report
+
+        report.monitoring_html = run_report(settings, console=console)
+
+    _stage(report, console, "monitoring report", monitoring_report)
     _summary(settings, report, console)
     return report
 

@@ -120,6 +120,13 @@ def drift_task(settings: Settings, current_hours: float | None, reference_hours:
     return run_drift(settings, current_hours=current_hours, reference_hours=reference_hours)
 
 
+@task(name="monitoring report")
+def report_task(settings: Settings):
+    from flows.report import run_report
+
+    return run_report(settings)
+
+
 # --------------------------------------------------------------------------------- flows
 
 
@@ -205,7 +212,7 @@ def pipeline(
     reference_hours: float | None = None,
     settings: Settings | None = None,
 ) -> dict[str, Any]:
-    """Transform and validate, train (stopped by a critical quality failure), then drift."""
+    """Transform and validate, train (stopped by a critical quality failure), drift, report."""
     settings = _settings(settings)
     quality = transform_flow(reference_time=reference_time, settings=settings)
     training = training_flow(reference_time=reference_time, settings=settings, quality=quality)
@@ -215,4 +222,5 @@ def pipeline(
         reference_time=reference_time,
         settings=settings,
     )
-    return {"quality": quality, "training": training, "drift": drift}
+    report = report_task(settings)
+    return {"quality": quality, "training": training, "drift": drift, "report": report}
