@@ -11,7 +11,7 @@ export DO_NOT_TRACK := true
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export MLFLOW_DISABLE_TELEMETRY := true
 
-.PHONY: setup demo test test-fast bench lint clean
+.PHONY: setup demo test test-fast bench screenshots lint clean
 
 setup: $(STAMP)
 
@@ -30,8 +30,16 @@ test: setup
 test-fast: setup
 	$(BIN)/pytest -m "not slow"
 
+# Every benchmark but the screenshots (those need Chromium: `make screenshots`).
 bench: setup
-	@for b in bench/*/run.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+	@for b in bench/*/run.py; do \
+	  case $$b in bench/screenshots/*) continue;; esac; \
+	  echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+# Headless-Chromium screenshots of the Prefect UI and the HTML reports of the data home.
+screenshots: setup
+	@test -x /usr/bin/chromium || (apt-get update -qq && apt-get install -y -qq chromium)
+	$(BIN)/python bench/screenshots/run.py
 
 lint: setup
 	$(BIN)/ruff check .
