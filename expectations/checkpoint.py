@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -23,6 +24,7 @@ import pandas as pd
 from expectations.aggregates import layer_aggregates
 from expectations.readers import LandingSource, WarehouseReader
 from expectations.results import (
+    RUN_ID_PATTERN,
     ExpectationOutcome,
     LayerOutcome,
     ValidationSummary,
@@ -45,6 +47,8 @@ class CheckpointPaths:
     results_dir: Path
     gx_dir: Path
     data_docs_dir: Path | None = None
+    # Runs whose GX results (and Data Docs pages) are kept; older ones are deleted.
+    history_runs: int = 50
 
 
 def open_context(gx_dir: Path, data_docs_dir: Path | None) -> Any:
@@ -187,6 +191,10 @@ def run_checkpoint(
     run_id = new_run_id(run_ts)
 
     from great_expectations.core.run_identifier import RunIdentifier
+    from great_expectations.data_context.types.resource_identifiers import (
+        ExpectationSuiteIdentifier,
+        ValidationResultIdentifier,
+    )
 
     context = open_context(paths.gx_dir, paths.data_docs_dir)
     gx_run = RunIdentifier(run_name=run_id, run_time=run_ts)
@@ -200,6 +208,7 @@ def run_checkpoint(
     declared = {contract.table: warehouse.table_columns(contract.table) for contract in CONTRACTS}
     present = {table for table, columns in declared.items() if columns is not None}
 
+    resources: list[object] = []
     by_layer: dict[str, list[ExpectationOutcome]] = {layer: [] for layer in layers}
     skipped: dict[str, list[str]] = {layer: [] for layer in layers}
     for suite in suites:
@@ -220,6 +229,11 @@ def run_checkpoint(
         validation = _validation_definition(context, suite).run(
             batch_parameters={"dataframe": frame}, result_format=_RESULT_FORMAT, run_id=gx_run
         )
+        suite_id = ExpectationSuiteIdentifier(name=suite.name)
+        resources += [suite_id, ValidationResultIdentifier(
+            expectation_suite_identifier=suite_id, run_id=gx_run,
+            batch_identifier=validation.batch_id,
+        )]
         by_layer[suite.layer].extend(_outcomes(suite, validation, frame))
 
     summary = ValidationSummary(
@@ -230,9 +244,32 @@ def run_checkpoint(
         ),
     )
     results_path = write_results_ndjson(summary, paths.results_dir)
+    prune_history(Path(context.root_directory), paths.data_docs_dir, paths.history_runs)
     index = None
     if paths.data_docs_dir is not None:
         from expectations.data_docs import build_data_docs
 
-        index = build_data_docs(context, Path(paths.data_docs_dir))
+        index = build_data_docs(context, Path(paths.data_docs_dir), resources)
     return replace(summary, results_path=results_path, data_docs_index=index)
+
+
+def prune_history(gx_root: Path, data_docs_dir: Path | None, keep_runs: int) -> list[str]:
+    """Delete stored results and rendered pages of all but the newest `keep_runs` runs.
+
+    Results live under `<gx>/uncommitted/validations/<suite path>/<run id>/`, pages under
+    `<site>/validations/<suite path>/<run id>/`; run ids sort by time. Returns the runs removed.
+    """
+    roots = [gx_root / "uncommitted" / "validations"]
+    if data_docs_dir is not None:
+        roots.append(Path(data_docs_dir) / "validations")
+    runs: dict[str, list[Path]] = {}
+    for root in roots:
+        if root.exists():
+            for folder in root.rglob("*"):
+                if folder.is_dir() and RUN_ID_PATTERN.fullmatch(folder.name):
+                    runs.setdefault(folder.name, []).append(folder)
+    removed = sorted(runs)[: max(0, len(runs) - keep_runs)]
+    for run in removed:
+        for folder in runs[run]:
+            shutil.rmtree(folder, ignore_errors=True)
+    return removed

@@ -15,6 +15,8 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import time
+from collections.abc import Sequence
 from pathlib import Path
 
 SITE_NAME = "tradewatch"
@@ -106,11 +108,21 @@ def configure_site(context: object, site_dir: Path) -> None:
         context.add_data_docs_site(SITE_NAME, site_config(site_dir))  # type: ignore[attr-defined]
 
 
-def build_data_docs(context: object, site_dir: Path) -> Path:
-    """Build the site from the context's suites and stored results; return its index.html."""
+def build_data_docs(context: object, site_dir: Path,
+                    resources: Sequence[object] | None = None) -> Path:
+    """Render `resources` (suite and result identifiers) and the index; return index.html.
+
+    Rendering every stored result on every run grows with the history; a site that already
+    exists only gets the pages of this run (and the index, which lists every stored result).
+    A new or emptied site is rendered whole.
+    """
     site_dir = Path(site_dir)
-    context.build_data_docs(site_names=[SITE_NAME])  # type: ignore[attr-defined]
-    localize_assets(site_dir)
+    started = time.time()
+    partial = resources is not None and (site_dir / "index.html").exists()
+    context.build_data_docs(  # type: ignore[attr-defined]
+        site_names=[SITE_NAME], resource_identifiers=list(resources) if partial else None
+    )
+    localize_assets(site_dir, changed_since=started - 1 if partial else None)
     return site_dir / "index.html"
 
 
@@ -130,8 +142,11 @@ def _rewrite(text: str, static_prefix: str, images: set[str]) -> str:
     return _SRI.sub("", text)
 
 
-def localize_assets(site_dir: Path) -> None:
-    """Copy the vendored assets into the site and point every page and stylesheet at them."""
+def localize_assets(site_dir: Path, changed_since: float | None = None) -> None:
+    """Copy the vendored assets into the site and point pages and stylesheets at them.
+
+    With `changed_since` (a Unix time), only files written since then are looked at.
+    """
     site_dir = Path(site_dir)
     static = site_dir / "static"
     shutil.copytree(VENDOR_DIR, static / "vendor", dirs_exist_ok=True,
@@ -139,6 +154,8 @@ def localize_assets(site_dir: Path) -> None:
     images = {path.name for path in (static / "images").glob("*")}
     leftovers: list[str] = []
     for page in sorted([*site_dir.rglob("*.html"), *(static / "styles").glob("*.css")]):
+        if changed_since is not None and page.stat().st_mtime < changed_since:
+            continue
         text = page.read_text(encoding="utf-8")
         rewritten = _rewrite(text, _relative(static, page.parent), images)
         if rewritten != text:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -173,6 +174,9 @@ def write_results_ndjson(summary: ValidationSummary, directory: Path | str) -> P
         os.fsync(handle.fileno())
     os.replace(temporary, final)
     return final
+
+
+RUN_ID_PATTERN = re.compile(r"\d{8}T\d{12}Z-[0-9a-f]{6}")
 
 
 def new_run_id(now: datetime) -> str:

@@ -84,3 +84,21 @@ def test_an_unknown_external_script_fails_the_build(site):
 
     with pytest.raises(DataDocsAssetMissing, match="cdn.example.org/new.js"):
         localize_assets(site)
+
+
+def test_only_the_newest_runs_are_kept_in_the_store_and_the_site(tmp_path):
+    from expectations.checkpoint import prune_history
+
+    runs = [f"2024030{day}T150000000000Z-abc12{day}" for day in range(1, 6)]
+    store, site = tmp_path / "gx" / "uncommitted" / "validations", tmp_path / "site"
+    for run in runs:
+        for suite_path in ("silver/silver_trades/rows", "gold/aggregates"):
+            (store / suite_path / run / "20240308T150000.000000Z").mkdir(parents=True)
+            (site / "validations" / suite_path / run).mkdir(parents=True)
+
+    removed = prune_history(tmp_path / "gx", site, keep_runs=2)
+
+    assert removed == runs[:3]
+    left = {path.name for path in [*store.rglob("*"), *site.rglob("*")] if path.name in runs}
+    assert left == set(runs[3:])
+    assert (store / "gold" / "aggregates").is_dir()  # suite folders stay
