@@ -43,6 +43,7 @@ SESSION_TYPES = ("pre_market", "regular", "after_hours", "closed")
 TRADE_TYPES = ("block", "standard", "odd_lot")
 LABEL_SOURCES = ("analyst", "ground_truth", "rule")
 ANOMALY_KINDS = ("price_spike", "volume_burst", "pump_and_dump", "wash_cluster", "intensity_burst")
+RULE_KINDS = ("rule_volume_price_move", "rule_rsi_extreme", "rule_outside_bollinger")
 RISK_LEVELS = ("critical", "high", "medium", "low")
 SOURCES = ("finnhub",)
 # Gold feature columns of DESIGN.md: each is defined on every row (first trades get 0, 50, 0.5).
@@ -365,8 +366,8 @@ def _gold_label_rows() -> list[Expectation]:
         _not_null("label_source", "critical", "every label names its source"),
         _in_set("label_source", LABEL_SOURCES, "critical",
                 "label sources are analyst, ground_truth and rule"),
-        _in_set("anomaly_kind", (*ANOMALY_KINDS, "rule"), "warning",
-                "anomaly kinds are the simulator's five (or the rule heuristic)"),
+        _in_set("anomaly_kind", (*ANOMALY_KINDS, *RULE_KINDS), "warning",
+                "anomaly kinds are the simulator's five or the rule that fired"),
     ]
 
 
