@@ -1,0 +1,18 @@
+{#
+    Window lengths of the trade features. The defaults are DESIGN.md's definitions; the flows may
+    pass the `features` block of project_config.yml as vars. Changing one changes the meaning of
+    the column, so rebuild gold with --full-refresh afterwards.
+#}
+{% macro feature_setting(name) -%}
+    {%- set defaults = {
+        'zscore_window_trades': 50,
+        'volatility_window_seconds': 3600,
+        'intensity_window_seconds': 60,
+        'bollinger_window_trades': 20,
+        'roll_window_trades': 100,
+    } -%}
+    {%- if name not in defaults -%}
+        {{ exceptions.raise_compiler_error("tradewatch: unknown feature setting '" ~ name ~ "'; known: " ~ (defaults.keys() | join(', '))) }}
+    {%- endif -%}
+    {{ return(var(name, defaults[name]) | int) }}
+{%- endmacro %}
