@@ -80,7 +80,8 @@ class RedactCredentials(logging.Filter):
             return True
         cleaned = redact_credentials(message)
         if cleaned != message:
-            record.msg, record.args = cleaned, None
+            # An empty tuple, not None: other filters on these loggers (databricks-sql) iterate it.
+            record.msg, record.args = cleaned, ()
         return True
 
 
