@@ -97,7 +97,13 @@ def _worst(outcome: ExpectationOutcome | None) -> str:
 def print_summary(summary: ValidationSummary, console: Console | None = None) -> None:
     """One row per layer: evaluated, passed, failed, worst failure; then where results went."""
     console = console or Console()
-    verdict = "[green]passed[/green]" if summary.success else "[red]critical failure[/red]"
+    warnings = len(summary.warning_failures)
+    if not summary.success:
+        verdict = f"[red]{len(summary.critical_failures)} critical failure(s)[/red]"
+    elif warnings:
+        verdict = f"[yellow]passed with {warnings} warning(s)[/yellow]"
+    else:
+        verdict = "[green]passed[/green]"
     table = Table(title=f"data quality {summary.run_id}: {verdict}", title_justify="left")
     for name in ("layer", "evaluated", "passed", "failed"):
         table.add_column(name, justify="left" if name == "layer" else "right")

@@ -1,6 +1,6 @@
 """Screenshot of the Data Docs in headless Chromium with every network request refused.
 
-    python bench/quality/screenshot.py [--home PATH] [--no-validate]
+    python bench/quality/screenshot.py [--home PATH] [--no-validate] [--as-of ISO-TIME]
 
 Validates the warehouse of the data home (TRADEWATCH_HOME, or --home; `tradewatch demo` or
 `tradewatch transform` builds one) so the Data Docs are current, then opens the Data Docs index
@@ -21,6 +21,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from datetime import datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -102,6 +103,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--home", type=Path, help="data home (default: TRADEWATCH_HOME or data/)")
     parser.add_argument("--no-validate", action="store_true",
                         help="shoot the Data Docs as they are, without validating first")
+    parser.add_argument("--as-of", type=datetime.fromisoformat, metavar="ISO-TIME",
+                        help="judge freshness against this time (a replayed market's clock)")
     args = parser.parse_args(argv)
     try:
         chromium = chromium_path()
@@ -112,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
         if not args.no_validate:
             from flows.validate import run_validate
 
-            run_validate(settings)
+            run_validate(settings, reference_time=args.as_of)
         site = settings.paths.reports / "data_docs"
         index = site / "index.html"
         if not index.exists():
