@@ -6,9 +6,10 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
-from warehouse_data import REPO_ROOT
+from warehouse_data import REPO_ROOT, query
 
 from flows.config import load_settings
 from flows.transform import TransformFailed, run_transform
@@ -66,3 +67,27 @@ def test_unknown_target_is_refused_before_dbt_runs(tmp_path):
     with pytest.raises(TransformFailed, match="unknown dbt target 'snowflake'"):
         run_transform(settings, target="snowflake")
     assert not (tmp_path / "dbt").exists()
+
+
+@pytest.mark.slow
+def test_a_fresh_home_builds_the_whole_project_with_the_cli(tmp_path):
+    """A fresh clone: nothing landed yet, every model builds empty and every test passes."""
+    tradewatch = Path(sys.executable).parent / "tradewatch"
+    completed = subprocess.run(
+        [str(tradewatch), "transform"],
+        cwd=tmp_path,
+        env={**os.environ, "TRADEWATCH_HOME": str(tmp_path / "home")},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
+    assert "dbt build on target local" in completed.stdout
+    counts = query(
+        tmp_path / "home",
+        "select table_name, estimated_size from duckdb_tables() where schema_name = 'main'",
+    )
+    tables = dict(counts)
+    assert {"bronze_trades", "silver_trades", "gold_trade_features", "gold_anomaly_labels",
+            "monitoring_gate_decisions", "gold_anomaly_scores"} <= set(tables)
+    assert query(tmp_path / "home", "select count(*) from silver_trades") == [(0,)]
