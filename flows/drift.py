@@ -1,109 +1,334 @@
-"""`tradewatch drift`: compare the newest window with the one before it, report, decide.
+"""`tradewatch drift`: compare the newest trades with what the champion was judged on, decide.
 
 Windows are measured in trade time, not wall-clock time (the simulator replays historical
-dates): the current window is the newest `current_hours` of gold trades, the reference window
-the `reference_days` before it. Champion scores, where they exist, add prediction drift, and
-labels add performance drift. The report is written as NDJSON for dbt's monitoring model and
-as an offline HTML page; the retraining trigger then decides, against its audit log.
+dates, and a feed that was down for a night should not leave an empty window):
+
+- current: the newest `current_hours` of gold trades, up to and including the newest trade;
+- reference: the champion's test window, the newest data the champion was scored on
+  out-of-sample and approved by the gate on (its `data.test_start`/`data.test_end` in MLflow),
+  clipped to end where the current window starts and cut to its newest `reference_hours`
+  (default `reference_days`). Without a champion, or when that window holds no trades before
+  the current one (the champion was tested on data that is now current), the reference is
+  the `reference_hours` immediately before the current window. The report names the basis.
+
+Why anchor the reference to the champion rather than always to the span before the current
+window: the question the trigger asks is "has the market moved away from what the model was
+shown to handle?". With a sliding reference, a shift that could not be acted on (the cooldown
+or the daily limit held it back, or the gate rejected the retrained challenger) disappears
+from the report once the reference window has slid past it, although the champion never
+learned it; and the champion's own scores and PR-AUC on its training rows are in-sample, so
+a sliding reference that overlaps the training data reports prediction and performance drift
+on any new data. The test window is out-of-sample for the champion by construction.
+
+Prediction drift (PSI of the champion's scores) and performance drift (PR-AUC drop) are
+checked only when the reference is the champion's test window: anywhere else in the past the
+champion may have trained on the rows, and its in-sample scores would read as drift. The
+scores are computed here with the champion itself rather than read from the scores files:
+those hold each trade's score from whichever champion scored it first, so after a promotion
+the reference rows carry another version's scores. Performance uses only trusted labels —
+analyst labels and the simulator's ground truth — because the rule heuristic is a function of
+the features themselves: agreement with it says nothing about finding anomalies. The same
+goes for "new labelled rows": trusted-labelled trades newer than the newest test window any
+gate decision in the audit log has seen, i.e. data no training run has used yet.
+
+Raw trade `volume` and `symbol` are compared next to the model's inputs: the volume features
+are relative (z-scores), so a market-wide change in trade sizes would otherwise go unseen, and
+a symbol appearing or vanishing is drift the model has never been tested on. Clock features
+are left out: a newer window always differs from an older one in the hour. Each window is
+capped at MAX_WINDOW_ROWS by a seeded uniform sample, so a week of a busy feed fits in memory.
+
+The report is written as NDJSON for dbt's monitoring model and as an offline HTML page, the
+drift alert is sent, and the retraining trigger decides against its audit log. An unreadable
+audit log never stops the report: the trigger then blocks retraining and raises its alert.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from flows.alerts import alert_sender, send_drift_alert
 from flows.config import Settings
-from ml.audit import AuditLog
-from ml.datasets import CATEGORICAL_FEATURES, NUMERIC_FEATURES, DuckDBWarehouse
-from ml.drift import DriftReport, compute_drift, write_drift_ndjson
+from ml.audit import AuditLog, AuditLogUnreadable
+from ml.datasets import (
+    CATEGORICAL_FEATURES,
+    FEATURE_COLUMNS,
+    FEATURES_TABLE,
+    LABELS_TABLE,
+    NUMERIC_FEATURES,
+    DuckDBWarehouse,
+    normalise_features,
+)
+from ml.drift import DriftReport, TimeWindow, compute_drift, iso_utc, write_drift_ndjson
 from ml.drift_report import write_drift_html
 from ml.retraining import RetrainDecision, RetrainingPolicy, RetrainingTrigger
 
+if TYPE_CHECKING:
+    from pathlib import Path
+
 #: Clock features are left out: a newer window always differs from an older one in the hour.
 CLOCK_FEATURES = ("hour_of_day", "minute_of_hour", "day_of_week")
-DRIFT_NUMERIC_FEATURES = tuple(f for f in NUMERIC_FEATURES if f not in CLOCK_FEATURES)
+#: Raw trade size is watched too: the model only sees it relative to recent trades.
+RAW_NUMERIC_COLUMNS = ("volume",)
+DRIFT_NUMERIC_FEATURES = (
+    *(f for f in NUMERIC_FEATURES if f not in CLOCK_FEATURES),
+    *RAW_NUMERIC_COLUMNS,
+)
 #: `symbol` is compared too, so that a symbol appearing or vanishing shows up as drift.
 DRIFT_CATEGORICAL_FEATURES = (*CATEGORICAL_FEATURES, "symbol")
+#: Labels worth measuring the model against; the rule heuristic is derived from the features.
+TRUSTED_LABEL_SOURCES = ("analyst", "ground_truth")
+#: Rows kept per window; beyond this a seeded uniform sample (PSI needs thousands, not millions).
+MAX_WINDOW_ROWS = 1_000_000
+_SAMPLE_SEED = 20240308
 
 
 class NotEnoughHistory(RuntimeError):
     """One of the two windows holds no trades yet."""
 
 
+class DriftWindowError(ValueError):
+    """A window length that cannot describe a window (zero, negative, not a number)."""
+
+
+@dataclass(frozen=True)
+class Champion:
+    """The model in production: its version, the loaded pyfunc, the window it was tested on."""
+
+    version: str
+    model: Any
+    test_window: TimeWindow | None
+
+
 @dataclass(frozen=True)
 class DriftOutcome:
-    """The report, where it was written, and the retraining decision."""
+    """The report, where it was written, the retraining decision, and what the reference was."""
 
     report: DriftReport
     ndjson: Path
     html: Path
     decision: RetrainDecision
-
-
-def _window_rows(settings: Settings, start_ms: int, end_ms: int) -> pd.DataFrame:
-    """Gold features in [start, end), with the label and the champion's score where known."""
-    warehouse = DuckDBWarehouse(settings.paths.warehouse)
-    columns = ", ".join(
-        f"f.{c}" for c in (*DRIFT_NUMERIC_FEATURES, *DRIFT_CATEGORICAL_FEATURES)
-    )
-    scores_glob = settings.paths.scores / "date=*" / "*.parquet"
-    has_scores = any(settings.paths.scores.glob("date=*/*.parquet"))
-    score_join = (
-        f"left join read_parquet('{scores_glob}') s on s.trade_id = f.trade_id"
-        if has_scores else "left join (select null::varchar as trade_id, null::double as score) s"
-        " on s.trade_id = f.trade_id"
-    )
-    sql = f"""
-        select f.trade_id, f.trade_ts_ms, {columns}, l.is_anomaly, s.score
-        from {warehouse.table('gold_trade_features')} f
-        left join {warehouse.table('gold_anomaly_labels')} l on l.trade_id = f.trade_id
-        {score_join}
-        where f.trade_ts_ms >= {int(start_ms)} and f.trade_ts_ms < {int(end_ms)}
-    """
-    return warehouse.fetch(sql)
-
-
-def _newest_trade_ms(settings: Settings) -> int:
-    warehouse = DuckDBWarehouse(settings.paths.warehouse)
-    newest = warehouse.fetch(
-        f"select max(trade_ts_ms) as newest from {warehouse.table('gold_trade_features')}"
-    )["newest"].iloc[0]
-    if pd.isna(newest):
-        raise NotEnoughHistory("gold_trade_features is empty: run `tradewatch transform` first")
-    return int(newest)
-
-
-def _new_labelled_rows(settings: Settings, log: AuditLog) -> int:
-    """Labelled trades newer than the test window of the latest gate decision."""
-    decisions = list(log.records("gate_decision"))
-    since = decisions[-1].payload.get("test_window_end") if decisions else None
-    warehouse = DuckDBWarehouse(settings.paths.warehouse)
-    where = ""
-    if since:
-        since_ms = int(datetime.fromisoformat(str(since)).timestamp() * 1000)
-        where = f"where f.trade_ts_ms > {since_ms}"
-    count = warehouse.fetch(
-        f"select count(*) as n from {warehouse.table('gold_anomaly_labels')} l "
-        f"join {warehouse.table('gold_trade_features')} f on f.trade_id = l.trade_id {where}"
-    )["n"].iloc[0]
-    return int(count)
+    reference_basis: str = ""
+    champion_version: str | None = None
+    new_labelled_rows: int = 0
 
 
 def _ms(moment: datetime) -> int:
     return int(moment.timestamp() * 1000)
 
 
+def _at_ms(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, UTC)
+
+
+def _hours(value: float | None, name: str) -> float | None:
+    if value is None:
+        return None
+    if not (isinstance(value, int | float) and np.isfinite(value) and value > 0):
+        raise DriftWindowError(f"{name} must be a positive number of hours, got {value!r}")
+    return float(value)
+
+
+# --------------------------------------------------------------------------- warehouse
+
+
+def _has_table(warehouse: DuckDBWarehouse, name: str) -> bool:
+    found = warehouse.fetch(
+        "select count(*) as n from information_schema.tables "
+        f"where table_schema = '{warehouse.schema}' and table_name = '{name}'"
+    )["n"].iloc[0]
+    return int(found) > 0
+
+
+def _newest_trade_ms(warehouse: DuckDBWarehouse) -> int:
+    newest = warehouse.fetch(
+        f"select max(trade_ts_ms) as newest from {warehouse.table(FEATURES_TABLE)}"
+    )["newest"].iloc[0]
+    if pd.isna(newest):
+        raise NotEnoughHistory(
+            f"{FEATURES_TABLE} holds no trades: collect trades and run `tradewatch transform`"
+        )
+    return int(newest)
+
+
+def _window_rows(
+    warehouse: DuckDBWarehouse, window: TimeWindow, *, labels: bool
+) -> tuple[pd.DataFrame, int]:
+    """Gold rows with start ≤ trade_ts < end (and their labels); (rows, rows in the window).
+
+    Beyond MAX_WINDOW_ROWS a seeded reservoir sample is returned instead of every row.
+    """
+    columns = ", ".join(
+        f"f.{c}" for c in dict.fromkeys(
+            ("trade_id", "symbol", "trade_ts_ms", *FEATURE_COLUMNS, *RAW_NUMERIC_COLUMNS)
+        )
+    )
+    label_columns, label_join = "", ""
+    if labels:
+        label_columns = ", l.is_anomaly, l.label_source"
+        label_join = f"left join {warehouse.table(LABELS_TABLE)} l on l.trade_id = f.trade_id"
+    where = (
+        f"where f.trade_ts_ms >= {_ms(window.start)} and f.trade_ts_ms < {_ms(window.end)}"
+    )
+    total = int(
+        warehouse.fetch(
+            f"select count(*) as n from {warehouse.table(FEATURES_TABLE)} f {where}"
+        )["n"].iloc[0]
+    )
+    sql = f"select {columns}{label_columns} from {warehouse.table(FEATURES_TABLE)} f " \
+          f"{label_join} {where}"
+    if total > MAX_WINDOW_ROWS:
+        sql = (
+            f"select * from ({sql}) using sample reservoir({MAX_WINDOW_ROWS} rows) "
+            f"repeatable ({_SAMPLE_SEED})"
+        )
+    rows = warehouse.fetch(sql)
+    if not labels:
+        rows["is_anomaly"] = None
+        rows["label_source"] = None
+    return normalise_features(rows, FEATURE_COLUMNS), total
+
+
+def _trusted_labels(rows: pd.DataFrame) -> np.ndarray:
+    """is_anomaly where a trusted source gave it, None elsewhere (left out of PR-AUC)."""
+    trusted = rows["label_source"].isin(TRUSTED_LABEL_SOURCES) & rows["is_anomaly"].notna()
+    labels = rows["is_anomaly"].astype(object).to_numpy(copy=True)
+    labels[~trusted.to_numpy()] = None
+    return labels
+
+
+def _new_labelled_rows(
+    warehouse: DuckDBWarehouse, log: AuditLog, *, labels: bool
+) -> tuple[int, str]:
+    """Trusted-labelled trades newer than any test window a gate decision has seen."""
+    if not labels:
+        return 0, f"{LABELS_TABLE} is not built: no labelled rows counted"
+    try:
+        seen = [
+            datetime.fromisoformat(str(r.payload["test_window_end"]))
+            for r in log.records("gate_decision")
+            if r.payload.get("test_window_end")
+        ]
+    except AuditLogUnreadable:
+        # The trigger reads the same log, blocks retraining and alerts; count nothing here.
+        return 0, "audit log unreadable: new labelled rows not counted"
+    except (ValueError, TypeError) as exc:
+        return 0, f"a gate decision's test_window_end is unreadable ({exc}): rows not counted"
+    since = max(seen, default=None)
+    sources = ", ".join(f"'{s}'" for s in TRUSTED_LABEL_SOURCES)
+    where = f"l.label_source in ({sources})"
+    if since is not None:
+        where += f" and f.trade_ts_ms > {_ms(since)}"
+    count = warehouse.fetch(
+        f"select count(*) as n from {warehouse.table(LABELS_TABLE)} l "
+        f"join {warehouse.table(FEATURES_TABLE)} f on f.trade_id = l.trade_id where {where}"
+    )["n"].iloc[0]
+    after = f"after {iso_utc(since)}" if since is not None else "(no training run yet)"
+    return int(count), f"{int(count):,} trusted-labelled trades {after}"
+
+
+# --------------------------------------------------------------------------- champion
+
+
+def _champion(settings: Settings, console: Console) -> Champion | None:
+    """The champion and its test window; None (with a printed reason) when there is none."""
+    if not settings.paths.mlflow_db.exists():
+        return None  # never trained here: do not create an MLflow store just to find nothing
+    from flows.training import registry
+    from ml.registry import NoChampion
+
+    try:
+        models = registry(settings)
+        loaded = models.load_alias("champion")
+    except NoChampion:
+        return None
+    except Exception as exc:  # a broken registry must not stop the data-drift report
+        console.print(
+            f"[yellow]champion not loaded ({type(exc).__name__}): no prediction or "
+            "performance drift, reference is the span before the current window[/]"
+        )
+        return None
+    return Champion(loaded.version, loaded.model, _test_window(models, loaded.version))
+
+
+def _test_window(models: Any, version: str) -> TimeWindow | None:
+    """The test window logged with the run that produced `version` (None if unknown)."""
+    try:
+        model_version = models.client.get_model_version(models.name, version)
+        run_id = (model_version.tags or {}).get("run_id") or model_version.run_id
+        params = models.client.get_run(run_id).data.params
+        start = datetime.fromisoformat(params["data.test_start"]).astimezone(UTC)
+        end = datetime.fromisoformat(params["data.test_end"]).astimezone(UTC)
+        return TimeWindow(start, end)
+    except Exception:  # an older run without data params: fall back to the span before
+        return None
+
+
+@dataclass(frozen=True)
+class ReferenceCandidate:
+    """A reference window to try, what it is, and whether the champion was tested on it."""
+
+    window: TimeWindow
+    basis: str
+    champion_tested: bool
+
+
+def _reference_candidates(
+    current: TimeWindow, span: timedelta, champion: Champion | None
+) -> list[ReferenceCandidate]:
+    """Reference windows to try, best first."""
+    preceding = TimeWindow(current.start - span, current.start)
+    basis = f"the {_span_text(span)} before the current window"
+    if champion is None or champion.test_window is None:
+        return [ReferenceCandidate(preceding, basis, False)]
+    tested = champion.test_window
+    # The test window's end is its newest trade: include it, but never reach into `current`.
+    end = min(tested.end + timedelta(milliseconds=1), current.start)
+    start = max(tested.start, end - span)
+    fallback = ReferenceCandidate(
+        preceding,
+        f"{basis} (champion version {champion.version}'s test window has no trades before it)",
+        False,
+    )
+    if start >= end:
+        return [fallback]
+    return [
+        ReferenceCandidate(
+            TimeWindow(start, end), f"champion version {champion.version}'s test window", True
+        ),
+        fallback,
+    ]
+
+
+def _span_text(span: timedelta) -> str:
+    hours = span.total_seconds() / 3600
+    return f"{hours / 24:g} days" if hours >= 48 and hours % 24 == 0 else f"{hours:g} h"
+
+
+def _scores(champion: Champion, rows: pd.DataFrame) -> np.ndarray:
+    from ml.pyfunc import predictor
+
+    return predictor(champion.model)(rows)["score"].to_numpy(dtype=np.float64)
+
+
+# --------------------------------------------------------------------------- output
+
+
 def print_drift_table(report: DriftReport, console: Console) -> None:
-    """Per feature: statistic, threshold, drifted."""
+    """Per feature: statistic, threshold, drifted, window sizes and what stands out."""
     table = Table(title=f"Drift {report.run_id}")
-    for title in ("feature", "kind", "statistic", "value", "threshold", "drifted"):
-        table.add_column(title, justify="left" if title in ("feature", "kind") else "right")
+    for title in ("feature", "kind", "statistic", "value", "threshold", "drifted",
+                  "reference rows", "current rows", "note"):
+        table.add_column(
+            title, justify="left" if title in ("feature", "kind", "note") else "right"
+        )
     for feature in report.features:
         table.add_row(
             feature.feature,
@@ -112,6 +337,9 @@ def print_drift_table(report: DriftReport, console: Console) -> None:
             f"{feature.statistic:.4f}",
             f"{feature.threshold:.3f}",
             "[red]yes[/]" if feature.drifted else "no",
+            f"{feature.reference_rows:,}",
+            f"{feature.current_rows:,}",
+            escape(feature.note or ""),
         )
     console.print(table)
 
@@ -124,54 +352,100 @@ def run_drift(
     console: Console | None = None,
     now: datetime | None = None,
 ) -> DriftOutcome:
-    """Drift report (table, NDJSON, HTML) and the retraining decision."""
+    """Drift report (table, NDJSON, HTML), the drift alert and the retraining decision.
+
+    `current_hours` (default settings.drift.current_hours) is the newest window in trade time;
+    `reference_hours` (default settings.drift.reference_days) the most reference data to use.
+    Raises NotEnoughHistory when a window holds no trades.
+    """
     console = console or Console()
     config = settings.drift
-    newest = datetime.fromtimestamp(_newest_trade_ms(settings) / 1000, UTC)
-    current_end = newest + timedelta(milliseconds=1)
-    current_start = current_end - timedelta(hours=current_hours or config.current_hours)
-    reference_span = (
-        timedelta(hours=reference_hours) if reference_hours
-        else timedelta(days=config.reference_days)
+    current_span = timedelta(
+        hours=_hours(current_hours, "current_hours") or config.current_hours
     )
-    reference_start = current_start - reference_span
-    reference = _window_rows(settings, _ms(reference_start), _ms(current_start))
-    current = _window_rows(settings, _ms(current_start), _ms(current_end))
+    reference_span = timedelta(
+        hours=_hours(reference_hours, "reference_hours") or config.reference_days * 24
+    )
+    warehouse = DuckDBWarehouse(settings.paths.warehouse)
+    # The window ends just after the newest trade, so that trade is in it (end is exclusive).
+    newest = _at_ms(_newest_trade_ms(warehouse) + 1)
+    current_window = TimeWindow(newest - current_span, newest)
+    labels = _has_table(warehouse, LABELS_TABLE)
+    champion = _champion(settings, console)
+
+    current, current_total = _window_rows(warehouse, current_window, labels=labels)
+    for candidate in _reference_candidates(current_window, reference_span, champion):
+        reference, reference_total = _window_rows(warehouse, candidate.window, labels=labels)
+        if not reference.empty:
+            break
+    reference_window = candidate.window
     if reference.empty or current.empty:
-        raise NotEnoughHistory(
-            f"no trades in the {'reference' if reference.empty else 'current'} window "
-            f"({reference_start:%Y-%m-%d %H:%M} → {current_end:%Y-%m-%d %H:%M} UTC): "
-            "collect more history or shorten the windows"
+        empty, window = (
+            ("reference", reference_window) if reference.empty else ("current", current_window)
         )
-    scored = reference["score"].notna().all() and current["score"].notna().all()
-    labelled = scored and reference["is_anomaly"].notna().all() \
-        and current["is_anomaly"].notna().all()
+        raise NotEnoughHistory(
+            f"no trades in the {empty} window ({iso_utc(window.start)} → "
+            f"{iso_utc(window.end)}): collect more history or change "
+            f"{'--reference-hours' if empty == 'reference' else '--current-hours'}"
+        )
+
+    notes = [f"reference: {candidate.basis}"]
+    for name, rows, total in (("reference", reference, reference_total),
+                              ("current", current, current_total)):
+        if len(rows) < total:
+            notes.append(f"{name} window sampled: {len(rows):,} of {total:,} trades")
+    scores: dict[str, np.ndarray | None] = {"reference": None, "current": None}
+    if champion is None:
+        notes.append("prediction and performance drift not checked: no champion")
+    elif not candidate.champion_tested:
+        # Elsewhere in the past the champion's scores may be in-sample (its training rows):
+        # flatteringly sharp, they would read as prediction and performance drift.
+        notes.append(
+            "prediction and performance drift not checked: the reference is not the "
+            "champion's test window, where its scores are out-of-sample"
+        )
+    else:
+        try:
+            scores = {"reference": _scores(champion, reference),
+                      "current": _scores(champion, current)}
+        except Exception as exc:  # a champion that cannot score these rows: data drift only
+            notes.append(
+                f"prediction and performance drift not checked: champion version "
+                f"{champion.version} could not score the windows ({type(exc).__name__})"
+            )
+    scored = scores["current"] is not None
     report = compute_drift(
         reference,
         current,
         numeric_features=DRIFT_NUMERIC_FEATURES,
         categorical_features=DRIFT_CATEGORICAL_FEATURES,
-        reference_window=(reference_start, current_start),
-        current_window=(current_start, current_end),
+        reference_window=reference_window,
+        current_window=current_window,
         psi_threshold=config.psi_threshold,
         js_threshold=config.js_threshold,
         bins=config.bins,
-        reference_scores=reference["score"].to_numpy(float) if scored else None,
-        current_scores=current["score"].to_numpy(float) if scored else None,
-        reference_labels=reference["is_anomaly"].astype(bool).to_numpy() if labelled else None,
-        current_labels=current["is_anomaly"].astype(bool).to_numpy() if labelled else None,
+        reference_scores=scores["reference"],
+        current_scores=scores["current"],
+        reference_labels=_trusted_labels(reference) if scored else None,
+        current_labels=_trusted_labels(current) if scored else None,
         performance_threshold=settings.retraining.performance_drop,
         run_ts=now,
     )
+    report = replace(report, notes=(*notes, *report.notes))
+
     ndjson = write_drift_ndjson(report, settings.paths.monitoring / "drift")
     html = write_drift_html(report, settings.paths.reports / "drift")
     print_drift_table(report, console)
+    for note in report.notes:
+        console.print(f"  [dim]{escape(note)}[/]")
     console.print(
         f"drift: {report.drifted_share:.0%} of input features drifted; report {html}"
     )
     sender = alert_sender(settings)
     send_drift_alert(sender, report, html_report=html)
+
     log = AuditLog(settings.paths.monitoring / "audit")
+    new_rows, counted = _new_labelled_rows(warehouse, log, labels=labels)
     retraining = settings.retraining
     trigger = RetrainingTrigger(
         log,
@@ -183,6 +457,17 @@ def run_drift(
         ),
         notify=sender.send,
     )
-    decision = trigger.decide(report, new_labelled_rows=_new_labelled_rows(settings, log), now=now)
-    console.print(f"retraining: {'[bold]yes[/]' if decision.retrain else 'no'} — {decision.detail}")
-    return DriftOutcome(report, ndjson, html, decision)
+    decision = trigger.decide(report, new_labelled_rows=new_rows, now=now)
+    console.print(f"new labelled rows: {escape(counted)}")
+    console.print(
+        f"retraining: {'[bold]yes[/]' if decision.retrain else 'no'} — {escape(decision.detail)}"
+    )
+    return DriftOutcome(
+        report,
+        ndjson,
+        html,
+        decision,
+        reference_basis=candidate.basis,
+        champion_version=None if champion is None else champion.version,
+        new_labelled_rows=new_rows,
+    )

@@ -1,0 +1,324 @@
+"""`run_drift` on a small real warehouse: windows in trade time, report files, the decision.
+
+The warehouse holds one simulated hour (served on 127.0.0.1, landed by the real collector)
+and the very same trades replayed a week later: an identical market. dbt builds it once, in a
+child process; each test gets its own data home pointing at that warehouse, so reports, audit
+logs and alerts never leak between tests.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import duckdb
+import orjson
+import pytest
+from rich.console import Console
+
+from flows.config import Settings, load_settings
+from flows.drift import (
+    DRIFT_CATEGORICAL_FEATURES,
+    DRIFT_NUMERIC_FEATURES,
+    DriftWindowError,
+    NotEnoughHistory,
+    run_drift,
+)
+from ingest.finnhub import FinnhubCollector
+from ingest.landing import read_landed_records, utc_date_of_ms, write_file_atomically
+from ingest.simulator import Simulator, SimulatorConfig
+from ingest.trade_id import trade_id
+from ml.audit import AuditLog
+from ml.retraining import BlockedBy, RetrainReason
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SYMBOLS = ("AAPL", "MSFT", "NVDA")
+HOUR_START = datetime(2024, 3, 12, 11, 0, tzinfo=ZoneInfo("America/New_York"))
+WEEK = timedelta(days=7)
+DRIFT_FIELDS = {
+    "run_id", "run_ts", "feature", "kind", "statistic_name", "statistic", "threshold",
+    "drifted", "reference_rows", "current_rows", "reference_start", "reference_end",
+    "current_start", "current_end",
+}
+ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+# Anything a browser would fetch: src/href attributes and CSS url() pointing off the page.
+EXTERNAL_ASSET = re.compile(
+    r"""(?:src|href)\s*=\s*["']?\s*(?:https?:)?//|url\(\s*["']?(?:https?:)?//"""
+)
+PROXY_VARIABLES = (
+    "http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY",
+)
+
+_BUILD = """
+from flows.config import load_settings
+from flows.transform import run_transform
+run_transform(load_settings())
+"""
+
+
+@dataclass(frozen=True)
+class ReplayedMarket:
+    """A built warehouse: one simulated hour, then the same trades a week later."""
+
+    warehouse: Path
+    first_hour_ms: tuple[int, int]  # oldest and newest trade of the simulated hour
+    replay_ms: tuple[int, int]  # the same, a week later
+    trades_per_copy: int
+
+
+def _land_simulated_hour(home: Path) -> list[dict]:
+    config = SimulatorConfig(
+        seed=7, symbols=SYMBOLS, start=HOUR_START, duration_seconds=3600.0,
+        trades_per_second=1.0, anomaly_rate=0.02,
+    )
+    with Simulator(config).start() as market:
+        collector = FinnhubCollector(
+            url=market.ws_url, symbols=SYMBOLS, landing_dir=home / "landing",
+            flush_trades=5_000, flush_seconds=0.5,
+            reconnect_initial_seconds=0.05, reconnect_max_seconds=0.5,
+        )
+        worker = threading.Thread(target=collector.run, daemon=True)
+        worker.start()
+        market.wait_finished()
+        sent = market.stats().trades_sent
+        while collector.stats.received < sent and worker.is_alive():
+            worker.join(timeout=0.05)
+        collector.stop()
+        worker.join()
+    records = list(read_landed_records(home / "landing" / "trades"))
+    assert len(records) == sent > 0
+    return records
+
+
+def _land_replay(home: Path, records: list[dict], shift: timedelta) -> None:
+    """The same trades `shift` later, in the landing contract (new ids, new partitions)."""
+    shift_ms = int(shift.total_seconds() * 1000)
+    by_date: dict[str, list[bytes]] = {}
+    for position, record in enumerate(records):
+        ts = record["trade_ts_ms"] + shift_ms
+        received = datetime.fromisoformat(record["received_at"].replace("Z", "+00:00")) + shift
+        moved = {
+            **record,
+            "trade_id": trade_id(record["symbol"], ts, record["price"], record["volume"],
+                                 position),
+            "trade_ts_ms": ts,
+            "received_at": received.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        }
+        by_date.setdefault(utc_date_of_ms(ts), []).append(orjson.dumps(moved) + b"\n")
+    for date, lines in by_date.items():
+        write_file_atomically(
+            home / "landing" / "trades" / f"date={date}" / "replay-a-week-later.ndjson", lines
+        )
+
+
+@pytest.fixture(scope="module")
+def replayed_market(tmp_path_factory: pytest.TempPathFactory) -> ReplayedMarket:
+    home = tmp_path_factory.mktemp("replayed_market")
+    records = _land_simulated_hour(home)
+    _land_replay(home, records, WEEK)
+    # dbt runs in a child process, as the CLI does, so this one opens the file read-only.
+    built = subprocess.run(
+        [sys.executable, "-c", _BUILD],
+        env={**os.environ, "TRADEWATCH_HOME": str(home), "PYTHONPATH": str(REPO_ROOT)},
+        cwd=home, capture_output=True, text=True, check=False,
+    )
+    assert built.returncode == 0, (built.stdout + built.stderr)[-3000:]
+    first = [r["trade_ts_ms"] for r in records]
+    week_ms = int(WEEK.total_seconds() * 1000)
+    return ReplayedMarket(
+        home / "warehouse.duckdb",
+        (min(first), max(first)),
+        (min(first) + week_ms, max(first) + week_ms),
+        len(records),
+    )
+
+
+@pytest.fixture
+def settings(replayed_market: ReplayedMarket, tmp_path: Path) -> Settings:
+    """A data home of this test's own, on the shared warehouse."""
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "warehouse.duckdb").symlink_to(replayed_market.warehouse)
+    return load_settings(environ={**os.environ, "TRADEWATCH_HOME": str(home)})
+
+
+@dataclass
+class Webhook:
+    url: str = ""
+    received: list[dict] = field(default_factory=list)
+
+    def titles(self) -> list[str]:
+        return [body["blocks"][0]["text"]["text"] for body in self.received]
+
+
+@pytest.fixture
+def webhook(monkeypatch: pytest.MonkeyPatch, settings: Settings) -> Iterator[Webhook]:
+    """A Slack-like endpoint on 127.0.0.1, configured through $TRADEWATCH_WEBHOOK_URL."""
+    hook = Webhook()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 - the http.server API
+            hook.received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    hook.url = f"http://127.0.0.1:{server.server_port}/services/T0/B0/drift-flow"
+    for name in PROXY_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv(settings.alerts.webhook_url_env, hook.url)
+    try:
+        yield hook
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _at(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, UTC)
+
+
+def _audit(settings: Settings) -> AuditLog:
+    return AuditLog(settings.paths.monitoring / "audit")
+
+
+def _rows(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_the_same_market_a_week_later_is_no_drift_and_starts_no_retraining(
+    settings, replayed_market
+):
+    console = Console(record=True, width=220)
+
+    outcome = run_drift(settings, current_hours=1.5, reference_hours=7 * 24, console=console)
+
+    report = outcome.report
+    assert [f.feature for f in report.input_features] == [
+        *DRIFT_NUMERIC_FEATURES, *DRIFT_CATEGORICAL_FEATURES
+    ]
+    assert report.drifted_features == ()
+    assert {f.reference_rows for f in report.input_features} == {replayed_market.trades_per_copy}
+    assert {f.current_rows for f in report.input_features} == {replayed_market.trades_per_copy}
+    # Trade time: the current window ends just after the newest trade, the reference is the
+    # week before it, and the one simulated hour is all it holds.
+    newest = _at(replayed_market.replay_ms[1])
+    assert report.current_window.end == newest + timedelta(milliseconds=1)
+    assert report.current_window.start == report.current_window.end - timedelta(hours=1.5)
+    assert report.reference_window.end == report.current_window.start
+    assert report.reference_window.start == report.current_window.start - WEEK
+    assert outcome.reference_basis == "the 7 days before the current window"
+    assert outcome.champion_version is None
+
+    decision = outcome.decision
+    assert not decision.retrain and decision.reasons == () and decision.blocked_by == ()
+    audit = _audit(settings)
+    assert [r.payload["detail"] for r in audit.records("retrain_skipped")] == [
+        "no reason to retrain"
+    ]
+    assert list(audit.records("retrain_triggered")) == []
+    assert list(audit.records("alert")) == []  # nothing drifted, nothing to alert
+
+    printed = console.export_text()
+    for feature in report.features:
+        assert re.search(rf"│ {feature.feature} +│ {feature.kind} +│", printed), feature.feature
+    assert "retraining: no — no reason to retrain" in printed
+
+
+def test_the_report_files_follow_the_drift_contract(settings, replayed_market):
+    outcome = run_drift(settings, current_hours=1.5, reference_hours=7 * 24, console=Console())
+
+    assert outcome.ndjson == settings.paths.monitoring / "drift" / (
+        f"drift-{outcome.report.run_id}.ndjson"
+    )
+    rows = _rows(outcome.ndjson)
+    assert [row["feature"] for row in rows] == [f.feature for f in outcome.report.features]
+    for row in rows:
+        assert set(row) == DRIFT_FIELDS
+        assert row["run_id"] == outcome.report.run_id
+        for name in ("run_ts", "reference_start", "reference_end", "current_start",
+                     "current_end"):
+            assert ISO_UTC.match(row[name]), (name, row[name])
+        expected = "psi" if row["kind"] == "numeric" else "js_distance"
+        assert (row["statistic_name"], row["drifted"]) == (expected, False)
+    # dbt's monitoring model reads the file as JSON lines with the contract's types.
+    con = duckdb.connect()
+    typed = con.execute(
+        "select count(*), count(distinct feature), bool_or(drifted), min(reference_rows) "
+        f"from read_json_auto('{outcome.ndjson}', format='newline_delimited')"
+    ).fetchone()
+    assert typed == (len(rows), len(rows), False, replayed_market.trades_per_copy)
+
+
+def test_drift_is_reported_in_an_html_page_that_needs_no_network(settings):
+    # The newest half hour against the week before it: the reference then holds the first
+    # half of a copy, whose one-hour volatility windows are not yet full, so they differ.
+    outcome = run_drift(settings, current_hours=0.5, reference_hours=7 * 24, console=Console())
+
+    drifted = outcome.report.drifted_features
+    assert drifted
+    page = outcome.html.read_text()
+    assert outcome.html.parent == settings.paths.reports / "drift"
+    assert not EXTERNAL_ASSET.search(page)
+    # One plot per drifted feature, each embedded in the page itself.
+    assert page.count('src="data:image/png;base64,') == len(
+        [f for f in drifted if f.histogram is not None]
+    ) > 0
+    for feature in outcome.report.features:
+        assert feature.feature in page
+
+
+def test_an_empty_reference_window_is_not_enough_history(settings, replayed_market):
+    with pytest.raises(NotEnoughHistory, match="no trades in the reference window"):
+        run_drift(settings, current_hours=1.5, reference_hours=24, console=Console())
+
+    # Nothing half-done: no report, no decision.
+    assert not (settings.paths.monitoring / "drift").exists()
+    assert not (settings.paths.reports / "drift").exists()
+    assert list(_audit(settings).records()) == []
+
+
+@pytest.mark.parametrize("hours", [0, -1.0, float("nan")])
+def test_a_window_of_no_length_is_refused(settings, hours):
+    with pytest.raises(DriftWindowError, match="current_hours must be a positive number"):
+        run_drift(settings, current_hours=hours, console=Console())
+
+
+def test_an_unreadable_audit_log_blocks_retraining_and_alerts(settings, webhook):
+    audit_dir = settings.paths.monitoring / "audit"
+    audit_dir.mkdir(parents=True)
+    damaged = audit_dir / "audit-2024-03-01.ndjson"
+    garbage = b"\x00\x17 not an audit record\n{\"event_id\": \"e1\"}\n"
+    damaged.write_bytes(garbage)
+
+    outcome = run_drift(settings, current_hours=0.5, reference_hours=7 * 24, console=Console())
+
+    decision = outcome.decision
+    assert outcome.report.data_drift and RetrainReason.DATA_DRIFT in decision.reasons
+    assert not decision.retrain
+    assert decision.blocked_by == (BlockedBy.AUDIT_LOG_UNREADABLE,)
+    assert webhook.titles() == [
+        "[WARNING] Drift detected",
+        "[CRITICAL] Retraining blocked: audit log unreadable",
+    ]
+    assert damaged.name in webhook.received[1]["text"]
+    # The report is still written and the damaged file is left as it was for a human.
+    assert outcome.ndjson.exists() and outcome.html.exists()
+    assert damaged.read_bytes() == garbage
