@@ -32,6 +32,7 @@ DBT_PROJECT_DIR = REPO_ROOT / "dbt_project"
 PROFILES_DIR = REPO_ROOT
 TARGETS = ("local", "databricks", "spark")
 LAYERS = ("bronze", "silver", "gold", "monitoring")
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 _QUIET_ENV = {
     "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
@@ -146,12 +147,15 @@ def _outcomes(run_results: list[Any]) -> tuple[NodeOutcome, ...]:
     """Every node's outcome; a test belongs to the layer of the model it checks."""
     layers: dict[str, str] = {}
     for run_result in run_results:
-        layer = _model_layer(run_result.node)
+        node = run_result.node
+        is_seed = str(getattr(node.resource_type, "value", node.resource_type)) == "seed"
+        layer = "seeds" if is_seed else _model_layer(node)
         if layer:
-            layers[run_result.node.unique_id] = layer
+            layers[node.unique_id] = layer
     outcomes = []
     for run_result in run_results:
         node = run_result.node
+        resource_type = str(getattr(node.resource_type, "value", node.resource_type))
         layer = layers.get(node.unique_id)
         if layer is None:
             tested = _tested_ids(node)
@@ -161,7 +165,6 @@ def _outcomes(run_results: list[Any]) -> tuple[NodeOutcome, ...]:
                 layer = next(
                     (found for found in map(_layer_by_name, names) if found != "other"), "other"
                 )
-        resource_type = str(getattr(node.resource_type, "value", node.resource_type))
         status = str(getattr(run_result.status, "value", run_result.status)).lower()
         outcomes.append(
             NodeOutcome(
@@ -180,10 +183,13 @@ def _describe_failure(node: NodeOutcome) -> str:
     kind = node.resource_type.replace("_", " ")
     if node.resource_type == "test" and node.status == "fail":
         return f"{kind} {node.name}: {node.failures} failing row(s)"
-    lines = [line.strip() for line in node.message.splitlines() if line.strip()]
+    lines = [line.strip() for line in _ANSI.sub("", node.message).splitlines() if line.strip()]
     if any(line.startswith("Traceback (most recent call last)") for line in lines):
         # A Python model's error: the exception is the traceback's last line.
         lines = lines[-1:]
+    elif node.resource_type == "unit_test" and node.status == "fail":
+        # The rest is the table of differing rows, which dbt has printed already.
+        lines = lines[:1]
     detail = " ".join(" ".join(lines).split(" compiled code at ")[0].split())
     return f"{kind} {node.name}: {detail[:300]}"
 
@@ -223,7 +229,7 @@ def print_summary(result: TransformResult, console: Console | None = None) -> No
     table = Table(title=f"dbt build on target {result.target} ({result.elapsed_seconds:.1f} s)")
     for column in ("layer", "models ok", "models failed", "tests ok", "tests failed", "skipped"):
         table.add_column(column, justify="left" if column == "layer" else "right")
-    for layer in (*LAYERS, "other"):
+    for layer in (*LAYERS, "seeds", "other"):
         models = result.counts(layer, "model") + result.counts(layer, "seed")
         tests = result.counts(layer, "test") + result.counts(layer, "unit_test")
         if not models and not tests:

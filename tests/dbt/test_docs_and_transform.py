@@ -83,6 +83,9 @@ def test_a_fresh_home_builds_the_whole_project_with_the_cli(tmp_path):
     )
     assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
     assert "dbt build on target local" in completed.stdout
+    summary_layers = {line.split()[1] for line in completed.stdout.splitlines()
+                      if line.startswith("│") and len(line.split()) > 2}
+    assert {"bronze", "silver", "gold", "monitoring", "seeds"} <= summary_layers
     counts = query(
         tmp_path / "home",
         "select table_name, estimated_size from duckdb_tables() where schema_name = 'main'",
