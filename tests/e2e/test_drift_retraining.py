@@ -180,7 +180,11 @@ def test_retraining_is_triggered_once_and_the_training_flow_runs_once(story, pre
     models = registry(story.settings)
     versions = models.client.search_model_versions(f"name = '{models.name}'")
     assert sorted(int(v.version) for v in versions) == [1, 2]
-    assert len(story.records("gate_decision")) == 2
+    gate_decisions = story.records("gate_decision")
+    assert len(gate_decisions) == 2
+    # Retrained on the switched day, the challenger beats the champion that collapsed on it.
+    assert gate_decisions[1].payload["decision"] == "promote"
+    assert models.version_for_alias("champion") == "2"
     client = MlflowClient(tracking_uri=tracking_uri(story.settings))
     experiment = client.get_experiment_by_name(story.settings.training.experiment)
     runs = client.search_runs([experiment.experiment_id])
@@ -200,7 +204,12 @@ def test_retraining_is_triggered_once_and_the_training_flow_runs_once(story, pre
 def test_the_check_right_after_is_held_back_by_the_cooldown(story):
     second = story.second.decision
     assert not second.retrain
-    assert RetrainReason.DATA_DRIFT in second.reasons
+    assert second.reasons == (RetrainReason.DATA_DRIFT,)
+    # The new champion was tested on trades that are now current: the reference falls back
+    # to the day before, where its scores would be in-sample, so only data drift is judged.
+    assert story.second.champion_version == "2"
+    assert story.second.reference_basis.startswith("the 24 h before the current window")
+    assert story.second.report.prediction is None and story.second.report.performance is None
     assert second.blocked_by == (BlockedBy.COOLDOWN,)
     (triggered,) = story.records("retrain_triggered")
     assert second.next_allowed_at == triggered.event_ts + timedelta(

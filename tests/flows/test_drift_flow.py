@@ -203,6 +203,7 @@ def _rows(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
+@pytest.mark.slow
 def test_the_same_market_a_week_later_is_no_drift_and_starts_no_retraining(
     settings, replayed_market
 ):
@@ -242,6 +243,7 @@ def test_the_same_market_a_week_later_is_no_drift_and_starts_no_retraining(
     assert "retraining: no — no reason to retrain" in printed
 
 
+@pytest.mark.slow
 def test_the_report_files_follow_the_drift_contract(settings, replayed_market):
     outcome = run_drift(settings, current_hours=1.5, reference_hours=7 * 24, console=Console())
 
@@ -267,6 +269,7 @@ def test_the_report_files_follow_the_drift_contract(settings, replayed_market):
     assert typed == (len(rows), len(rows), False, replayed_market.trades_per_copy)
 
 
+@pytest.mark.slow
 def test_drift_is_reported_in_an_html_page_that_needs_no_network(settings):
     # The newest half hour against the week before it: the reference then holds the first
     # half of a copy, whose one-hour volatility windows are not yet full, so they differ.
@@ -285,6 +288,7 @@ def test_drift_is_reported_in_an_html_page_that_needs_no_network(settings):
         assert feature.feature in page
 
 
+@pytest.mark.slow
 def test_an_empty_reference_window_is_not_enough_history(settings, replayed_market):
     with pytest.raises(NotEnoughHistory, match="no trades in the reference window"):
         run_drift(settings, current_hours=1.5, reference_hours=24, console=Console())
@@ -295,12 +299,37 @@ def test_an_empty_reference_window_is_not_enough_history(settings, replayed_mark
     assert list(_audit(settings).records()) == []
 
 
-@pytest.mark.parametrize("hours", [0, -1.0, float("nan")])
-def test_a_window_of_no_length_is_refused(settings, hours):
-    with pytest.raises(DriftWindowError, match="current_hours must be a positive number"):
-        run_drift(settings, current_hours=hours, console=Console())
+@pytest.mark.slow
+def test_a_window_too_large_to_hold_is_sampled_and_says_so(settings, replayed_market,
+                                                          monkeypatch):
+    monkeypatch.setattr("flows.drift.MAX_WINDOW_ROWS", 2_000)
+
+    outcome = run_drift(settings, current_hours=1.5, reference_hours=7 * 24, console=Console())
+
+    assert {(f.reference_rows, f.current_rows) for f in outcome.report.input_features} == {
+        (2_000, 2_000)
+    }
+    total = replayed_market.trades_per_copy
+    assert f"reference window sampled: 2,000 of {total:,} trades" in outcome.report.notes
+    assert f"current window sampled: 2,000 of {total:,} trades" in outcome.report.notes
+    # A uniform sample of the same market is still the same market.
+    assert outcome.report.drifted_features == ()
 
 
+@pytest.mark.parametrize(
+    ("hours", "name"),
+    [({"current_hours": 0}, "current_hours"), ({"reference_hours": -1.0}, "reference_hours"),
+     ({"current_hours": float("nan")}, "current_hours")],
+)
+def test_a_window_of_no_length_is_refused(tmp_path, hours, name):
+    settings = load_settings(environ={**os.environ, "TRADEWATCH_HOME": str(tmp_path)})
+
+    with pytest.raises(DriftWindowError, match=f"{name} must be a positive number of hours"):
+        run_drift(settings, **hours, console=Console())
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.slow
 def test_an_unreadable_audit_log_blocks_retraining_and_alerts(settings, webhook):
     audit_dir = settings.paths.monitoring / "audit"
     audit_dir.mkdir(parents=True)
