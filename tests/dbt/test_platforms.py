@@ -124,6 +124,10 @@ def test_databricks_target_parses_and_compiles_spark_sql_without_a_workspace(tmp
     for sql in (validated, minute_bars, drift):
         assert "epoch_ms(" not in sql and "at time zone" not in sql and "isfinite(" not in sql
 
+    docs = _dbt(["docs", "generate", "--empty-catalog", "--no-compile"], tmp_path, tmp_path)
+    assert docs.returncode == 0, docs.stdout[-3000:]
+    assert (tmp_path / "target" / "index.html").stat().st_size > 0
+
 
 _DATABRICKS_BUILD = """
 import os
