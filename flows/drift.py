@@ -38,15 +38,19 @@ are left out: a newer window always differs from an older one in the hour. Each 
 capped at MAX_WINDOW_ROWS by a seeded uniform sample, so a week of a busy feed fits in memory.
 
 The report is written as NDJSON for dbt's monitoring model and as an offline HTML page, the
-drift alert is sent, and the retraining trigger decides against its audit log. An unreadable
-audit log never stops the report: the trigger then blocks retraining and raises its alert.
+drift alert is sent — unless the previous report had the same windows and verdicts (no trade
+arrived since: a weekend must not page every half hour) — and the retraining trigger decides
+against its audit log. An unreadable audit log never stops the report: the trigger then
+blocks retraining and raises its alert.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -69,9 +73,6 @@ from ml.datasets import (
 from ml.drift import DriftReport, TimeWindow, compute_drift, iso_utc, write_drift_ndjson
 from ml.drift_report import write_drift_html
 from ml.retraining import RetrainDecision, RetrainingPolicy, RetrainingTrigger
-
-if TYPE_CHECKING:
-    from pathlib import Path
 
 #: Clock features are left out: a newer window always differs from an older one in the hour.
 CLOCK_FEATURES = ("hour_of_day", "minute_of_hour", "day_of_week")
@@ -321,6 +322,36 @@ def _scores(champion: Champion, rows: pd.DataFrame) -> np.ndarray:
 # --------------------------------------------------------------------------- output
 
 
+def _same_as_last_report(directory: Path, report: DriftReport) -> str | None:
+    """The run id of the previous report when it had these windows and these verdicts.
+
+    A scheduled check with no new trades (a weekend, a feed outage) compares the same windows
+    again: its report is still written, but alerting the same drift every half hour is noise.
+    """
+    # Run ids start with the run time (YYYYmmddTHHMMSSZ), so the newest file sorts last.
+    previous = sorted(directory.glob("drift-*.ndjson"))
+    if not previous:
+        return None
+    try:
+        rows = [json.loads(line) for line in previous[-1].read_text().splitlines() if line]
+    except (OSError, ValueError):
+        return None  # unreadable: alert rather than stay silent
+
+    def verdict(records: list[dict[str, Any]]) -> tuple[set[tuple[Any, ...]], set[str]]:
+        windows = {
+            (r.get("reference_start"), r.get("reference_end"), r.get("current_start"),
+             r.get("current_end"))
+            for r in records
+        }
+        return windows, {str(r.get("feature")) for r in records if r.get("drifted")}
+
+    if not rows or verdict(rows) != verdict(report.records()):
+        return None
+    return str(rows[0].get("run_id"))
+
+
+
+
 def print_drift_table(report: DriftReport, console: Console) -> None:
     """Per feature: statistic, threshold, drifted, window sizes and what stands out."""
     table = Table(title=f"Drift {report.run_id}")
@@ -431,6 +462,15 @@ def run_drift(
         performance_threshold=settings.retraining.performance_drop,
         run_ts=now,
     )
+    repeated = (
+        _same_as_last_report(settings.paths.monitoring / "drift", report)
+        if report.drifted_features else None
+    )
+    if repeated is not None:
+        notes.append(
+            f"same windows and verdicts as run {repeated} (no new trades): drift alert not "
+            "repeated"
+        )
     report = replace(report, notes=(*notes, *report.notes))
 
     ndjson = write_drift_ndjson(report, settings.paths.monitoring / "drift")
@@ -442,7 +482,8 @@ def run_drift(
         f"drift: {report.drifted_share:.0%} of input features drifted; report {html}"
     )
     sender = alert_sender(settings)
-    send_drift_alert(sender, report, html_report=html)
+    if repeated is None:
+        send_drift_alert(sender, report, html_report=html)
 
     log = AuditLog(settings.paths.monitoring / "audit")
     new_rows, counted = _new_labelled_rows(warehouse, log, labels=labels)

@@ -351,3 +351,21 @@ def test_an_unreadable_audit_log_blocks_retraining_and_alerts(settings, webhook)
     # The report is still written and the damaged file is left as it was for a human.
     assert outcome.ndjson.exists() and outcome.html.exists()
     assert damaged.read_bytes() == garbage
+
+
+@pytest.mark.slow
+def test_the_same_drift_on_the_same_trades_alerts_once(settings, webhook):
+    first = run_drift(settings, current_hours=0.5, reference_hours=7 * 24, console=Console())
+    # No trade arrives before the next scheduled check (a weekend, a feed outage).
+    again = run_drift(settings, current_hours=0.5, reference_hours=7 * 24, console=Console())
+
+    assert first.report.drifted_features and again.report.drifted_features
+    assert webhook.titles() == ["[WARNING] Drift detected", "[INFO] Retraining triggered"]
+    assert (
+        f"same windows and verdicts as run {first.report.run_id} (no new trades): "
+        "drift alert not repeated"
+    ) in again.report.notes
+    # Both checks are on record, and the trigger still judged the second one.
+    assert again.ndjson.exists() and again.ndjson != first.ndjson
+    assert len(list(_audit(settings).records("retrain_triggered"))) == 1
+    assert again.decision.blocked_by == (BlockedBy.COOLDOWN,)
