@@ -196,6 +196,26 @@ def textbook_wilder_rsi(prices: np.ndarray, period: int = 14) -> np.ndarray:
     return rsi
 
 
+def textbook_ema(values: np.ndarray, span: int) -> np.ndarray:
+    """The textbook EMA: seeded with the simple mean of the first `span` values (NaN before)."""
+    alpha = 2 / (span + 1)
+    ema = np.full(len(values), np.nan)
+    if len(values) < span:
+        return ema
+    ema[span - 1] = values[:span].mean()
+    for i in range(span, len(values)):
+        ema[i] = (1 - alpha) * ema[i - 1] + alpha * values[i]
+    return ema
+
+
+def textbook_macd(prices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """MACD line and signal from SMA-seeded EMAs (NaN until the signal has its 9 values)."""
+    line = textbook_ema(prices, 12) - textbook_ema(prices, 26)
+    signal = np.full(len(prices), np.nan)
+    signal[25:] = textbook_ema(line[25:], 9)
+    return line, signal
+
+
 def _symbol_features(trades: pd.DataFrame) -> pd.DataFrame:
     """Every feature for one symbol's trades, already in (trade_ts_ms, trade_id) order."""
     price = trades["price"].to_numpy(dtype=float)
@@ -226,10 +246,19 @@ def _symbol_features(trades: pd.DataFrame) -> pd.DataFrame:
     columns: dict[str, np.ndarray] = {
         "price_change_pct": price_change_pct,
         "log_return": log_return,
-        **{name: np.empty(n) for name in (
-            "volume_zscore", "price_zscore", "price_volatility_1h", "trade_intensity_1m",
-            "vwap_deviation_pct", "bollinger_pct_b", "roll_spread_pct", "session_vwap",
-        )},
+        **{
+            name: np.empty(n)
+            for name in (
+                "volume_zscore",
+                "price_zscore",
+                "price_volatility_1h",
+                "trade_intensity_1m",
+                "vwap_deviation_pct",
+                "bollinger_pct_b",
+                "roll_spread_pct",
+                "session_vwap",
+            )
+        },
     }
     for i in range(n):
         start = max(0, i - ZSCORE_WINDOW_TRADES)

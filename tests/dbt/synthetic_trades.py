@@ -101,9 +101,9 @@ def _record(symbol: str, ts: int, price: float, volume: float, position: int) ->
         "trade_ts_ms": ts,
         "conditions": ["1", "12"] if position == 0 else None,
         "exchange": None,
-        "received_at": pd.Timestamp(ts + 35, unit="ms", tz="UTC").strftime(
-            "%Y-%m-%dT%H:%M:%S.%f"
-        )[:-3]
+        "received_at": pd.Timestamp(ts + 35, unit="ms", tz="UTC").strftime("%Y-%m-%dT%H:%M:%S.%f")[
+            :-3
+        ]
         + "Z",
         "source": "finnhub",
     }

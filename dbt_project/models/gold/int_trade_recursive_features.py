@@ -210,6 +210,6 @@ def model(dbt, session):
     silver.create_view(SILVER_VIEW, replace=True)
     batch = session.sql(batch_sql(existing)).df()
     per_symbol = [recursive_features(trades) for _, trades in batch.groupby("symbol", sort=True)]
-    if per_symbol:
-        return pd.concat(per_symbol, ignore_index=True)
-    return recursive_features(batch)
+    result = pd.concat(per_symbol, ignore_index=True) if per_symbol else recursive_features(batch)
+    # A run without new trades returns no rows; typed text keeps DuckDB from calling it NULL.
+    return result.astype({"trade_id": "string", "symbol": "string"})
