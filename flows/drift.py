@@ -87,7 +87,7 @@ DRIFT_CATEGORICAL_FEATURES = (*CATEGORICAL_FEATURES, "symbol")
 #: Labels worth measuring the model against; the rule heuristic is derived from the features.
 TRUSTED_LABEL_SOURCES = ("analyst", "ground_truth")
 #: Rows kept per window; beyond this a seeded uniform sample (PSI needs thousands, not millions).
-MAX_WINDOW_ROWS = 1_000_000
+MAX_WINDOW_ROWS = 500_000
 _SAMPLE_SEED = 20240308
 
 
