@@ -184,6 +184,9 @@ def _dispatch(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `tradewatch` console script."""
     args = build_parser().parse_args(argv)
+    if not sys.stdout.isatty():
+        # Piped or logged output: wide enough for the leaderboard and drift tables.
+        os.environ.setdefault("COLUMNS", "160")
     try:
         return _dispatch(args)
     except KeyboardInterrupt:

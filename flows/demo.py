@@ -23,8 +23,13 @@ from flows.config import Settings
 from ingest.alphavantage import AlphaVantageCollector, CallBudget
 from ingest.finnhub import CollectorStats, FinnhubCollector
 from ingest.simulator import Simulator, SimulatorConfig
+from ingest.simulator.sessions import day_open_ms, session_at, trading_days_from
 
-DEFAULT_MINUTES = 240.0
+#: Two whole trading days (04:00–20:00 New York each): enough for train, validation and test
+#: windows with a one-hour purge gap between them. The default start's two days straddle the
+#: March DST change.
+DEFAULT_MINUTES = 2 * 960.0
+TRADING_DAY_MINUTES = 960.0
 #: The simulated Alpha Vantage serves the demo generously; the real budget stays in the config.
 DEMO_AV_CALLS_PER_MINUTE = 600
 DEMO_AV_CALLS_PER_DAY = 5000
@@ -68,7 +73,33 @@ def _window_start(settings: Settings) -> datetime:
     return settings.simulator.start
 
 
+def window_end(start: datetime, trading_minutes: float) -> datetime:
+    """The instant `trading_minutes` of open market (04:00–20:00 New York) after `start`."""
+    moment = next_window_start(start)
+    remaining = timedelta(minutes=trading_minutes)
+    while True:
+        moment_ms = int(moment.timestamp() * 1000)
+        day = next(trading_days_from(moment_ms))
+        close = datetime.fromtimestamp(day_open_ms(day) / 1000, UTC) + timedelta(
+            minutes=TRADING_DAY_MINUTES
+        )
+        if moment + remaining <= close:
+            return moment + remaining
+        remaining -= close - moment
+        moment = next_window_start(close)
+
+
+def next_window_start(end: datetime) -> datetime:
+    """Where the next run starts: `end`, or the next session's open when the market is closed."""
+    end_ms = int(end.timestamp() * 1000)
+    if session_at(end_ms) != "closed":
+        return end
+    day = next(trading_days_from(end_ms))
+    return datetime.fromtimestamp(day_open_ms(day) / 1000, UTC)
+
+
 def _save_window_end(settings: Settings, end: datetime) -> None:
+    end = next_window_start(end)
     path = _state_path(settings)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
@@ -263,13 +294,16 @@ def demo_flow(settings: Settings, seed: int | None = None, minutes: float | None
     from flows.pipeline import drift_flow, training_flow, transform_flow
 
     console = Console()
-    start = _window_start(settings)
-    duration = timedelta(minutes=minutes or DEFAULT_MINUTES)
-    report = DemoReport(window_start=start, window_end=start + duration)
+    start = next_window_start(_window_start(settings))
+    trading_minutes = minutes or DEFAULT_MINUTES
+    end = window_end(start, trading_minutes)
+    duration = end - start
+    report = DemoReport(window_start=start, window_end=end)
     market = _market_config(settings, start, duration, seed)
     console.print(
         f"Tradewatch demo: {len(settings.symbols)} symbols, simulated market from "
-        f"{start.astimezone(UTC):%Y-%m-%d %H:%M} UTC for {duration}, state in {settings.paths.home}"
+        f"{start.astimezone(UTC):%Y-%m-%d %H:%M} UTC for {trading_minutes:,.0f} trading minutes, "
+        f"state in {settings.paths.home}"
     )
     _stage(report, console, "collect trades (Finnhub protocol)",
            lambda: _collect_trades(settings, market, console, report))
@@ -289,10 +323,9 @@ def demo_flow(settings: Settings, seed: int | None = None, minutes: float | None
         report.training = training_flow(reference_time=now, settings=settings, quality=quality)
 
     def drift() -> None:
-        hours = duration.total_seconds() / 3600
+        # The newest trading day against the one before it.
         report.drift = drift_flow(
-            current_hours=hours / 4, reference_hours=hours * 3 / 4, reference_time=now,
-            settings=settings,
+            current_hours=16, reference_hours=72, reference_time=now, settings=settings
         )
 
     _stage(report, console, "build and validate the warehouse (dbt build, Great Expectations)",
