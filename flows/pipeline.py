@@ -104,7 +104,7 @@ def train_task(settings: Settings):
     return run_train(settings)
 
 
-@task(name="score new trades", retries=2, retry_delay_seconds=[5, 20],
+@task(name="score new trades", retries=2, retry_delay_seconds=[3, 10],
       retry_condition_fn=retry_if_transient)
 def score_task(settings: Settings):
     from flows.training import run_score
@@ -203,6 +203,12 @@ def drift_flow(
     if outcome.decision.retrain:
         _start_training(settings, reference_time)
     return outcome
+
+
+@flow(name="score", log_prints=True)
+def score_flow(settings: Settings | None = None):
+    """Champion scores for every gold row not yet scored."""
+    return score_task(_settings(settings))
 
 
 @flow(name="pipeline", log_prints=True)
