@@ -40,6 +40,7 @@ bench: setup
 screenshots: setup
 	@test -x /usr/bin/chromium || (apt-get update -qq && apt-get install -y -qq chromium)
 	$(BIN)/python bench/screenshots/run.py
+	$(BIN)/python bench/quality/screenshot.py
 
 lint: setup
 	$(BIN)/ruff check .
