@@ -44,6 +44,8 @@ def _build(project: Path, home: Path) -> None:
             "--project-dir", str(project),
             "--profiles-dir", str(REPO_ROOT),
             "--target", "local",
+            "--select", "+gold_anomaly_labels",
+            "--indirect-selection", "cautious",
         ],
         cwd=project, env=env, capture_output=True, text=True, check=False,
     )  # fmt: skip
