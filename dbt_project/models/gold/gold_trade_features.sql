@@ -274,8 +274,8 @@ band as (
 
 volatility_moments as (
 
-    -- the trailing hour = earlier milliseconds + this millisecond so far, merged exactly
-    -- (Chan et al.'s pairwise update of count, mean and sum of squared deviations)
+    -- the trailing hour = earlier milliseconds + this millisecond so far, merged with Chan et
+    -- al.'s pairwise update of count, mean and sum of squared deviations (no cancellation)
     select
         band.*,
         hour_earlier_trades + same_ms_trades as hour_trades,
