@@ -3,7 +3,11 @@ SHELL := /bin/bash
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
+HASH := $(shell cat pyproject.toml | sha1sum | cut -c1-12)
+# What is installed, per pyproject.toml version: the runtime, or the runtime plus the test tools
+# and the Spark session the compatibility tests need (pyspark alone is ~600 MB).
+STAMP := $(VENV)/.installed-runtime-$(HASH)
+STAMP_DEV := $(VENV)/.installed-dev-$(HASH)
 
 # Nothing calls home.
 export DBT_SEND_ANONYMOUS_USAGE_STATS := false
@@ -11,38 +15,43 @@ export DO_NOT_TRACK := true
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export MLFLOW_DISABLE_TELEMETRY := true
 
-.PHONY: setup demo test test-fast bench screenshots lint clean
+.PHONY: setup setup-dev demo test test-fast bench screenshots lint clean
 
 setup: $(STAMP)
+setup-dev: $(STAMP_DEV)
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e .
+	@rm -f $(VENV)/.installed-runtime-* && touch $@
+
+$(STAMP_DEV): $(STAMP)
 	$(BIN)/pip install --quiet -e '.[dev,spark]'
-	@rm -f $(VENV)/.installed-* && touch $@
+	@rm -f $(VENV)/.installed-dev-* && touch $@
 
 demo: setup
 	$(BIN)/tradewatch demo
 
-test: setup
+test: setup-dev
 	$(BIN)/pytest
 
-test-fast: setup
+test-fast: setup-dev
 	$(BIN)/pytest -m "not slow"
 
 # Every benchmark but the screenshots (those need Chromium: `make screenshots`).
-bench: setup
+bench: setup-dev
 	@for b in bench/*/run.py; do \
 	  case $$b in bench/screenshots/*) continue;; esac; \
 	  echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
 # Headless-Chromium screenshots of the Prefect UI and the HTML reports of the data home.
-screenshots: setup
+screenshots: setup-dev
 	@test -x /usr/bin/chromium || (apt-get update -qq && apt-get install -y -qq chromium)
 	$(BIN)/python bench/screenshots/run.py
 	$(BIN)/python bench/quality/screenshot.py
 
-lint: setup
+lint: setup-dev
 	$(BIN)/ruff check .
 
 clean:
