@@ -26,7 +26,17 @@ DEFAULT_RISK_LEVELS: dict[str, float] = {"critical": 0.8, "high": 0.5, "medium":
 RISK_ORDER: tuple[str, ...] = ("critical", "high", "medium")
 PREDICTION_COLUMNS: tuple[str, ...] = ("score", "flag", "risk_level")
 # Pinned to what is installed, so that logging does not spend seconds resolving requirements.
-_REQUIREMENTS = ("mlflow", "lightgbm", "xgboost", "scikit-learn", "pandas", "numpy", "cloudpickle")
+# Each entry lists the distributions that provide the module, the first installed one wins
+# (xgboost-cpu is the `xgboost` module without the CUDA libraries).
+_REQUIREMENTS: tuple[tuple[str, ...], ...] = (
+    ("mlflow",),
+    ("lightgbm",),
+    ("xgboost", "xgboost-cpu"),
+    ("scikit-learn",),
+    ("pandas",),
+    ("numpy",),
+    ("cloudpickle",),
+)
 
 
 class InvalidRiskLevels(ValueError):
@@ -115,9 +125,18 @@ class TradewatchModel(mlflow.pyfunc.PythonModel):
         }
 
 
+def _installed(distributions: tuple[str, ...]) -> str:
+    for name in distributions:
+        try:
+            return f"{name}=={importlib.metadata.version(name)}"
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    raise importlib.metadata.PackageNotFoundError(" or ".join(distributions))
+
+
 def pip_requirements() -> list[str]:
     """Installed versions of what the pickled model needs to load."""
-    return [f"{name}=={importlib.metadata.version(name)}" for name in _REQUIREMENTS]
+    return [_installed(distributions) for distributions in _REQUIREMENTS]
 
 
 def log_tradewatch_model(
