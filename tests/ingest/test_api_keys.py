@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import pickle
+import re
 
 import pytest
 
@@ -44,4 +45,6 @@ def test_library_debug_logs_are_redacted(caplog):
         logger.debug('%s "GET /query?function=X&apikey=%s HTTP/1.1" 200', "http://h:1", KEY)
     assert caplog.records
     assert KEY not in caplog.text
-    assert "apikey=***" in caplog.text
+    # The request line is logged with the key masked: by our filter (***) or, when
+    # databricks-sql was imported first, by its own (<REDACTED>) before ours sees it.
+    assert re.search(r"apikey=(\*\*\*|<REDACTED>)", caplog.text)
