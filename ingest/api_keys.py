@@ -76,7 +76,11 @@ class RedactCredentials(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         try:
             message = record.getMessage()
-        except Exception:  # a broken format string is the caller's problem, not a leak
+        except Exception:
+            # A format string that no longer matches its arguments (another library's filter
+            # may have rewritten it): keep every part, masked, rather than lose the line.
+            message = " ".join([str(record.msg), *map(str, record.args or ())])
+            record.msg, record.args = redact_credentials(message), ()
             return True
         cleaned = redact_credentials(message)
         if cleaned != message:
@@ -90,4 +94,6 @@ def protect_library_loggers() -> None:
     for name in ("urllib3.connectionpool", "urllib3", "websocket", "requests"):
         logger = logging.getLogger(name)
         if not any(isinstance(existing, RedactCredentials) for existing in logger.filters):
-            logger.addFilter(RedactCredentials())
+            # First in line: later filters (databricks-sql's) then see an already-formatted
+            # record with no arguments left to mismatch.
+            logger.filters.insert(0, RedactCredentials())
