@@ -125,6 +125,8 @@ class TrainingSettings(_Strict):
     validation_share: float = Field(0.15, gt=0, lt=0.5)
     test_share: float = Field(0.15, gt=0, lt=0.5)
     purge_seconds: int = Field(3600, ge=0)
+    # Train on the newest `history_days` of trade time (None: all history).
+    history_days: float | None = Field(30.0, gt=0)
     random_seed: int = 42
     models: dict[ModelName, dict[str, Any]]
 

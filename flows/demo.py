@@ -8,6 +8,7 @@ first one stopped, so every later stage sees new data and runs incrementally.
 from __future__ import annotations
 
 import json
+import math
 import threading
 import time
 from dataclasses import dataclass, field
@@ -300,6 +301,10 @@ def demo_flow(settings: Settings, seed: int | None = None, minutes: float | None
     duration = end - start
     report = DemoReport(window_start=start, window_end=end)
     market = _market_config(settings, start, duration, seed)
+    # Train on this run's window: a second run continues the market and stays as quick.
+    history_days = max(1.0, math.ceil(duration.total_seconds() / 86400))
+    settings = settings.model_copy(update={"training": settings.training.model_copy(
+        update={"history_days": history_days})})
     console.print(
         f"Tradewatch demo: {len(settings.symbols)} symbols, simulated market from "
         f"{start.astimezone(UTC):%Y-%m-%d %H:%M} UTC for {trading_minutes:,.0f} trading minutes, "

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from rich.console import Console
@@ -19,6 +19,7 @@ from flows.alerts import alert_sender
 from flows.config import Settings
 from ml.audit import AuditLog
 from ml.datasets import (
+    DuckDBWarehouse,
     load_ground_truth_events,
     load_scoring_frame,
     load_training_frame,
@@ -98,10 +99,20 @@ def print_leaderboard(leaderboard: Leaderboard, console: Console) -> None:
 def run_train(settings: Settings, *, console: Console | None = None) -> TrainOutcome:
     """Tournament → register challenger → gate → promote → score; print what happened."""
     console = console or Console()
-    data = load_training_frame(settings.paths.warehouse)
+    training = settings.training
+    start = None
+    if training.history_days is not None:
+        warehouse = DuckDBWarehouse(settings.paths.warehouse)
+        newest = warehouse.fetch(
+            f"select max(trade_ts_ms) as newest from {warehouse.table('gold_trade_features')}"
+        )["newest"].iloc[0]
+        if newest == newest and newest is not None:  # not NaN: the table has rows
+            start = datetime.fromtimestamp(int(newest) / 1000, UTC) - timedelta(
+                days=training.history_days
+            )
+    data = load_training_frame(settings.paths.warehouse, start=start)
     if data.frame.empty:
         raise TrainingFailed("the warehouse has no labelled gold rows: run `tradewatch transform`")
-    training = settings.training
     split = split_by_time(
         data,
         validation_share=training.validation_share,
