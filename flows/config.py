@@ -119,6 +119,13 @@ class LabelSettings(_Strict):
 ModelName = Literal["lightgbm", "xgboost", "random_forest", "isolation_forest"]
 
 
+class ThresholdSettings(_Strict):
+    # max_f1, or event_recall: the most anomaly events found at this alert precision on the
+    # validation window (each event counts once); see ml.models.ThresholdPolicy.
+    rule: Literal["max_f1", "event_recall"] = "event_recall"
+    min_alert_precision: float = Field(0.6, gt=0, le=1)
+
+
 class TrainingSettings(_Strict):
     experiment: str = "tradewatch"
     registered_model: str = "tradewatch_anomaly"
@@ -128,6 +135,7 @@ class TrainingSettings(_Strict):
     # Train on the newest `history_days` of trade time (None: all history).
     history_days: float | None = Field(30.0, gt=0)
     random_seed: int = 42
+    threshold: ThresholdSettings = ThresholdSettings()
     models: dict[ModelName, dict[str, Any]]
 
 

@@ -17,6 +17,7 @@ from rich.table import Table
 
 from flows.alerts import alert_sender
 from flows.config import Settings
+from ingest.simulator.anomalies import KINDS
 from ml.audit import AuditLog
 from ml.datasets import (
     DuckDBWarehouse,
@@ -26,6 +27,7 @@ from ml.datasets import (
     split_by_time,
 )
 from ml.gate import GateDecision, GatePolicy, run_gate
+from ml.models import ThresholdPolicy
 from ml.registry import ModelRegistry, Rollback
 from ml.scoring import ScoringResult, score_new_trades
 from ml.tournament import Leaderboard, run_tournament
@@ -94,6 +96,40 @@ def print_leaderboard(leaderboard: Leaderboard, console: Console) -> None:
         table.add_row(*[_fmt(row.get(key), 4 if key == "latency_p99_ms" else 3)
                         for key, _ in columns])
     console.print(table)
+    print_event_recall_by_kind(leaderboard, console)
+
+
+def print_event_recall_by_kind(leaderboard: Leaderboard, console: Console) -> None:
+    """Per model, the share of each kind's injected events it flagged in the test window.
+
+    Printed only when the simulator's ground truth is there (a real feed has none).
+    """
+    seen = {kind for e in leaderboard.entries for kind in e.evaluation.event_recall_by_kind}
+    if not seen:
+        return
+    kinds = [k for k in KINDS if k in seen] + sorted(seen - set(KINDS))
+    table = Table(title="Event recall by anomaly kind (test window; events in brackets)")
+    table.add_column("model")
+    for kind in kinds:
+        table.add_column(kind, justify="right")
+    table.add_column("all kinds", justify="right")
+    table.add_column("trade precision", justify="right")
+    table.add_column("threshold", justify="right")
+    for entry in leaderboard.entries:
+        e = entry.evaluation
+        table.add_row(
+            entry.model_name,
+            *[
+                f"{e.event_recall_by_kind[kind]:.2f} ({e.events_by_kind.get(kind, 0)})"
+                if kind in e.event_recall_by_kind
+                else "–"
+                for kind in kinds
+            ],
+            f"{_fmt(e.event_recall, 2)} ({e.events})",
+            _fmt(e.trade_precision, 2),
+            _fmt(entry.threshold),
+        )
+    console.print(table)
 
 
 def run_train(settings: Settings, *, console: Console | None = None) -> TrainOutcome:
@@ -133,6 +169,9 @@ def run_train(settings: Settings, *, console: Console | None = None) -> TrainOut
         random_seed=training.random_seed,
         risk_levels=settings.scoring.risk_levels,
         tags={"tournament_id": tournament_id},
+        threshold_policy=ThresholdPolicy(
+            training.threshold.rule, training.threshold.min_alert_precision
+        ),
     )
     print_leaderboard(leaderboard, console)
     winner = leaderboard.winner

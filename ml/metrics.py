@@ -88,6 +88,48 @@ def best_f1_threshold(
     return float(thresholds[best[-1]])
 
 
+def event_recall_threshold(
+    y_true: Sequence[bool] | np.ndarray,
+    scores: Sequence[float] | np.ndarray,
+    event_ids: Sequence[object] | np.ndarray,
+    *,
+    min_precision: float,
+) -> float | None:
+    """The score threshold that finds the most anomaly events at a guaranteed precision.
+
+    Precision here is alert precision: every event counts once however many of its trades
+    reach the threshold (an anomalous trade without an event id is an event of its own), so
+    `detected events / (detected events + flagged normal trades)`. It is never above trade
+    precision, and one long event (a pump-and-dump labels hundreds of trades) cannot make a
+    loose threshold look precise on the window where it happens to fall. Among the thresholds
+    whose alert precision is at least `min_precision`, the one that detects the most events
+    wins, the highest of equals. None when no threshold reaches `min_precision` (or there is no
+    anomalous row).
+    """
+    y = np.asarray(y_true, dtype=bool)
+    s = np.asarray(scores, dtype=float)
+    if not y.any():
+        return None
+    events = pd.Series(np.asarray(event_ids, dtype=object))
+    # an anomalous trade that no event claims stands for itself
+    events = events.where(events.notna() | ~y, pd.Series(np.arange(len(y))).map("trade-{}".format))
+    order = np.argsort(-s, kind="stable")
+    s, y, events = s[order], y[order], events.to_numpy()[order]
+    first_of_event = y & ~pd.Series(np.where(y, events, None)).duplicated().to_numpy()
+    detected = np.cumsum(first_of_event)
+    false_flags = np.cumsum(~y)
+    # a threshold flags every row with the same score: look only at the last row of each score
+    last_of_score = np.r_[s[1:] != s[:-1], True]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        precision = np.where(detected > 0, detected / (detected + false_flags), 0.0)
+    eligible = last_of_score & (detected > 0) & (precision >= min_precision - 1e-12)
+    if not eligible.any():
+        return None
+    candidates = np.flatnonzero(eligible)
+    best = candidates[np.argmax(detected[candidates])]  # first = highest threshold of the most
+    return float(s[best])
+
+
 @dataclass(frozen=True)
 class EventRecall:
     """Share of ground-truth events with at least one flagged trade, overall and per kind."""
@@ -192,6 +234,7 @@ class Evaluation:
     events: int = 0
     events_detected: int = 0
     event_recall_by_kind: dict[str, float] = field(default_factory=dict)
+    events_by_kind: dict[str, int] = field(default_factory=dict)
     trade_precision: float | None = None
     latency_p50_ms: float | None = None
     latency_p99_ms: float | None = None
@@ -202,6 +245,8 @@ class Evaluation:
         for key, value in asdict(self).items():
             if key == "event_recall_by_kind":
                 out.update({f"event_recall_{kind}": float(v) for kind, v in value.items()})
+            elif key == "events_by_kind":
+                out.update({f"events_{kind}": float(v) for kind, v in value.items()})
             elif value is not None and not (isinstance(value, float) and math.isnan(value)):
                 out[key] = float(value)
         return out
@@ -243,6 +288,7 @@ def evaluate(
             events=recall.events,
             events_detected=recall.detected,
             event_recall_by_kind=recall.by_kind,
+            events_by_kind=recall.events_by_kind,
             trade_precision=trade_precision(frame, flags, set(events["trade_id"])),
         )
     latency = scoring_latency(

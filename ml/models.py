@@ -5,7 +5,8 @@ are passed to the library estimator unchanged, except for the few keys this modu
 `early_stopping_rounds` (LightGBM, applied as a callback on the validation window). Class
 imbalance is handled unless the dict says otherwise (`scale_pos_weight` = √(negatives/positives)
 for the boosted trees, `class_weight="balanced_subsample"` for the random forest). Every model
-chooses its flag threshold on the validation window (maximum F1).
+chooses its flag threshold on the validation window by its ThresholdPolicy: maximum F1, or the
+most anomaly events detected at a minimum alert precision.
 """
 
 from __future__ import annotations
@@ -15,13 +16,13 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import pandas as pd
 
 from ml.datasets import CATEGORY_LEVELS, FEATURE_COLUMNS, LABEL_COLUMN, MissingColumns
-from ml.metrics import best_f1_threshold
+from ml.metrics import best_f1_threshold, event_recall_threshold
 
 
 class ModelError(RuntimeError):
@@ -41,6 +42,36 @@ class InsufficientLabels(ModelError):
 
 
 @dataclass(frozen=True)
+class ThresholdPolicy:
+    """How a model chooses its flag threshold on the validation window.
+
+    - `max_f1`: the highest F1 against the trade labels.
+    - `event_recall`: the most anomaly events detected (event recall) while alert precision —
+      each event counted once, see `ml.metrics.event_recall_threshold` — stays at or above
+      `min_alert_precision`. Trade-level F1 is dominated by the few events that label hundreds
+      of trades and says little about the single-trade kinds; this rule aims at what an analyst
+      sees: events found, and how many flags are false. Falls back to maximum F1 when no
+      threshold reaches the precision (the fit report says so).
+    """
+
+    rule: Literal["max_f1", "event_recall"] = "max_f1"
+    min_alert_precision: float = 0.6
+
+    def __post_init__(self) -> None:
+        if self.rule not in ("max_f1", "event_recall"):
+            raise ModelError(f"unknown threshold rule {self.rule!r}: use max_f1 or event_recall")
+        if not 0 < self.min_alert_precision <= 1:
+            raise ModelError(
+                f"min_alert_precision={self.min_alert_precision} must be within (0, 1]"
+            )
+
+    def describe(self) -> str:
+        if self.rule == "max_f1":
+            return "max_f1"
+        return f"event_recall at alert precision >= {self.min_alert_precision:g}"
+
+
+@dataclass(frozen=True)
 class FitReport:
     """What one fit did: its duration, sizes and the choices made on validation."""
 
@@ -49,6 +80,7 @@ class FitReport:
     validation_rows: int
     threshold: float
     best_iteration: int | None = None
+    threshold_rule: str = "max_f1"  # the rule that chose the threshold, fallbacks included
 
 
 def design_matrix(frame: pd.DataFrame, features: Sequence[str], *, one_hot: bool) -> pd.DataFrame:
@@ -104,18 +136,31 @@ class AnomalyModel(ABC):
         *,
         features: Sequence[str] = FEATURE_COLUMNS,
         random_seed: int = 42,
+        threshold_policy: ThresholdPolicy | None = None,
     ) -> None:
         self.params: dict[str, Any] = dict(params or {})
         self.features: tuple[str, ...] = tuple(features)
         self.random_seed = random_seed
+        self.threshold_policy = threshold_policy or ThresholdPolicy()
         self.threshold: float | None = None
         self.fit_report: FitReport | None = None
         self.resolved_params: dict[str, Any] = {}
         if not self.features:
             raise ModelError(f"{self.name}: no feature columns given")
 
-    def fit(self, train: pd.DataFrame, validation: pd.DataFrame) -> FitReport:
-        """Train on `train`; early-stop and choose the threshold on `validation`."""
+    def fit(
+        self,
+        train: pd.DataFrame,
+        validation: pd.DataFrame,
+        *,
+        events: pd.DataFrame | None = None,
+    ) -> FitReport:
+        """Train on `train`; early-stop and choose the threshold on `validation`.
+
+        `events` (trade_id, event_id: the simulator's ground truth) groups the anomalous
+        validation trades into events for the `event_recall` threshold rule; without it every
+        anomalous trade is an event of its own.
+        """
         began = time.perf_counter()
         y_train = train[LABEL_COLUMN].to_numpy(dtype=bool)
         y_validation = validation[LABEL_COLUMN].to_numpy(dtype=bool)
@@ -127,15 +172,45 @@ class AnomalyModel(ABC):
         x_train = design_matrix(train, self.features, one_hot=self.one_hot)
         x_validation = design_matrix(validation, self.features, one_hot=self.one_hot)
         best_iteration = self._fit(x_train, y_train, x_validation, y_validation)
-        self.threshold = best_f1_threshold(y_validation, self._score(x_validation))
+        self.threshold, rule = self._choose_threshold(
+            validation, y_validation, self._score(x_validation), events
+        )
         self.fit_report = FitReport(
             training_seconds=time.perf_counter() - began,
             train_rows=len(train),
             validation_rows=len(validation),
             threshold=self.threshold,
             best_iteration=best_iteration,
+            threshold_rule=rule,
         )
         return self.fit_report
+
+    def _choose_threshold(
+        self,
+        validation: pd.DataFrame,
+        y_validation: np.ndarray,
+        scores: np.ndarray,
+        events: pd.DataFrame | None,
+    ) -> tuple[float, str]:
+        """The validation threshold by this model's policy, and the rule that chose it."""
+        scores = np.clip(np.asarray(scores, dtype="float64"), 0.0, 1.0)
+        policy = self.threshold_policy
+        if policy.rule == "event_recall":
+            event_ids = (
+                validation["trade_id"].map(events.set_index("trade_id")["event_id"]).to_numpy()
+                if events is not None and len(events)
+                else np.full(len(validation), None, dtype=object)
+            )
+            threshold = event_recall_threshold(
+                y_validation, scores, event_ids, min_precision=policy.min_alert_precision
+            )
+            if threshold is not None:
+                return threshold, policy.describe()
+            return (
+                best_f1_threshold(y_validation, scores),
+                f"max_f1 (no threshold reached alert precision {policy.min_alert_precision:g})",
+            )
+        return best_f1_threshold(y_validation, scores), "max_f1"
 
     def score(self, frame: pd.DataFrame) -> np.ndarray:
         """Anomaly score per row, within [0, 1]."""
@@ -324,6 +399,7 @@ def build_model(
     *,
     features: Sequence[str] = FEATURE_COLUMNS,
     random_seed: int = 42,
+    threshold_policy: ThresholdPolicy | None = None,
 ) -> AnomalyModel:
     """A fresh, unfitted model of the named kind with the given hyperparameters."""
     try:
@@ -332,4 +408,6 @@ def build_model(
         raise UnknownModel(
             f"unknown model {name!r}: choose from {', '.join(sorted(MODEL_TYPES))}"
         ) from None
-    return model_type(params, features=features, random_seed=random_seed)
+    return model_type(
+        params, features=features, random_seed=random_seed, threshold_policy=threshold_policy
+    )

@@ -20,7 +20,7 @@ from mlflow import MlflowClient
 
 from ml.datasets import LabelSummary, TimeSplit, label_mix_of
 from ml.metrics import DEFAULT_LATENCY_BATCH_SIZES, Evaluation, evaluate
-from ml.models import build_model
+from ml.models import ThresholdPolicy, build_model
 from ml.pyfunc import DEFAULT_RISK_LEVELS, TradewatchModel, log_tradewatch_model, predictor
 from ml.registry import use_stores
 
@@ -134,13 +134,16 @@ def run_tournament(
     latency_batch_sizes: Sequence[int] = DEFAULT_LATENCY_BATCH_SIZES,
     registry_uri: str | None = None,
     tags: Mapping[str, str] | None = None,
+    threshold_policy: ThresholdPolicy | None = None,
 ) -> Leaderboard:
     """Train each model in `models` (name → hyperparameters), rank them on `split.test`.
 
     `events` (trade_id, event_id, kind: the simulator's ground truth) adds event recall and
-    trade precision. Runs are logged to `experiment_name` at `tracking_uri`; the experiment is
-    created with `artifact_location` when it does not exist.
+    trade precision, and groups validation trades into events for the threshold policy. Runs
+    are logged to `experiment_name` at `tracking_uri`; the experiment is created with
+    `artifact_location` when it does not exist.
     """
+    threshold_policy = threshold_policy or ThresholdPolicy()
     use_stores(tracking_uri, registry_uri)
     client = MlflowClient(tracking_uri=tracking_uri)
     experiment_id = ensure_experiment(client, experiment_name, artifact_location)
@@ -170,12 +173,17 @@ def run_tournament(
         ) as run:
             try:
                 model = build_model(
-                    model_name, params, features=split.features, random_seed=random_seed
+                    model_name,
+                    params,
+                    features=split.features,
+                    random_seed=random_seed,
+                    threshold_policy=threshold_policy,
                 )
                 mlflow.log_params(_flat_params(params))
                 mlflow.log_params(data_params)
+                mlflow.log_param("threshold_policy", threshold_policy.describe())
                 stage = "fit"
-                report = model.fit(split.train, split.validation)
+                report = model.fit(split.train, split.validation, events=events)
                 stage = "evaluate"
                 wrapper = TradewatchModel(model, risk_levels)
                 evaluation = evaluate(
@@ -203,7 +211,12 @@ def run_tournament(
                         ),
                     }
                 )
-                mlflow.set_tag("event_recall_by_kind", json.dumps(evaluation.event_recall_by_kind))
+                mlflow.set_tags(
+                    {
+                        "event_recall_by_kind": json.dumps(evaluation.event_recall_by_kind),
+                        "threshold_rule": report.threshold_rule,
+                    }
+                )
                 info = log_tradewatch_model(wrapper, split.test)
             except Exception as exc:  # a failing model must not stop the others
                 log.warning("model %s failed at %s: %s", model_name, stage, exc)

@@ -11,6 +11,7 @@ from ml.metrics import (
     best_f1_threshold,
     evaluate,
     event_recall,
+    event_recall_threshold,
     metric_drops,
     pr_auc,
     roc_auc,
@@ -123,3 +124,34 @@ def test_undefined_metrics_are_left_out_of_mlflow_metrics():
     )
     assert "roc_auc" not in evaluation.as_metrics()
     assert "event_recall" not in evaluation.as_metrics()
+
+
+def test_event_recall_threshold_counts_each_event_once():
+    # Best first: a five-trade event, then a false flag, a lone spike, two false flags, a
+    # second lone spike. By trade precision 0.6 could go down to 0.3 (7 of 10); by alert
+    # precision the five trades are one alert: 2 events / 3 flags at 0.6 passes 0.6, while
+    # 3 events / 6 flags at 0.3 does not.
+    scores = np.array([0.95, 0.94, 0.93, 0.92, 0.91, 0.8, 0.6, 0.5, 0.4, 0.3])
+    y = np.array([1, 1, 1, 1, 1, 0, 1, 0, 0, 1], dtype=bool)
+    events = np.array(["pump", "pump", "pump", "pump", "pump", None, "s1", None, None, "s2"])
+
+    assert event_recall_threshold(y, scores, events, min_precision=0.6) == pytest.approx(0.6)
+    assert event_recall_threshold(y, scores, events, min_precision=0.5) == pytest.approx(0.3)
+    # the highest threshold among equals: 0.95 already detects the only event 0.9 allows
+    assert event_recall_threshold(y, scores, events, min_precision=0.9) == pytest.approx(0.95)
+    # without event ids each anomalous trade is its own event: 7 / 10 reaches 0.6 at 0.3
+    no_events = np.full(10, None, dtype=object)
+    assert event_recall_threshold(y, scores, no_events, min_precision=0.6) == pytest.approx(0.3)
+
+
+def test_event_recall_threshold_is_none_when_the_precision_cannot_be_reached():
+    y = np.array([0, 1, 0, 1], dtype=bool)
+    scores = np.array([0.9, 0.8, 0.7, 0.6])
+    events = np.array([None, "a", None, "b"], dtype=object)
+
+    assert event_recall_threshold(y, scores, events, min_precision=0.75) is None
+    no_anomaly = np.zeros(4, dtype=bool)
+    assert event_recall_threshold(no_anomaly, scores, events, min_precision=0.5) is None
+    # equal scores are flagged together: the false flag at 0.8 comes with the event
+    tied = np.array([0.8, 0.8, 0.1, 0.1])
+    assert event_recall_threshold(y, tied, events, min_precision=0.75) is None

@@ -9,7 +9,14 @@ import pytest
 
 from ml.datasets import LABEL_COLUMN
 from ml.metrics import pr_auc
-from ml.models import InsufficientLabels, NotFitted, UnknownModel, build_model
+from ml.models import (
+    InsufficientLabels,
+    ModelError,
+    NotFitted,
+    ThresholdPolicy,
+    UnknownModel,
+    build_model,
+)
 
 MODEL_NAMES = ["isolation_forest", "lightgbm", "random_forest", "xgboost"]
 
@@ -112,3 +119,58 @@ def test_scoring_before_fit_and_unknown_models_are_typed_errors(split):
         build_model("random_forest").score(split.test)
     with pytest.raises(UnknownModel, match="lightgbm"):
         build_model("catboost")
+
+
+def _alert_precision(validation, events, flags):
+    """Detected events / (detected events + false flags), each event counted once."""
+    flagged = validation[flags]
+    detected = events[events["trade_id"].isin(flagged["trade_id"])]["event_id"].nunique()
+    false_flags = int((~flagged[LABEL_COLUMN]).sum())
+    return detected, detected / (detected + false_flags) if detected else 0.0
+
+
+def test_event_recall_policy_finds_the_most_events_at_the_alert_precision(
+    split, market, fast_models
+):
+    policy = ThresholdPolicy("event_recall", min_alert_precision=0.6)
+    model = build_model("lightgbm", fast_models["lightgbm"], threshold_policy=policy)
+
+    report = model.fit(split.train, split.validation, events=market.events)
+
+    assert report.threshold_rule == "event_recall at alert precision >= 0.6"
+    scores = model.score(split.validation)
+    flags = scores >= model.threshold
+    detected, precision = _alert_precision(split.validation, market.events, flags)
+    assert precision >= 0.6
+    # Any lower threshold that detects one more event costs the precision.
+    for lower in np.unique(scores[scores < model.threshold])[::-1]:
+        more, lower_precision = _alert_precision(split.validation, market.events, scores >= lower)
+        if more > detected:
+            assert lower_precision < 0.6
+            break
+    max_f1 = build_model("lightgbm", fast_models["lightgbm"])
+    assert max_f1.fit(split.train, split.validation).threshold_rule == "max_f1"
+
+
+def test_event_recall_policy_falls_back_to_max_f1_and_says_so(
+    split, market, fitted_models, fast_models
+):
+    # Validation whose only anomaly is its most ordinary-looking trade: to flag it, every
+    # threshold flags nearly everything, so none reaches 100 % precision.
+    ordinary = split.validation["trade_id"].iloc[
+        int(np.argmin(fitted_models["lightgbm"].score(split.validation)))
+    ]
+    validation = split.validation.assign(**{LABEL_COLUMN: split.validation["trade_id"] == ordinary})
+    policy = ThresholdPolicy("event_recall", min_alert_precision=1.0)
+    model = build_model("lightgbm", fast_models["lightgbm"], threshold_policy=policy)
+
+    report = model.fit(split.train, validation, events=market.events)
+
+    assert report.threshold_rule == "max_f1 (no threshold reached alert precision 1)"
+
+
+def test_threshold_policy_refuses_unknown_rules_and_precisions():
+    with pytest.raises(ModelError, match="max_f1 or event_recall"):
+        ThresholdPolicy("max_recall")
+    with pytest.raises(ModelError, match="within"):
+        ThresholdPolicy("event_recall", min_alert_precision=0)
