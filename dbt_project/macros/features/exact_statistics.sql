@@ -13,15 +13,24 @@
 {%- endmacro %}
 
 
-{# Sum of an expression over a frame, exact (values below 1e20), as a double. #}
-{% macro exact_window_sum(expression, frame) -%}
-    cast(sum(cast({{ expression }} as decimal(38, 18))) over ({{ frame }}) as double)
+{#
+    Running sum of an expression per symbol in trade order, exact (totals below 1e20). A trailing
+    window's sum is the difference of two running sums, which is exact too, whatever row the
+    running sums start from (a full refresh or an incremental batch's history).
+#}
+{% macro exact_running_sum(expression) -%}
+    coalesce(
+        sum(cast({{ expression }} as decimal(38, 18))) over ({{ symbol_trade_order() }} rows between unbounded preceding and current row),
+        cast(0 as decimal(38, 18))
+    )
 {%- endmacro %}
 
 
-{# Mean of a column over a frame from its exact sum. #}
-{% macro exact_window_mean(column, frame) -%}
-    {{ exact_window_sum(column, frame) }} / count({{ column }}) over ({{ frame }})
+{# Sum over the trades `first_back` to `last_back` before the current one (0 = itself), as a double. #}
+{% macro exact_trailing_sum(running_sum, first_back, last_back) -%}
+    {%- set zero = 'cast(0 as decimal(38, 18))' -%}
+    {%- set window_end = running_sum if last_back == 0 else 'lag(' ~ running_sum ~ ', ' ~ last_back ~ ', ' ~ zero ~ ') over (' ~ symbol_trade_order() ~ ')' -%}
+    cast({{ window_end }} - lag({{ running_sum }}, {{ first_back + 1 }}, {{ zero }}) over ({{ symbol_trade_order() }}) as double)
 {%- endmacro %}
 
 
@@ -38,4 +47,33 @@
         {%- set value = column if lag == 0 else 'lag(' ~ column ~ ', ' ~ lag ~ ') over (' ~ symbol_trade_order() ~ ')' -%}
         coalesce(({{ value }} - {{ mean }}) * ({{ value }} - {{ mean }}), 0){{ "\n        + " if not loop.last }}
     {%- endfor %}) / {{ count }}
+{%- endmacro %}
+
+
+{#
+    A log return (or its square) as an exact decimal for the running sums behind the time
+    windows: a window's sum, the difference of two running sums, then does not depend on where
+    the running sums started (a full refresh or an incremental batch's history). 30 decimals
+    keep a double's precision for returns down to 1e-14; running totals must stay below 1e8.
+#}
+{% macro exact_return_decimal(expression) -%}
+    {{ return(adapter.dispatch('exact_return_decimal', 'tradewatch')(expression)) }}
+{%- endmacro %}
+
+{# Spark (and Databricks) cast a double to a decimal exactly, rounding the binary value. #}
+{% macro default__exact_return_decimal(expression) -%}
+    cast({{ expression }} as {{ exact_return_sum_type() }})
+{%- endmacro %}
+
+{#
+    DuckDB's cast scales the double by 10^30 in floating point first, which is off in the last
+    bit; printing the exact binary value and parsing that gives Spark's decimal, so both engines
+    get the same sums and the same volatility.
+#}
+{% macro duckdb__exact_return_decimal(expression) -%}
+    cast(printf('%.30f', {{ expression }}) as {{ exact_return_sum_type() }})
+{%- endmacro %}
+
+{% macro exact_return_sum_type() -%}
+    decimal(38, 30)
 {%- endmacro %}

@@ -29,7 +29,8 @@
 {%- set previous_trades = symbol_trade_order() ~ ' rows between ' ~ zscore_window ~ ' preceding and 1 preceding' -%}
 {%- set band_trades = symbol_trade_order() ~ ' rows between ' ~ (bollinger_window - 1) ~ ' preceding and current row' -%}
 {%- set roll_trades = symbol_trade_order() ~ ' rows between ' ~ (roll_window - 1) ~ ' preceding and current row' -%}
-{%- set session_day_so_far = 'partition by symbol, trade_date_ny order by trade_ts_ms, trade_id rows between unbounded preceding and current row' -%}
+{%- set events_so_far = 'partition by symbol order by event_ts_ms, probe_kind, trade_id rows between unbounded preceding and current row' -%}
+{%- set symbol_so_far = symbol_trade_order() ~ ' rows between unbounded preceding and current row' -%}
 
 with silver_trades as (
 
@@ -194,10 +195,15 @@ with_previous as (
         trades.*,
         lag(price) over ({{ symbol_trade_order() }}) as previous_price,
         lag(price, 2) over ({{ symbol_trade_order() }}) as price_two_back,
-        -- position among the trades being (re)computed, after the last kept trade
-        row_number() over (
-            partition by symbol, is_history order by trade_ts_ms, trade_id
-        ) as position_after_kept
+        -- position among the trades being (re)computed, after the last kept trade (the history
+        -- rows of a symbol all come before its recomputed ones); one sort shared with the lags
+        row_number() over ({{ symbol_trade_order() }})
+            - sum(case when is_history then 1 else 0 end) over ({{ symbol_so_far }}) as position_after_kept,
+        -- first trade of a New York day in this run (where the running VWAP sums restart)
+        case
+            when lag(trade_date_ny) over ({{ symbol_trade_order() }}) = trade_date_ny then false
+            else true
+        end as starts_session
     from trades
 
 ),
@@ -221,44 +227,145 @@ with_returns as (
 
 ),
 
+running_sums as (
+
+    -- exact running sums per symbol: a trailing window's sum is the difference of two of them
+    select
+        with_returns.*,
+        sum(notional_contribution) over ({{ symbol_so_far }}) as running_notional,
+        sum(volume_contribution) over ({{ symbol_so_far }}) as running_session_volume,
+        {{ exact_running_sum('volume') }} as running_volume,
+        {{ exact_running_sum('price') }} as running_price,
+        {{ exact_running_sum('price_change * previous_price_change') }} as running_roll_xy,
+        {{ exact_running_sum('case when previous_price_change is not null then price_change end') }} as running_roll_x,
+        {{ exact_running_sum('previous_price_change') }} as running_roll_y
+    from with_returns
+
+),
+
+time_window_events as (
+
+    -- every trade, plus two probes per trade being computed, each sorting right after the last
+    -- trade before one of its windows: at 1 h + 1 ms and at 60 s + 1 ms before its millisecond
+    -- (running totals replace range frames, which DuckDB aggregates slowly)
+    select
+        symbol,
+        trade_ts_ms as event_ts_ms,
+        0 as probe_kind,
+        trade_id,
+        {{ exact_return_decimal('log_return') }} as exact_log_return,
+        {{ exact_return_decimal('log_return * log_return') }} as exact_log_return_squared,
+        -- 1 where the next trade's log return differs: a window with none of these is constant
+        case
+            when lead(log_return) over ({{ symbol_trade_order() }}) = log_return then 0
+            else 1
+        end as return_changes_next
+    from with_returns
+    union all
+    select
+        symbol,
+        trade_ts_ms - {{ volatility_window_ms }} - 1 as event_ts_ms,
+        1 as probe_kind,
+        trade_id,
+        cast(null as {{ exact_return_sum_type() }}) as exact_log_return,
+        cast(null as {{ exact_return_sum_type() }}) as exact_log_return_squared,
+        0 as return_changes_next
+    from with_returns
+    where not is_history
+    union all
+    select
+        symbol,
+        trade_ts_ms - {{ intensity_window_ms }} - 1 as event_ts_ms,
+        2 as probe_kind,
+        trade_id,
+        cast(null as {{ exact_return_sum_type() }}) as exact_log_return,
+        cast(null as {{ exact_return_sum_type() }}) as exact_log_return_squared,
+        0 as return_changes_next
+    from with_returns
+    where not is_history
+
+),
+
+time_window_running as (
+
+    -- running totals over trades (probes add nothing); exact, so differences are exact too
+    select
+        trade_id,
+        probe_kind,
+        return_changes_next,
+        count(exact_log_return) over ({{ events_so_far }}) as trades_so_far,
+        sum(exact_log_return) over ({{ events_so_far }}) as log_return_so_far,
+        sum(exact_log_return_squared) over ({{ events_so_far }}) as log_return_squared_so_far,
+        sum(return_changes_next) over ({{ events_so_far }}) as return_changes_so_far
+    from time_window_events
+
+),
+
+time_windows as (
+
+    -- a trade's window = its running totals minus those at its probe
+    select
+        trade_id,
+        sum(case probe_kind when 0 then trades_so_far when 1 then -trades_so_far end) as hour_trades,
+        sum(case probe_kind when 0 then log_return_so_far when 1 then -log_return_so_far end)
+            as hour_log_return_sum,
+        sum(case probe_kind when 0 then log_return_squared_so_far when 1 then -log_return_squared_so_far end)
+            as hour_log_return_squared_sum,
+        -- changes between consecutive returns inside the window (the current trade's own
+        -- change-to-next looks outside it)
+        sum(case probe_kind
+            when 0 then return_changes_so_far - return_changes_next
+            when 1 then -return_changes_so_far
+        end) as hour_return_changes,
+        sum(case probe_kind when 0 then trades_so_far when 2 then -trades_so_far end) as minute_trades
+    from time_window_running
+    group by trade_id
+
+),
+
 windowed as (
 
     select
-        with_returns.*,
+        running_sums.*,
 
         count(volume) over ({{ previous_trades }}) as zscore_trades,
-        {{ exact_window_mean('volume', previous_trades) }} as zscore_volume_mean,
+        {{ exact_trailing_sum('running_volume', zscore_window, 1) }} / count(volume) over ({{ previous_trades }}) as zscore_volume_mean,
         stddev_samp(volume) over ({{ previous_trades }}) as zscore_volume_stddev,
         min(volume) over ({{ previous_trades }}) as zscore_volume_min,
         max(volume) over ({{ previous_trades }}) as zscore_volume_max,
-        {{ exact_window_mean('price', previous_trades) }} as zscore_price_mean,
+        {{ exact_trailing_sum('running_price', zscore_window, 1) }} / count(price) over ({{ previous_trades }}) as zscore_price_mean,
         stddev_samp(price) over ({{ previous_trades }}) as zscore_price_stddev,
         min(price) over ({{ previous_trades }}) as zscore_price_min,
         max(price) over ({{ previous_trades }}) as zscore_price_max,
 
-        count(log_return) over ({{ earlier_milliseconds(volatility_window_ms) }}) as hour_earlier_trades,
-        avg(log_return) over ({{ earlier_milliseconds(volatility_window_ms) }}) as hour_earlier_mean,
-        var_pop(log_return) over ({{ earlier_milliseconds(volatility_window_ms) }}) as hour_earlier_var_pop,
-        count(log_return) over ({{ same_millisecond_so_far() }}) as same_ms_trades,
-        avg(log_return) over ({{ same_millisecond_so_far() }}) as same_ms_mean,
-        var_pop(log_return) over ({{ same_millisecond_so_far() }}) as same_ms_var_pop,
-        count(*) over ({{ earlier_milliseconds(intensity_window_ms) }}) as minute_earlier_trades,
-
-        sum(notional_contribution) over ({{ session_day_so_far }}) as session_cum_notional,
-        sum(volume_contribution) over ({{ session_day_so_far }}) as session_cum_volume,
+        -- the day's sums = running sums minus their value before the day's first trade; the
+        -- contributions are never negative, so the latest day start has the largest value
+        -- (cast back: Spark narrows the scale of a difference of two decimal(38, s))
+        cast(
+            running_notional - max(
+                case when starts_session then running_notional - notional_contribution end
+            ) over ({{ symbol_so_far }})
+            as {{ exact_sum_type() }}
+        ) as session_cum_notional,
+        cast(
+            running_session_volume - max(
+                case when starts_session then running_session_volume - volume_contribution end
+            ) over ({{ symbol_so_far }})
+            as {{ exact_sum_type() }}
+        ) as session_cum_volume,
 
         count(price) over ({{ band_trades }}) as band_trades,
-        {{ exact_window_mean('price', band_trades) }} as band_mean,
+        {{ exact_trailing_sum('running_price', bollinger_window - 1, 0) }} / count(price) over ({{ band_trades }}) as band_mean,
         min(price) over ({{ band_trades }}) as band_min,
         max(price) over ({{ band_trades }}) as band_max,
 
         -- Roll co-moments from exact sums, so that they do not depend on the partition layout
         count(price_change * previous_price_change) over ({{ roll_trades }}) as roll_pairs,
-        {{ exact_window_sum('price_change * previous_price_change', roll_trades) }} as roll_sum_xy,
-        {{ exact_window_sum('case when previous_price_change is not null then price_change end', roll_trades) }} as roll_sum_x,
-        {{ exact_window_sum('previous_price_change', roll_trades) }} as roll_sum_y
+        {{ exact_trailing_sum('running_roll_xy', roll_window - 1, 0) }} as roll_sum_xy,
+        {{ exact_trailing_sum('running_roll_x', roll_window - 1, 0) }} as roll_sum_x,
+        {{ exact_trailing_sum('running_roll_y', roll_window - 1, 0) }} as roll_sum_y
 
-    from with_returns
+    from running_sums
 
 ),
 
@@ -274,18 +381,21 @@ band as (
 
 volatility_moments as (
 
-    -- the trailing hour = earlier milliseconds + this millisecond so far, merged with Chan et
-    -- al.'s pairwise update of count, mean and sum of squared deviations (no cancellation)
+    -- the trailing hour's sum of squared deviations from its exact sums (log returns have a
+    -- mean small against their spread, so the subtraction loses little); exactly 0 when the
+    -- returns are all equal, where the formula would leave a rounding residue
     select
         band.*,
-        hour_earlier_trades + same_ms_trades as hour_trades,
+        time_windows.hour_trades,
+        time_windows.minute_trades,
         case
-            when hour_earlier_trades = 0 then same_ms_var_pop * same_ms_trades
-            else
-                hour_earlier_var_pop * hour_earlier_trades
-                + same_ms_var_pop * same_ms_trades
-                + (same_ms_mean - hour_earlier_mean) * (same_ms_mean - hour_earlier_mean)
-                    * hour_earlier_trades * same_ms_trades / (hour_earlier_trades + same_ms_trades)
+            when time_windows.hour_return_changes = 0 then cast(0 as double)
+            else greatest(
+                cast(time_windows.hour_log_return_squared_sum as double)
+                - cast(time_windows.hour_log_return_sum as double)
+                    * cast(time_windows.hour_log_return_sum as double) / time_windows.hour_trades,
+                cast(0 as double)
+            )
         end as hour_squared_deviations,
         case
             when session_cum_volume > 0
@@ -297,6 +407,8 @@ volatility_moments as (
                 then (roll_sum_xy - roll_sum_x * roll_sum_y / roll_pairs) / (roll_pairs - 1)
         end as roll_covariance
     from band
+    inner join time_windows
+        on band.trade_id = time_windows.trade_id
 
 ),
 
@@ -323,7 +435,7 @@ features as (
             when hour_trades < 2 then cast(0 as double)
             else sqrt(hour_squared_deviations / (hour_trades - 1))
         end as price_volatility_1h,
-        cast(minute_earlier_trades + same_ms_trades as integer) as trade_intensity_1m,
+        cast(minute_trades as integer) as trade_intensity_1m,
         case
             when session_cum_volume > 0
                 then (volatility_moments.price - session_vwap) / session_vwap * 100
