@@ -104,6 +104,8 @@ def _dispatch(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
     # Flow runs, and the Prefect UI of `tradewatch ui`, share one Prefect database per data home.
     os.environ.setdefault("PREFECT_HOME", str(settings.paths.home / "prefect"))
+    # Prefect creates its database file but not missing parent folders (a fresh clone's data/).
+    Path(os.environ["PREFECT_HOME"]).expanduser().mkdir(parents=True, exist_ok=True)
     if args.verb == "simulate":
         from flows.simulate import run_simulate
 
