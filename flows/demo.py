@@ -25,6 +25,7 @@ from ingest.alphavantage import AlphaVantageCollector, CallBudget
 from ingest.finnhub import CollectorStats, FinnhubCollector
 from ingest.simulator import Simulator, SimulatorConfig
 from ingest.simulator.sessions import day_open_ms, session_at, trading_days_from
+from ml.datasets import DuckDBWarehouse
 
 #: Two whole trading days (04:00–20:00 New York each): enough for train, validation and test
 #: windows with a one-hour purge gap between them. The default start's two days straddle the
@@ -208,8 +209,6 @@ def _top_anomalies(settings: Settings, limit: int = 5) -> list[tuple]:
 
 
 def _summary(settings: Settings, report: DemoReport, console: Console) -> None:
-    from flows.transform import _warehouse_row_counts
-
     table = Table(title="Tradewatch demo", show_lines=False)
     table.add_column("stage")
     table.add_column("result")
@@ -225,12 +224,15 @@ def _summary(settings: Settings, report: DemoReport, console: Console) -> None:
     if stats is not None:
         console.print(f"finnhub collector: {stats.summary()}")
     console.print(f"alphavantage collector: {report.bars_landed:,} bars landed")
-    counts = _warehouse_row_counts(settings)
-    if counts:
-        layers = ("bronze_trades", "silver_trades", "silver_trades_quarantine",
-                  "gold_trade_features", "gold_anomaly_labels", "gold_anomaly_scores")
-        console.print("rows per layer: " + ", ".join(
-            f"{name} {counts[name]:,}" for name in layers if name in counts))
+    layers = ("bronze_trades", "silver_trades", "silver_trades_quarantine",
+              "gold_trade_features", "gold_anomaly_labels")
+    # In this process: dbt's database instance (and its file lock) is still open here.
+    warehouse = DuckDBWarehouse(settings.paths.warehouse)
+    counts = warehouse.fetch(" union all ".join(
+        f"select '{name}' as name, count(*) as n from {warehouse.table(name)}" for name in layers
+    ))
+    console.print("rows per layer: " + ", ".join(
+        f"{row.name} {int(row.n):,}" for row in counts.itertuples()))
     quality = report.quality
     if quality is not None:
         console.print(
