@@ -294,7 +294,8 @@ def _market_config(settings: Settings, start: datetime, duration: timedelta, see
 @flow(name="demo", log_prints=True)
 def demo_flow(settings: Settings, seed: int | None = None, minutes: float | None = None):
     """Simulated market → collectors → dbt → quality → tournament/gate/score → drift."""
-    from flows.pipeline import drift_flow, training_flow, transform_flow
+    from flows.pipeline import drift_flow, score_flow, training_flow, transform_flow
+    from flows.training import registry
 
     console = Console()
     start = next_window_start(_window_start(settings))
@@ -337,8 +338,18 @@ def demo_flow(settings: Settings, seed: int | None = None, minutes: float | None
 
     _stage(report, console, "build and validate the warehouse (dbt build, Great Expectations)",
            transform)
-    _stage(report, console, "train, gate, promote, score (MLflow)", train)
-    _stage(report, console, "drift report and retraining decision", drift)
+    def score() -> None:
+        score_flow(settings=settings)
+
+    if registry(settings).version_for_alias("champion") is None:
+        _stage(report, console, "train, gate, promote, score (MLflow)", train)
+        _stage(report, console, "drift report and retraining decision", drift)
+    else:
+        # A champion exists: check the new data first; the trigger retrains when it must
+        # (and that training scores too), otherwise the champion scores the new trades.
+        _stage(report, console, "drift report and retraining decision", drift)
+        if not report.drift.decision.retrain:
+            _stage(report, console, "score new trades with the champion", score)
 
     def monitoring_report() -> None:
         from flows.report import run_report
