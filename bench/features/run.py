@@ -129,6 +129,23 @@ def step_pandas(database: str) -> dict:
         t["bollinger_pct_b"] = ((price - (sma - 2 * sd)) / (4 * sd)).fillna(0.5)
         cov = change.rolling(100, min_periods=2).cov(change.shift())
         t["roll_spread_pct"] = (2 * np.sqrt((-cov).clip(lower=0)) / price * 100).fillna(0)
+        median = volume.rolling(100, min_periods=1).median().shift()
+        t["volume_to_median_100"] = (volume / median.where(median != 0)).fillna(1.0)
+        per_second = [
+            timed["price"].rolling(f"{seconds}s", closed="both").count().to_numpy() / seconds
+            for seconds in (10, 600)
+        ]
+        t["trade_rate_ratio_10s"] = per_second[0] / per_second[1]
+        # identical prints in the last 2 s: per (price, volume) group in time order, the rows
+        # since the first one at or after t - 2 s (one global sort on group, then time)
+        group = t.groupby(["price", "volume"], sort=False).ngroup().to_numpy()
+        ms = (t["trade_ts_ms"] - t["trade_ts_ms"].min()).to_numpy()
+        order = np.lexsort((np.arange(len(t)), ms, group))
+        keys = group[order] * (ms.max() + 2_001) + ms[order]
+        since = np.arange(len(t)) - np.searchsorted(keys, keys - 2_000, "left") + 1
+        same = np.empty(len(t), dtype=np.int64)
+        same[order] = since
+        t["same_print_count_2s"] = same
         local = t["ts_ny"]
         t["hour_of_day"], t["minute_of_hour"] = local.dt.hour, local.dt.minute
         t["day_of_week"] = local.dt.dayofweek + 1

@@ -24,6 +24,13 @@ Conventions pinned where DESIGN.md leaves room (the dbt docs state the same):
 - day_of_week is ISO: 1 = Monday ... 7 = Sunday.
 - RSI: the first trade has no movement (50); the second seeds the averages with its gain and
   loss, later trades smooth them with alpha = 1/14 (pandas ewm(adjust=False) semantics).
+- The trade-rate ratio compares the closed windows [t - 10 s, t] and [t - 10 min, t] (both
+  include the current trade, so neither is empty): (n_10s / 10) / (n_10min / 600).
+- Identical prints: trades of the symbol at exactly the same price and the same volume in
+  [t - 2 s, t], the current one included.
+- The volume median is over the previous 100 trades (the current one excluded; fewer at the
+  start), the mean of the two middle values for an even count; the ratio is 1 on a symbol's
+  first trade and where that median is 0.
 """
 
 from __future__ import annotations
@@ -43,6 +50,10 @@ VOLATILITY_WINDOW_MS = 3_600_000
 INTENSITY_WINDOW_MS = 60_000
 BOLLINGER_WINDOW_TRADES = 20
 ROLL_WINDOW_TRADES = 100
+RATE_WINDOW_MS = 10_000
+RATE_BASELINE_MS = 600_000
+SAME_PRINT_WINDOW_MS = 2_000
+VOLUME_MEDIAN_WINDOW_TRADES = 100
 RSI_ALPHA = 1 / 14
 EMA_FAST_ALPHA = 2 / (12 + 1)
 EMA_SLOW_ALPHA = 2 / (26 + 1)
@@ -67,6 +78,10 @@ FEATURE_COLUMNS = [
     "day_of_week",
     "session_type",
     "trade_type",
+    # added to DESIGN.md's list: what separates volume bursts, intensity bursts, wash clusters
+    "volume_to_median_100",
+    "trade_rate_ratio_10s",
+    "same_print_count_2s",
 ]
 
 
@@ -257,6 +272,9 @@ def _symbol_features(trades: pd.DataFrame) -> pd.DataFrame:
                 "bollinger_pct_b",
                 "roll_spread_pct",
                 "session_vwap",
+                "volume_to_median_100",
+                "trade_rate_ratio_10s",
+                "same_print_count_2s",
             )
         },
     }
@@ -284,11 +302,29 @@ def _symbol_features(trades: pd.DataFrame) -> pd.DataFrame:
             dp[roll_start : i + 1], dp_prev[roll_start : i + 1], price[i]
         )
 
+        previous_volumes = volume[max(0, i - VOLUME_MEDIAN_WINDOW_TRADES) : i]
+        median = float(np.median(previous_volumes)) if len(previous_volumes) else 0.0
+        columns["volume_to_median_100"][i] = volume[i] / median if median != 0 else 1.0
+
+        rate_start = int(np.searchsorted(ts, ts[i] - RATE_WINDOW_MS, side="left"))
+        baseline_start = int(np.searchsorted(ts, ts[i] - RATE_BASELINE_MS, side="left"))
+        columns["trade_rate_ratio_10s"][i] = float(
+            Fraction(i - rate_start + 1, RATE_WINDOW_MS)
+            / Fraction(i - baseline_start + 1, RATE_BASELINE_MS)
+        )
+
+        print_start = int(np.searchsorted(ts, ts[i] - SAME_PRINT_WINDOW_MS, side="left"))
+        recent = slice(print_start, i + 1)
+        columns["same_print_count_2s"][i] = int(
+            ((price[recent] == price[i]) & (volume[recent] == volume[i])).sum()
+        )
+
     columns.update(_recursive_indicators(price))
     result = trades[["trade_id", "symbol", "trade_ts_ms", "price", "volume"]].copy()
     for name, values in columns.items():
         result[name] = values
     result["trade_intensity_1m"] = result["trade_intensity_1m"].astype(np.int64)
+    result["same_print_count_2s"] = result["same_print_count_2s"].astype(np.int64)
     result["symbol_trade_seq"] = np.arange(1, n + 1, dtype=np.int64)
     result["trade_date_ny"] = day
     for name in ("hour_of_day", "minute_of_hour", "day_of_week", "session_type", "trade_type"):

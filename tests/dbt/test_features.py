@@ -116,7 +116,14 @@ def test_gold_has_one_row_per_trade_with_the_contract_columns(builds: Builds) ->
     assert list(types) == CONTRACT_COLUMNS + EXTRA_COLUMNS
     assert {name: types[name] for name in NUMERIC_FEATURES} == {
         name: "INTEGER"
-        if name in ("trade_intensity_1m", "hour_of_day", "minute_of_hour", "day_of_week")
+        if name
+        in (
+            "trade_intensity_1m",
+            "hour_of_day",
+            "minute_of_hour",
+            "day_of_week",
+            "same_print_count_2s",
+        )
         else "DOUBLE"
         for name in NUMERIC_FEATURES
     }

@@ -10,6 +10,10 @@
         'intensity_window_seconds': 60,
         'bollinger_window_trades': 20,
         'roll_window_trades': 100,
+        'volume_median_window_trades': 100,
+        'rate_window_seconds': 10,
+        'rate_baseline_seconds': 600,
+        'same_print_window_seconds': 2,
     } -%}
     {%- if name not in defaults -%}
         {{ exceptions.raise_compiler_error("tradewatch: unknown feature setting '" ~ name ~ "'; known: " ~ (defaults.keys() | join(', '))) }}

@@ -8,15 +8,18 @@
 }}
 
 {#
-    One row per trade with every feature of DESIGN.md, per symbol in (trade_ts_ms, trade_id)
-    order; a trade's features depend only on the trades at or before it in that order.
+    One row per trade with every feature of DESIGN.md, and three that separate the anomaly
+    kinds those cannot (volume_to_median_100, trade_rate_ratio_10s, same_print_count_2s), per
+    symbol in (trade_ts_ms, trade_id) order; a trade's features depend only on the trades at or
+    before it in that order.
     The formulas are documented once in _gold__features_docs.md and pinned by the unit tests
     in _gold__features.yml. RSI and MACD come from int_trade_recursive_features.
 
     Incremental runs recompute, per symbol, every trade from the earliest one not yet in this
     table (late trades included), reading back only the history the longest window needs: the
-    last trades before that point (the z-score and Roll windows) and the trades of the trailing
-    hour (volatility), plus the VWAP sums carried on the symbol's last kept trade.
+    last trades before that point (the z-score, Roll and volume-median windows) and the trades
+    of the longest time window (volatility's hour), plus the VWAP sums carried on the symbol's
+    last kept trade.
 #}
 
 {%- set zscore_window = feature_setting('zscore_window_trades') -%}
@@ -24,9 +27,15 @@
 {%- set roll_window = feature_setting('roll_window_trades') -%}
 {%- set volatility_window_ms = feature_setting('volatility_window_seconds') * 1000 -%}
 {%- set intensity_window_ms = feature_setting('intensity_window_seconds') * 1000 -%}
+{%- set median_window = feature_setting('volume_median_window_trades') -%}
+{%- set rate_window_seconds = feature_setting('rate_window_seconds') -%}
+{%- set rate_baseline_seconds = feature_setting('rate_baseline_seconds') -%}
+{%- set same_print_window_ms = feature_setting('same_print_window_seconds') * 1000 -%}
 {#- The Roll window pairs each price change with the one before, so it reaches one trade further back. -#}
-{%- set history_trades = [zscore_window, bollinger_window - 1, roll_window + 1] | max -%}
+{%- set history_trades = [zscore_window, bollinger_window - 1, roll_window + 1, median_window] | max -%}
+{%- set history_ms = [volatility_window_ms, intensity_window_ms, rate_baseline_seconds * 1000, same_print_window_ms] | max -%}
 {%- set previous_trades = symbol_trade_order() ~ ' rows between ' ~ zscore_window ~ ' preceding and 1 preceding' -%}
+{%- set median_trades = symbol_trade_order() ~ ' rows between ' ~ median_window ~ ' preceding and 1 preceding' -%}
 {%- set band_trades = symbol_trade_order() ~ ' rows between ' ~ (bollinger_window - 1) ~ ' preceding and current row' -%}
 {%- set roll_trades = symbol_trade_order() ~ ' rows between ' ~ (roll_window - 1) ~ ' preceding and current row' -%}
 {%- set events_so_far = 'partition by symbol order by event_ts_ms, probe_kind, trade_id rows between unbounded preceding and current row' -%}
@@ -141,7 +150,7 @@ history as (
     where existing.trade_ts_ms < recompute_from.from_ts_ms
         and (
             existing.symbol_trade_seq > last_kept.last_seq - {{ history_trades }}
-            or existing.trade_ts_ms >= recompute_from.from_ts_ms - {{ volatility_window_ms }}
+            or existing.trade_ts_ms >= recompute_from.from_ts_ms - {{ history_ms }}
         )
 
 ),
@@ -245,9 +254,9 @@ running_sums as (
 
 time_window_events as (
 
-    -- every trade, plus two probes per trade being computed, each sorting right after the last
-    -- trade before one of its windows: at 1 h + 1 ms and at 60 s + 1 ms before its millisecond
-    -- (running totals replace range frames, which DuckDB aggregates slowly)
+    -- every trade, plus a probe per trade being computed and time window, each sorting right
+    -- after the last trade before that window: 1 h, 60 s, 10 s and 10 min + 1 ms before the
+    -- trade's millisecond (running totals replace range frames, which DuckDB aggregates slowly)
     select
         symbol,
         trade_ts_ms as event_ts_ms,
@@ -277,6 +286,28 @@ time_window_events as (
         symbol,
         trade_ts_ms - {{ intensity_window_ms }} - 1 as event_ts_ms,
         2 as probe_kind,
+        trade_id,
+        cast(null as {{ exact_return_sum_type() }}) as exact_log_return,
+        cast(null as {{ exact_return_sum_type() }}) as exact_log_return_squared,
+        0 as return_changes_next
+    from with_returns
+    where not is_history
+    union all
+    select
+        symbol,
+        trade_ts_ms - {{ rate_window_seconds * 1000 }} - 1 as event_ts_ms,
+        3 as probe_kind,
+        trade_id,
+        cast(null as {{ exact_return_sum_type() }}) as exact_log_return,
+        cast(null as {{ exact_return_sum_type() }}) as exact_log_return_squared,
+        0 as return_changes_next
+    from with_returns
+    where not is_history
+    union all
+    select
+        symbol,
+        trade_ts_ms - {{ rate_baseline_seconds * 1000 }} - 1 as event_ts_ms,
+        4 as probe_kind,
         trade_id,
         cast(null as {{ exact_return_sum_type() }}) as exact_log_return,
         cast(null as {{ exact_return_sum_type() }}) as exact_log_return_squared,
@@ -317,7 +348,9 @@ time_windows as (
             when 0 then return_changes_so_far - return_changes_next
             when 1 then -return_changes_so_far
         end) as hour_return_changes,
-        sum(case probe_kind when 0 then trades_so_far when 2 then -trades_so_far end) as minute_trades
+        sum(case probe_kind when 0 then trades_so_far when 2 then -trades_so_far end) as minute_trades,
+        sum(case probe_kind when 0 then trades_so_far when 3 then -trades_so_far end) as rate_window_trades,
+        sum(case probe_kind when 0 then trades_so_far when 4 then -trades_so_far end) as rate_baseline_trades
     from time_window_running
     group by trade_id
 
@@ -337,6 +370,13 @@ windowed as (
         stddev_samp(price) over ({{ previous_trades }}) as zscore_price_stddev,
         min(price) over ({{ previous_trades }}) as zscore_price_min,
         max(price) over ({{ previous_trades }}) as zscore_price_max,
+        {{ window_median('volume', median_trades) }} as volume_median,
+
+        -- the symbol's trades at the same price and size in the trailing window: the earlier
+        -- milliseconds by a range frame (identical prints are few, so its partitions are
+        -- small) plus this millisecond up to the trade
+        count(*) over ({{ earlier_milliseconds(same_print_window_ms, 'symbol, price, volume') }})
+            + count(*) over ({{ same_millisecond_so_far('symbol, price, volume') }}) as same_print_trades,
 
         -- the day's sums = running sums minus their value before the day's first trade; the
         -- contributions are never negative, so the latest day start has the largest value
@@ -388,6 +428,8 @@ volatility_moments as (
         band.*,
         time_windows.hour_trades,
         time_windows.minute_trades,
+        time_windows.rate_window_trades,
+        time_windows.rate_baseline_trades,
         case
             when time_windows.hour_return_changes = 0 then cast(0 as double)
             else greatest(
@@ -455,6 +497,14 @@ features as (
         {{ iso_day_of_week('ts_ny') }} as day_of_week,
         session_type,
         trade_type,
+        case
+            when volume_median is null or volume_median = 0 then cast(1 as double)
+            else volatility_moments.volume / volume_median
+        end as volume_to_median_100,
+        -- counts times seconds are exact integers: one rounding, in the division
+        cast(rate_window_trades * {{ rate_baseline_seconds }} as double)
+            / cast(rate_baseline_trades * {{ rate_window_seconds }} as double) as trade_rate_ratio_10s,
+        cast(same_print_trades as integer) as same_print_count_2s,
         trade_date_ny,
         cast(last_seq + position_after_kept as bigint) as symbol_trade_seq,
         session_vwap,
@@ -492,6 +542,9 @@ final as (
         features.day_of_week,
         features.session_type,
         features.trade_type,
+        features.volume_to_median_100,
+        features.trade_rate_ratio_10s,
+        features.same_print_count_2s,
         features.trade_date_ny,
         features.symbol_trade_seq,
         features.session_vwap,
