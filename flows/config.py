@@ -110,6 +110,10 @@ class FeatureSettings(_Strict):
     intensity_window_seconds: int = Field(60, gt=0)
     bollinger_window_trades: int = Field(20, gt=1)
     roll_window_trades: int = Field(100, gt=2)
+    volume_median_window_trades: int = Field(100, gt=0)
+    rate_window_seconds: int = Field(10, gt=0)
+    rate_baseline_seconds: int = Field(600, gt=0)
+    same_print_window_seconds: int = Field(2, gt=0)
 
 
 class LabelSettings(_Strict):

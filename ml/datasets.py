@@ -38,6 +38,11 @@ NUMERIC_FEATURES: tuple[str, ...] = (
     "macd_hist",
     "bollinger_pct_b",
     "roll_spread_pct",
+    # trade size against the recent typical size (volume bursts), the short-term trade rate
+    # against the recent rate (intensity bursts), identical prints (wash clusters)
+    "volume_to_median_100",
+    "trade_rate_ratio_10s",
+    "same_print_count_2s",
     "hour_of_day",
     "minute_of_hour",
     "day_of_week",

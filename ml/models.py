@@ -245,8 +245,15 @@ class AnomalyModel(ABC):
         return f"{type(self).__name__}({self.params!r}, {state})"
 
 
+# Early stopping watches the validation log loss, not its average precision: a window holds
+# only a few pump-and-dumps and intensity bursts, each labelling hundreds of trades, so its
+# average precision mostly measures those one or two events and peaks after a handful of
+# trees (measured on simulator data: 3 trees, 0.64 event recall; on log loss 42 trees, 0.87).
+EARLY_STOPPING_METRIC = {"lightgbm": "binary_logloss", "xgboost": "logloss"}
+
+
 class LightGBMModel(AnomalyModel):
-    """LightGBM boosted trees, native categoricals, early stopping on average precision."""
+    """LightGBM boosted trees, native categoricals, early stopping on validation log loss."""
 
     name = "lightgbm"
 
@@ -259,7 +266,7 @@ class LightGBMModel(AnomalyModel):
             params.setdefault("scale_pos_weight", positive_class_weight(y_train))
         params.setdefault("random_state", self.random_seed)
         params.setdefault("verbose", -1)
-        params.setdefault("metric", "average_precision")
+        params.setdefault("metric", EARLY_STOPPING_METRIC[self.name])
         self.resolved_params = {**params, "early_stopping_rounds": rounds}
         self.estimator = lgb.LGBMClassifier(**params)
         callbacks = (
@@ -288,7 +295,7 @@ class LightGBMModel(AnomalyModel):
 
 
 class XGBoostModel(AnomalyModel):
-    """Gradient-boosted trees (XGBoost, hist), native categoricals, early stopping on AUC-PR."""
+    """Gradient-boosted trees (XGBoost, hist), native categoricals, early stopping on log loss."""
 
     name = "xgboost"
 
@@ -300,7 +307,7 @@ class XGBoostModel(AnomalyModel):
         params.setdefault("random_state", self.random_seed)
         params.setdefault("tree_method", "hist")
         params.setdefault("enable_categorical", True)
-        params.setdefault("eval_metric", "aucpr")
+        params.setdefault("eval_metric", EARLY_STOPPING_METRIC[self.name])
         self.resolved_params = params
         self.estimator = xgb.XGBClassifier(**params)
         self.estimator.fit(x_train, y_train, eval_set=[(x_validation, y_validation)], verbose=False)

@@ -93,6 +93,8 @@ def synthetic_market(
             "macd_hist": rng.normal(0, 0.02, n),
             "bollinger_pct_b": rng.normal(0.5, 0.3, n),
             "roll_spread_pct": np.abs(rng.normal(0.02, 0.01, n)),
+            "trade_rate_ratio_10s": rng.lognormal(0, 0.35, n),
+            "same_print_count_2s": (rng.poisson(0.15, n) + 1).astype("float64"),
             "hour_of_day": local.hour.to_numpy().astype("float64"),
             "minute_of_hour": local.minute.to_numpy().astype("float64"),
             "day_of_week": weekday.astype("float64"),
@@ -100,6 +102,7 @@ def synthetic_market(
             "volume": volume,
         }
     )
+    frame["volume_to_median_100"] = volume / np.median(volume)
     # Unusual but legitimate trades: the false-positive bait.
     bait = rng.random(n) < 0.01
     frame.loc[bait, "volume_zscore"] = rng.uniform(3, 9, int(bait.sum()))
@@ -155,7 +158,9 @@ def _plant(
         frame.loc[at, "bollinger_pct_b"] = 0.5 + sign * rng.uniform(0.8, 2.0, k) * signal
     elif kind == "volume_burst":
         frame.loc[at, "volume_zscore"] = rng.uniform(8, 30, k) * signal
-        frame.loc[at, "volume"] = frame.loc[at, "volume"] * rng.uniform(20, 100, k)
+        multiple = rng.uniform(20, 100, k)
+        frame.loc[at, "volume"] = frame.loc[at, "volume"] * multiple
+        frame.loc[at, "volume_to_median_100"] = multiple * signal
     elif kind == "pump_and_dump":
         frame.loc[at, "vwap_deviation_pct"] = sign * rng.uniform(3, 8, k) * signal
         frame.loc[at, "rsi_14"] = np.clip(50 + sign * rng.uniform(30, 48, k) * signal, 0, 100)
@@ -166,5 +171,7 @@ def _plant(
         frame.loc[at, "volume_zscore"] = float(rng.uniform(0.5, 2.0)) * signal
         frame.loc[at, "trade_intensity_1m"] = frame.loc[at, "trade_intensity_1m"] + 5 * k * signal
         frame.loc[at, "roll_spread_pct"] = 0.0
+        frame.loc[at, "same_print_count_2s"] = 1 + np.arange(k) * signal
     elif kind == "intensity_burst":
         frame.loc[at, "trade_intensity_1m"] = frame.loc[at, "trade_intensity_1m"] * (1 + 9 * signal)
+        frame.loc[at, "trade_rate_ratio_10s"] = 1 + 7 * signal * rng.uniform(0.5, 1.0, k)
