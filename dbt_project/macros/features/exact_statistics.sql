@@ -14,23 +14,12 @@
 
 
 {#
-    Running sum of an expression per symbol in trade order, exact (totals below 1e20). A trailing
-    window's sum is the difference of two running sums, which is exact too, whatever row the
-    running sums start from (a full refresh or an incremental batch's history).
+    Sum of an expression over a window frame of trades, exact (totals below 1e20; the values are
+    rounded to 18 decimals first, the same way on every run): decimal addition is integer
+    arithmetic, so the sum does not depend on how the engine splits the frame.
 #}
-{% macro exact_running_sum(expression) -%}
-    coalesce(
-        sum(cast({{ expression }} as decimal(38, 18))) over ({{ symbol_trade_order() }} rows between unbounded preceding and current row),
-        cast(0 as decimal(38, 18))
-    )
-{%- endmacro %}
-
-
-{# Sum over the trades `first_back` to `last_back` before the current one (0 = itself), as a double. #}
-{% macro exact_trailing_sum(running_sum, first_back, last_back) -%}
-    {%- set zero = 'cast(0 as decimal(38, 18))' -%}
-    {%- set window_end = running_sum if last_back == 0 else 'lag(' ~ running_sum ~ ', ' ~ last_back ~ ', ' ~ zero ~ ') over (' ~ symbol_trade_order() ~ ')' -%}
-    cast({{ window_end }} - lag({{ running_sum }}, {{ first_back + 1 }}, {{ zero }}) over ({{ symbol_trade_order() }}) as double)
+{% macro exact_window_sum(expression, frame) -%}
+    sum(cast({{ expression }} as decimal(38, 18))) over ({{ frame }})
 {%- endmacro %}
 
 
@@ -51,13 +40,18 @@
 
 
 {#
-    A log return (or its square) as an exact decimal for the running sums behind the time
+    A log return (or its square) as an exact number for the running sums behind the time
     windows: a window's sum, the difference of two running sums, then does not depend on where
-    the running sums started (a full refresh or an incremental batch's history). 30 decimals
-    keep a double's precision for returns down to 1e-14; running totals must stay below 1e8.
+    the running sums started (a full refresh or an incremental batch's history), and
+    exact_return_to_double turns such a sum back into a double. Running totals must stay below
+    1e8 (Spark's decimal(38, 30); DuckDB's scaled integer allows 2e9).
 #}
 {% macro exact_return_decimal(expression) -%}
     {{ return(adapter.dispatch('exact_return_decimal', 'tradewatch')(expression)) }}
+{%- endmacro %}
+
+{% macro exact_return_to_double(expression) -%}
+    {{ return(adapter.dispatch('exact_return_to_double', 'tradewatch')(expression)) }}
 {%- endmacro %}
 
 {# Spark (and Databricks) cast a double to a decimal exactly, rounding the binary value. #}
@@ -65,15 +59,31 @@
     cast({{ expression }} as {{ exact_return_sum_type() }})
 {%- endmacro %}
 
-{#
-    DuckDB's cast scales the double by 10^30 in floating point first, which is off in the last
-    bit; printing the exact binary value and parsing that gives Spark's decimal, so both engines
-    get the same sums and the same volatility.
-#}
-{% macro duckdb__exact_return_decimal(expression) -%}
-    cast(printf('%.30f', {{ expression }}) as {{ exact_return_sum_type() }})
+{% macro default__exact_return_to_double(expression) -%}
+    cast({{ expression }} as double)
 {%- endmacro %}
 
 {% macro exact_return_sum_type() -%}
     decimal(38, 30)
+{%- endmacro %}
+
+{#
+    DuckDB's cast to a decimal scales the double by 10^30 in floating point first, which is off
+    in the last bit, and printing the exact binary value to parse it costs more than all the
+    window sums. Scaling by 2^96 instead is exact (a power of two only moves the exponent), and
+    the cast to a 128-bit integer then keeps every bit of a value above 2^-44 (below that,
+    96 fractional bits still resolve 1.3e-29, finer than Spark's 30 decimals); the sums are
+    integer arithmetic like Spark's decimal sums, so both engines get the same volatility.
+#}
+{% macro duckdb__exact_return_decimal(expression) -%}
+    cast(({{ expression }}) * {{ exact_return_scale() }} as hugeint)
+{%- endmacro %}
+
+{% macro duckdb__exact_return_to_double(expression) -%}
+    cast({{ expression }} as double) / {{ exact_return_scale() }}
+{%- endmacro %}
+
+{# 2^96 as a double literal. #}
+{% macro exact_return_scale() -%}
+    cast(79228162514264337593543950336 as double)
 {%- endmacro %}

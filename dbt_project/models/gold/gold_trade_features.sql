@@ -38,22 +38,26 @@
 {%- set median_trades = symbol_trade_order() ~ ' rows between ' ~ median_window ~ ' preceding and 1 preceding' -%}
 {%- set band_trades = symbol_trade_order() ~ ' rows between ' ~ (bollinger_window - 1) ~ ' preceding and current row' -%}
 {%- set roll_trades = symbol_trade_order() ~ ' rows between ' ~ (roll_window - 1) ~ ' preceding and current row' -%}
-{%- set events_so_far = 'partition by symbol order by event_ts_ms, probe_kind, trade_id rows between unbounded preceding and current row' -%}
 {%- set symbol_so_far = symbol_trade_order() ~ ' rows between unbounded preceding and current row' -%}
+{#-
+    How this reads fast: every window runs over a narrow row (no timestamps or text: those join
+    back at the end), the trade-order windows share two sorts (one before the log returns exist,
+    one after), and the time windows are counts of trades before each window start, found by
+    one sort of the trades with a probe per window, so that a window's count is a difference of
+    positions and its sums differences of exact running sums read at those positions. Trailing
+    sums over trade windows are exact (decimal) window sums: integer arithmetic, the same
+    wherever the frame sits.
+-#}
 
 with silver_trades as (
 
     select
         trade_id,
         symbol,
-        trade_ts,
         trade_ts_ms,
         price,
         volume,
-        trade_date_ny,
-        ts_ny,
-        session_type,
-        trade_type
+        trade_date_ny
     from {{ ref('silver_trades') }}
 
 ),
@@ -119,20 +123,17 @@ last_kept as (
 
 history as (
 
+    -- the symbol's last kept trades (a suffix of its kept history, in trade order)
     select
         existing.trade_id,
         existing.symbol,
-        cast(null as {{ dbt.type_timestamp() }}) as trade_ts,
         existing.trade_ts_ms,
         existing.price,
         existing.volume,
         existing.trade_date_ny,
-        cast(null as {{ dbt.type_timestamp() }}) as ts_ny,
-        cast(null as {{ dbt.type_string() }}) as session_type,
-        cast(null as {{ dbt.type_string() }}) as trade_type,
         true as is_history,
         existing.log_return as kept_log_return,
-        last_kept.last_seq,
+        cast(0 as bigint) as seq_before_run,
         -- the day's running VWAP sums continue from the last kept trade
         case
             when existing.symbol_trade_seq = last_kept.last_seq then existing.session_cum_notional
@@ -155,13 +156,24 @@ history as (
 
 ),
 
+history_size as (
+
+    select
+        symbol,
+        count(*) as history_trades
+    from history
+    group by symbol
+
+),
+
 recomputed as (
 
     select
         silver_trades.*,
         false as is_history,
         cast(null as double) as kept_log_return,
-        coalesce(last_kept.last_seq, 0) as last_seq,
+        -- the run's positions start at its history, which ends at the last kept trade
+        cast(coalesce(last_kept.last_seq - history_size.history_trades, 0) as bigint) as seq_before_run,
         cast(silver_trades.price * silver_trades.volume as {{ exact_sum_type() }}) as notional_contribution,
         cast(silver_trades.volume as {{ exact_sum_type() }}) as volume_contribution
     from silver_trades
@@ -170,6 +182,8 @@ recomputed as (
         and silver_trades.trade_ts_ms >= recompute_from.from_ts_ms
     left join last_kept
         on silver_trades.symbol = last_kept.symbol
+    left join history_size
+        on silver_trades.symbol = history_size.symbol
 
 ),
 
@@ -189,7 +203,7 @@ trades as (
         silver_trades.*,
         false as is_history,
         cast(null as double) as kept_log_return,
-        0 as last_seq,
+        cast(0 as bigint) as seq_before_run,
         cast(price * volume as {{ exact_sum_type() }}) as notional_contribution,
         cast(volume as {{ exact_sum_type() }}) as volume_contribution
     from silver_trades
@@ -198,21 +212,39 @@ trades as (
 
 {% endif %}
 
-with_previous as (
+trade_windows as (
 
+    -- everything that needs only the prices and volumes, in one sort
     select
         trades.*,
+        row_number() over ({{ symbol_trade_order() }}) as position,
         lag(price) over ({{ symbol_trade_order() }}) as previous_price,
         lag(price, 2) over ({{ symbol_trade_order() }}) as price_two_back,
-        -- position among the trades being (re)computed, after the last kept trade (the history
-        -- rows of a symbol all come before its recomputed ones); one sort shared with the lags
-        row_number() over ({{ symbol_trade_order() }})
-            - sum(case when is_history then 1 else 0 end) over ({{ symbol_so_far }}) as position_after_kept,
-        -- first trade of a New York day in this run (where the running VWAP sums restart)
+        lead(price) over ({{ symbol_trade_order() }}) as next_price,
+
+        count(volume) over ({{ previous_trades }}) as zscore_trades,
+        {{ exact_window_sum('volume', previous_trades) }} as zscore_volume_sum,
+        stddev_samp(volume) over ({{ previous_trades }}) as zscore_volume_stddev,
+        min(volume) over ({{ previous_trades }}) as zscore_volume_min,
+        max(volume) over ({{ previous_trades }}) as zscore_volume_max,
+        {{ exact_window_sum('price', previous_trades) }} as zscore_price_sum,
+        stddev_samp(price) over ({{ previous_trades }}) as zscore_price_stddev,
+        min(price) over ({{ previous_trades }}) as zscore_price_min,
+        max(price) over ({{ previous_trades }}) as zscore_price_max,
+        {{ window_median('volume', median_trades) }} as volume_median,
+
+        count(price) over ({{ band_trades }}) as band_trades,
+        {{ exact_window_sum('price', band_trades) }} as band_price_sum,
+        min(price) over ({{ band_trades }}) as band_min,
+        max(price) over ({{ band_trades }}) as band_max,
+
+        -- first trade of a New York day in this run (where the day's VWAP sums restart)
         case
             when lag(trade_date_ny) over ({{ symbol_trade_order() }}) = trade_date_ny then false
             else true
-        end as starts_session
+        end as starts_session,
+        sum(notional_contribution) over ({{ symbol_so_far }}) as running_notional,
+        sum(volume_contribution) over ({{ symbol_so_far }}) as running_session_volume
     from trades
 
 ),
@@ -220,7 +252,7 @@ with_previous as (
 with_returns as (
 
     select
-        with_previous.*,
+        trade_windows.*,
         case
             when previous_price is null then cast(0 as double)
             else (price - previous_price) / previous_price * 100
@@ -230,157 +262,44 @@ with_returns as (
             when previous_price is null then cast(0 as double)
             else ln(price / previous_price)
         end as log_return,
+        -- the next trade's log return (computed as that trade computes it)
+        ln(next_price / price) as next_log_return,
         price - previous_price as price_change,
-        previous_price - price_two_back as previous_price_change
-    from with_previous
+        previous_price - price_two_back as previous_price_change,
+        cast(zscore_volume_sum as double) / zscore_trades as zscore_volume_mean,
+        cast(zscore_price_sum as double) / zscore_trades as zscore_price_mean,
+        cast(band_price_sum as double) / band_trades as band_mean
+    from trade_windows
 
 ),
 
-running_sums as (
+return_windows as (
 
-    -- exact running sums per symbol: a trailing window's sum is the difference of two of them
+    -- what needs the log returns and price changes, in a second sort
     select
         with_returns.*,
-        sum(notional_contribution) over ({{ symbol_so_far }}) as running_notional,
-        sum(volume_contribution) over ({{ symbol_so_far }}) as running_session_volume,
-        {{ exact_running_sum('volume') }} as running_volume,
-        {{ exact_running_sum('price') }} as running_price,
-        {{ exact_running_sum('price_change * previous_price_change') }} as running_roll_xy,
-        {{ exact_running_sum('case when previous_price_change is not null then price_change end') }} as running_roll_x,
-        {{ exact_running_sum('previous_price_change') }} as running_roll_y
-    from with_returns
+        -- population stddev of the band, two-pass around the exact mean in a fixed order
+        sqrt({{ fixed_order_variance('price', bollinger_window, 'band_mean', 'band_trades') }}) as band_stddev,
 
-),
+        -- Roll co-moments from exact sums, so that they do not depend on the partition layout
+        count(price_change * previous_price_change) over ({{ roll_trades }}) as roll_pairs,
+        cast({{ exact_window_sum('price_change * previous_price_change', roll_trades) }} as double) as roll_sum_xy,
+        cast({{ exact_window_sum('case when previous_price_change is not null then price_change end', roll_trades) }} as double) as roll_sum_x,
+        cast({{ exact_window_sum('previous_price_change', roll_trades) }} as double) as roll_sum_y,
 
-time_window_events as (
-
-    -- every trade, plus a probe per trade being computed and time window, each sorting right
-    -- after the last trade before that window: 1 h, 60 s, 10 s and 10 min + 1 ms before the
-    -- trade's millisecond (running totals replace range frames, which DuckDB aggregates slowly)
-    select
-        symbol,
-        trade_ts_ms as event_ts_ms,
-        0 as probe_kind,
-        trade_id,
-        {{ exact_return_decimal('log_return') }} as exact_log_return,
-        {{ exact_return_decimal('log_return * log_return') }} as exact_log_return_squared,
+        -- exact running sums behind the time windows: a window's sum is the difference of
+        -- the sums at its last trade and at the last trade before it
+        sum({{ exact_return_decimal('log_return') }}) over ({{ symbol_so_far }}) as log_return_so_far,
+        sum({{ exact_return_decimal('log_return * log_return') }}) over ({{ symbol_so_far }}) as log_return_squared_so_far,
         -- 1 where the next trade's log return differs: a window with none of these is constant
-        case
-            when lead(log_return) over ({{ symbol_trade_order() }}) = log_return then 0
-            else 1
-        end as return_changes_next
-    from with_returns
-    union all
-    select
-        symbol,
-        trade_ts_ms - {{ volatility_window_ms }} - 1 as event_ts_ms,
-        1 as probe_kind,
-        trade_id,
-        cast(null as {{ exact_return_sum_type() }}) as exact_log_return,
-        cast(null as {{ exact_return_sum_type() }}) as exact_log_return_squared,
-        0 as return_changes_next
-    from with_returns
-    where not is_history
-    union all
-    select
-        symbol,
-        trade_ts_ms - {{ intensity_window_ms }} - 1 as event_ts_ms,
-        2 as probe_kind,
-        trade_id,
-        cast(null as {{ exact_return_sum_type() }}) as exact_log_return,
-        cast(null as {{ exact_return_sum_type() }}) as exact_log_return_squared,
-        0 as return_changes_next
-    from with_returns
-    where not is_history
-    union all
-    select
-        symbol,
-        trade_ts_ms - {{ rate_window_seconds * 1000 }} - 1 as event_ts_ms,
-        3 as probe_kind,
-        trade_id,
-        cast(null as {{ exact_return_sum_type() }}) as exact_log_return,
-        cast(null as {{ exact_return_sum_type() }}) as exact_log_return_squared,
-        0 as return_changes_next
-    from with_returns
-    where not is_history
-    union all
-    select
-        symbol,
-        trade_ts_ms - {{ rate_baseline_seconds * 1000 }} - 1 as event_ts_ms,
-        4 as probe_kind,
-        trade_id,
-        cast(null as {{ exact_return_sum_type() }}) as exact_log_return,
-        cast(null as {{ exact_return_sum_type() }}) as exact_log_return_squared,
-        0 as return_changes_next
-    from with_returns
-    where not is_history
-
-),
-
-time_window_running as (
-
-    -- running totals over trades (probes add nothing); exact, so differences are exact too
-    select
-        trade_id,
-        probe_kind,
-        return_changes_next,
-        count(exact_log_return) over ({{ events_so_far }}) as trades_so_far,
-        sum(exact_log_return) over ({{ events_so_far }}) as log_return_so_far,
-        sum(exact_log_return_squared) over ({{ events_so_far }}) as log_return_squared_so_far,
-        sum(return_changes_next) over ({{ events_so_far }}) as return_changes_so_far
-    from time_window_events
-
-),
-
-time_windows as (
-
-    -- a trade's window = its running totals minus those at its probe
-    select
-        trade_id,
-        sum(case probe_kind when 0 then trades_so_far when 1 then -trades_so_far end) as hour_trades,
-        sum(case probe_kind when 0 then log_return_so_far when 1 then -log_return_so_far end)
-            as hour_log_return_sum,
-        sum(case probe_kind when 0 then log_return_squared_so_far when 1 then -log_return_squared_so_far end)
-            as hour_log_return_squared_sum,
-        -- changes between consecutive returns inside the window (the current trade's own
-        -- change-to-next looks outside it)
-        sum(case probe_kind
-            when 0 then return_changes_so_far - return_changes_next
-            when 1 then -return_changes_so_far
-        end) as hour_return_changes,
-        sum(case probe_kind when 0 then trades_so_far when 2 then -trades_so_far end) as minute_trades,
-        sum(case probe_kind when 0 then trades_so_far when 3 then -trades_so_far end) as rate_window_trades,
-        sum(case probe_kind when 0 then trades_so_far when 4 then -trades_so_far end) as rate_baseline_trades
-    from time_window_running
-    group by trade_id
-
-),
-
-windowed as (
-
-    select
-        running_sums.*,
-
-        count(volume) over ({{ previous_trades }}) as zscore_trades,
-        {{ exact_trailing_sum('running_volume', zscore_window, 1) }} / count(volume) over ({{ previous_trades }}) as zscore_volume_mean,
-        stddev_samp(volume) over ({{ previous_trades }}) as zscore_volume_stddev,
-        min(volume) over ({{ previous_trades }}) as zscore_volume_min,
-        max(volume) over ({{ previous_trades }}) as zscore_volume_max,
-        {{ exact_trailing_sum('running_price', zscore_window, 1) }} / count(price) over ({{ previous_trades }}) as zscore_price_mean,
-        stddev_samp(price) over ({{ previous_trades }}) as zscore_price_stddev,
-        min(price) over ({{ previous_trades }}) as zscore_price_min,
-        max(price) over ({{ previous_trades }}) as zscore_price_max,
-        {{ window_median('volume', median_trades) }} as volume_median,
-
-        -- the symbol's trades at the same price and size in the trailing window: the earlier
-        -- milliseconds by a range frame (identical prints are few, so its partitions are
-        -- small) plus this millisecond up to the trade
-        count(*) over ({{ earlier_milliseconds(same_print_window_ms, 'symbol, price, volume') }})
-            + count(*) over ({{ same_millisecond_so_far('symbol, price, volume') }}) as same_print_trades,
+        sum(case when next_log_return = log_return then 0 else 1 end) over ({{ symbol_so_far }}) as return_changes_so_far,
+        case when next_log_return = log_return then 0 else 1 end as return_changes_next,
 
         -- the day's sums = running sums minus their value before the day's first trade; the
         -- contributions are never negative, so the latest day start has the largest value
-        -- (cast back: Spark narrows the scale of a difference of two decimal(38, s))
+        -- (the history's contributions are 0 but for the last kept trade, which carries the
+        -- day's sums so far; cast back: Spark narrows the scale of a difference of two
+        -- decimal(38, s))
         cast(
             running_notional - max(
                 case when starts_session then running_notional - notional_contribution end
@@ -392,30 +311,107 @@ windowed as (
                 case when starts_session then running_session_volume - volume_contribution end
             ) over ({{ symbol_so_far }})
             as {{ exact_sum_type() }}
-        ) as session_cum_volume,
-
-        count(price) over ({{ band_trades }}) as band_trades,
-        {{ exact_trailing_sum('running_price', bollinger_window - 1, 0) }} / count(price) over ({{ band_trades }}) as band_mean,
-        min(price) over ({{ band_trades }}) as band_min,
-        max(price) over ({{ band_trades }}) as band_max,
-
-        -- Roll co-moments from exact sums, so that they do not depend on the partition layout
-        count(price_change * previous_price_change) over ({{ roll_trades }}) as roll_pairs,
-        {{ exact_trailing_sum('running_roll_xy', roll_window - 1, 0) }} as roll_sum_xy,
-        {{ exact_trailing_sum('running_roll_x', roll_window - 1, 0) }} as roll_sum_x,
-        {{ exact_trailing_sum('running_roll_y', roll_window - 1, 0) }} as roll_sum_y
-
-    from running_sums
+        ) as session_cum_volume
+    from with_returns
 
 ),
 
-band as (
+window_start_events as (
 
-    -- population stddev of the band, two-pass around the exact mean in a fixed order
+    -- every trade, plus a probe per trade being computed and time window, each sorting right
+    -- after the last trade before that window: 1 h, 60 s, 10 s and 10 min + 1 ms before the
+    -- trade's millisecond. Only positions travel through this sort.
     select
-        windowed.*,
-        sqrt({{ fixed_order_variance('price', bollinger_window, 'band_mean', 'band_trades') }}) as band_stddev
-    from windowed
+        symbol,
+        trade_ts_ms as event_ts_ms,
+        0 as probe_kind,
+        position
+    from trade_windows
+    {%- for window_ms in [volatility_window_ms, intensity_window_ms, rate_window_seconds * 1000, rate_baseline_seconds * 1000] %}
+    union all
+    select
+        symbol,
+        trade_ts_ms - {{ window_ms }} - 1 as event_ts_ms,
+        {{ loop.index }} as probe_kind,
+        position
+    from trade_windows
+    where not is_history
+    {%- endfor %}
+
+),
+
+window_start_counts as (
+
+    select
+        symbol,
+        position,
+        probe_kind,
+        cast(sum(case when probe_kind = 0 then 1 else 0 end) over (
+            partition by symbol order by event_ts_ms, probe_kind rows between unbounded preceding and current row
+        ) as bigint) as trades_before
+    from window_start_events
+
+),
+
+window_starts as (
+
+    -- per trade, the number of the symbol's trades before each of its time windows (the run's
+    -- history covers the longest one)
+    select
+        symbol,
+        position,
+        max(case when probe_kind = 1 then trades_before end) as before_hour,
+        max(case when probe_kind = 2 then trades_before end) as before_minute,
+        max(case when probe_kind = 3 then trades_before end) as before_rate_window,
+        max(case when probe_kind = 4 then trades_before end) as before_rate_baseline
+    from window_start_counts
+    where probe_kind > 0
+    group by symbol, position
+
+),
+
+same_prints as (
+
+    -- the symbol's trades at the same price and size in the trailing window: the earlier
+    -- milliseconds by a range frame (identical prints are few, so its partitions are small)
+    -- plus this millisecond up to the trade
+    select
+        trade_id,
+        count(*) over ({{ earlier_milliseconds(same_print_window_ms, 'symbol, price, volume') }})
+            + count(*) over ({{ same_millisecond_so_far('symbol, price, volume') }}) as same_print_trades
+    from trades
+
+),
+
+time_windows as (
+
+    select
+        return_windows.*,
+        return_windows.position - window_starts.before_hour as hour_trades,
+        return_windows.position - window_starts.before_minute as minute_trades,
+        return_windows.position - window_starts.before_rate_window as rate_window_trades,
+        return_windows.position - window_starts.before_rate_baseline as rate_baseline_trades,
+        {{ exact_return_to_double(
+            'return_windows.log_return_so_far - coalesce(hour_start.log_return_so_far, 0)'
+        ) }} as hour_log_return_sum,
+        {{ exact_return_to_double(
+            'return_windows.log_return_squared_so_far - coalesce(hour_start.log_return_squared_so_far, 0)'
+        ) }} as hour_log_return_squared_sum,
+        -- changes between consecutive returns inside the window (the current trade's own
+        -- change-to-next looks outside it)
+        return_windows.return_changes_so_far - return_windows.return_changes_next
+            - coalesce(hour_start.return_changes_so_far, 0) as hour_return_changes,
+        same_prints.same_print_trades
+    from return_windows
+    inner join window_starts
+        on return_windows.symbol = window_starts.symbol
+        and return_windows.position = window_starts.position
+    inner join same_prints
+        on return_windows.trade_id = same_prints.trade_id
+    left join return_windows as hour_start
+        on return_windows.symbol = hour_start.symbol
+        and window_starts.before_hour = hour_start.position
+    where not return_windows.is_history
 
 ),
 
@@ -425,17 +421,12 @@ volatility_moments as (
     -- mean small against their spread, so the subtraction loses little); exactly 0 when the
     -- returns are all equal, where the formula would leave a rounding residue
     select
-        band.*,
-        time_windows.hour_trades,
-        time_windows.minute_trades,
-        time_windows.rate_window_trades,
-        time_windows.rate_baseline_trades,
+        time_windows.*,
         case
-            when time_windows.hour_return_changes = 0 then cast(0 as double)
+            when hour_return_changes = 0 then cast(0 as double)
             else greatest(
-                cast(time_windows.hour_log_return_squared_sum as double)
-                - cast(time_windows.hour_log_return_sum as double)
-                    * cast(time_windows.hour_log_return_sum as double) / time_windows.hour_trades,
+                hour_log_return_squared_sum
+                - hour_log_return_sum * hour_log_return_sum / hour_trades,
                 cast(0 as double)
             )
         end as hour_squared_deviations,
@@ -448,9 +439,7 @@ volatility_moments as (
             when roll_pairs >= 2
                 then (roll_sum_xy - roll_sum_x * roll_sum_y / roll_pairs) / (roll_pairs - 1)
         end as roll_covariance
-    from band
-    inner join time_windows
-        on band.trade_id = time_windows.trade_id
+    from time_windows
 
 ),
 
@@ -459,7 +448,6 @@ features as (
     select
         volatility_moments.trade_id,
         volatility_moments.symbol,
-        volatility_moments.trade_ts,
         volatility_moments.trade_ts_ms,
         volatility_moments.price,
         volatility_moments.volume,
@@ -492,11 +480,6 @@ features as (
             when roll_pairs < 2 or roll_covariance >= 0 then cast(0 as double)
             else 2 * sqrt(-roll_covariance) / volatility_moments.price * 100
         end as roll_spread_pct,
-        cast(extract(hour from ts_ny) as integer) as hour_of_day,
-        cast(extract(minute from ts_ny) as integer) as minute_of_hour,
-        {{ iso_day_of_week('ts_ny') }} as day_of_week,
-        session_type,
-        trade_type,
         case
             when volume_median is null or volume_median = 0 then cast(1 as double)
             else volatility_moments.volume / volume_median
@@ -506,21 +489,21 @@ features as (
             / cast(rate_baseline_trades * {{ rate_window_seconds }} as double) as trade_rate_ratio_10s,
         cast(same_print_trades as integer) as same_print_count_2s,
         trade_date_ny,
-        cast(last_seq + position_after_kept as bigint) as symbol_trade_seq,
+        cast(seq_before_run + position as bigint) as symbol_trade_seq,
         session_vwap,
-        session_cum_notional,
-        session_cum_volume,
-        is_history
+        cast(session_cum_notional as {{ exact_sum_type() }}) as session_cum_notional,
+        cast(session_cum_volume as {{ exact_sum_type() }}) as session_cum_volume
     from volatility_moments
 
 ),
 
 final as (
 
+    -- the timestamps and text of silver join back here, after every sort
     select
         features.trade_id,
         features.symbol,
-        features.trade_ts,
+        silver.trade_ts,
         features.trade_ts_ms,
         features.price,
         features.volume,
@@ -537,11 +520,11 @@ final as (
         recursive_features.macd_hist,
         features.bollinger_pct_b,
         features.roll_spread_pct,
-        features.hour_of_day,
-        features.minute_of_hour,
-        features.day_of_week,
-        features.session_type,
-        features.trade_type,
+        cast(extract(hour from silver.ts_ny) as integer) as hour_of_day,
+        cast(extract(minute from silver.ts_ny) as integer) as minute_of_hour,
+        {{ iso_day_of_week('silver.ts_ny') }} as day_of_week,
+        silver.session_type,
+        silver.trade_type,
         features.volume_to_median_100,
         features.trade_rate_ratio_10s,
         features.same_print_count_2s,
@@ -551,9 +534,10 @@ final as (
         features.session_cum_notional,
         features.session_cum_volume
     from features
+    inner join {{ ref('silver_trades') }} as silver
+        on features.trade_id = silver.trade_id
     left join recursive_features
         on features.trade_id = recursive_features.trade_id
-    where not features.is_history
 
 )
 
