@@ -8,22 +8,15 @@
 
 
 {#
-    Trades of the same symbol in the same millisecond up to the current one. Time-range frames
-    include a row's peers (same trade_ts_ms) on both sides; a time window is therefore built
-    from the strictly earlier milliseconds (a range frame ending `1 preceding`) plus this
-    frame, so that a trade never sees a later trade of its own millisecond.
+    Identical prints (the symbol's trades at the same price and the same volume) from
+    `window_ms` milliseconds before the current one's millisecond to the end of it, or from the
+    first one when no window is given. A time-range frame includes a row's peers (same
+    trade_ts_ms) on both sides, later ones too: gold_trade_features takes those out with a
+    running count in trade_id order.
 #}
-{% macro same_millisecond_so_far(partition='symbol') -%}
-    partition by {{ partition }}, trade_ts_ms order by trade_id rows between unbounded preceding and current row
-{%- endmacro %}
-
-
-{#
-    Trades of the symbol (or of a finer `partition`) in the `window_ms` milliseconds before the
-    current one's millisecond.
-#}
-{% macro earlier_milliseconds(window_ms, partition='symbol') -%}
-    partition by {{ partition }} order by trade_ts_ms range between {{ window_ms }} preceding and 1 preceding
+{% macro identical_prints_since(window_ms=none) -%}
+    partition by symbol, price, volume order by trade_ts_ms
+    {%- if window_ms is not none %} range between {{ window_ms }} preceding and current row{% endif %}
 {%- endmacro %}
 
 

@@ -372,13 +372,17 @@ window_starts as (
 
 same_prints as (
 
-    -- the symbol's trades at the same price and size in the trailing window: the earlier
-    -- milliseconds by a range frame (identical prints are few, so its partitions are small)
-    -- plus this millisecond up to the trade
+    -- the symbol's trades at the same price and size in the trailing window up to this one,
+    -- from one sort: those from the window start to the end of this millisecond (a range frame
+    -- holds all of the millisecond), less the millisecond's trades after this one (the count
+    -- from the first identical print to the end of this millisecond, less the number of this
+    -- one in (trade_ts_ms, trade_id) order)
     select
         trade_id,
-        count(*) over ({{ earlier_milliseconds(same_print_window_ms, 'symbol, price, volume') }})
-            + count(*) over ({{ same_millisecond_so_far('symbol, price, volume') }}) as same_print_trades
+        count(*) over ({{ identical_prints_since(same_print_window_ms) }})
+            - count(*) over ({{ identical_prints_since() }})
+            + row_number() over (partition by symbol, price, volume order by trade_ts_ms, trade_id)
+            as same_print_trades
     from trades
 
 ),
