@@ -287,14 +287,28 @@ def normalise_features(frame: pd.DataFrame, features: Sequence[str]) -> pd.DataF
         out["trade_ts_ms"] = out["trade_ts_ms"].astype("int64")
         out["trade_ts"] = pd.to_datetime(out["trade_ts_ms"], unit="ms", utc=True)
     for column in features:
+        values = out[column]
         if column in CATEGORY_LEVELS:
-            values = out[column].astype(object)
-            out[column] = values.where(values.notna(), None).map(
-                lambda v: None if v is None else str(v)
-            )
-        else:
-            out[column] = pd.to_numeric(out[column], errors="coerce").astype("float64")
+            out[column] = _as_text(values)
+        elif values.dtype != np.float64:
+            # A float64 column is left as it is (the copy above is already its own): a
+            # conversion per column per call is most of the time of a one-row scoring.
+            out[column] = pd.to_numeric(values, errors="coerce").astype("float64")
     return out
+
+
+def _as_text(values: pd.Series) -> np.ndarray:
+    """Each value as str, None where missing (None, NaN, pd.NA, NaT), as an object array.
+
+    Text that is already str (what the warehouse returns) is kept without a per-value call.
+    """
+    text = values.to_numpy(dtype=object, copy=True)
+    missing = pd.isna(text)
+    text[missing] = None
+    present = ~missing
+    if not all(type(value) is str for value in text[present]):
+        text[present] = [str(value) for value in text[present]]
+    return text
 
 
 # --------------------------------------------------------------------------- labels

@@ -22,6 +22,7 @@ from ml.datasets import (
     WarehouseNotFound,
     load_ground_truth_events,
     load_training_frame,
+    normalise_features,
     split_by_time,
     training_frame_from,
     training_query,
@@ -247,3 +248,35 @@ def test_synthetic_market_is_reproducible():
     b = synthetic_market(1000, seed=11).frame
     pd.testing.assert_frame_equal(a, b)
     assert np.isclose(a["is_anomaly"].mean(), 0.015, atol=0.01)
+
+
+def test_features_are_normalised_to_float64_and_text_keeping_missing_and_infinite_values():
+    features = ("rsi_14", "hour_of_day", "volume_zscore", "session_type", "trade_type")
+    raw = pd.DataFrame(
+        {
+            "trade_ts_ms": [1_709_908_200_000, 1_709_908_201_000, 1_709_908_202_000, 0],
+            "rsi_14": [1.5, np.nan, np.inf, -np.inf],
+            "hour_of_day": np.array([9, 10, 11, 12], dtype="int64"),
+            "volume_zscore": pd.Series(["2", "bad", None, 3], dtype=object),
+            "session_type": pd.Series(["regular", None, np.nan, pd.NA], dtype=object),
+            "trade_type": pd.Series([1, "block", None, 2.5], dtype=object),
+            "symbol": ["AAPL", "AAPL", "MSFT", "MSFT"],
+        }
+    )
+    before = raw.copy()
+
+    out = normalise_features(raw, features)
+
+    pd.testing.assert_frame_equal(raw, before)  # the input is not modified
+    for column in ("rsi_14", "hour_of_day", "volume_zscore"):
+        assert out[column].dtype == np.float64
+    np.testing.assert_array_equal(out["rsi_14"], [1.5, np.nan, np.inf, -np.inf])
+    np.testing.assert_array_equal(out["hour_of_day"], [9.0, 10.0, 11.0, 12.0])
+    np.testing.assert_array_equal(out["volume_zscore"], [2.0, np.nan, np.nan, 3.0])
+    assert list(out["session_type"]) == ["regular", None, None, None]
+    assert list(out["trade_type"]) == ["1", "block", None, "2.5"]
+    assert {type(v) for v in out["trade_type"] if v is not None} == {str}
+    assert out["trade_ts"].iloc[0] == pd.Timestamp("2024-03-08T14:30:00Z")
+    assert list(out["symbol"]) == ["AAPL", "AAPL", "MSFT", "MSFT"]
+    # already canonical rows come back unchanged
+    pd.testing.assert_frame_equal(normalise_features(out, features), out)

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import pickle
 
 import numpy as np
 import pytest
 
+import ml.models
 from ml.datasets import LABEL_COLUMN
 from ml.metrics import pr_auc
 from ml.models import (
@@ -106,6 +108,43 @@ def test_missing_values_are_scored(fitted_models, split):
     frame.loc[frame.index[1], "volume_zscore"] = np.inf
     for model in fitted_models.values():
         assert np.isfinite(model.score(frame)).all()
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_a_single_row_scores_exactly_as_inside_a_large_batch(
+    name, fitted_models, split, monkeypatch
+):
+    # Small batches take the single-thread fast paths, large ones the library's own (parallel)
+    # call; lower the cut-off so that the test window is a "large" batch.
+    monkeypatch.setattr(ml.models, "_PARALLEL_SCORING_ROWS", 500)
+    model = fitted_models[name]
+    frame = split.test.copy()
+    frame.loc[frame.index[::9], ["rsi_14", "price_volatility_1h"]] = np.nan
+    frame.loc[frame.index[::13], "volume_zscore"] = np.inf
+    frame.loc[frame.index[::17], "trade_type"] = None
+    frame.loc[frame.index[::19], "session_type"] = "auction"
+    assert len(frame) >= 500
+
+    in_batch = model.score(frame)
+    rows = list(range(0, len(frame), 7))
+    alone = np.array([model.score(frame.iloc[[i]])[0] for i in rows])
+    in_small_batches = np.concatenate(
+        [model.score(frame.iloc[i : i + 100]) for i in range(0, len(frame), 100)]
+    )
+
+    assert np.array_equal(alone, in_batch[rows])
+    assert np.array_equal(in_small_batches, in_batch)
+
+
+@pytest.mark.parametrize(("n_jobs", "expected"), [(2, "2"), (None, "0")])
+def test_scoring_a_small_batch_leaves_xgboost_threads_as_configured(n_jobs, expected, split):
+    model = build_model("xgboost", {"n_estimators": 5, "n_jobs": n_jobs})
+    model.fit(split.train, split.validation)
+
+    model.score(split.test.head(1))
+
+    config = json.loads(model.estimator.get_booster().save_config())
+    assert config["learner"]["generic_param"]["nthread"] == expected
 
 
 def test_a_training_window_without_anomalies_is_refused(split):

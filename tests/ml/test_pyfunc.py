@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from ml.datasets import MissingColumns
@@ -92,3 +93,22 @@ def test_a_frame_missing_a_feature_is_refused_by_name(fitted_models, split):
     wrapper = TradewatchModel(fitted_models["lightgbm"])
     with pytest.raises(MissingColumns, match="rsi_14"):
         predictor(wrapper)(split.test.drop(columns=["rsi_14"]))
+
+
+def test_a_loaded_model_scores_a_lone_trade_as_it_does_inside_a_batch(
+    register_model, registry, fitted_models, split
+):
+    version = register_model(fitted_models["lightgbm"])
+    predict = predictor(registry.load_version(version).model)
+    # warehouse-typed rows: integer clock columns, categoricals missing or unseen
+    frame = split.test.head(400).copy()
+    frame["hour_of_day"] = frame["hour_of_day"].astype("int64")
+    frame.loc[frame.index[::11], "trade_type"] = None
+    frame.loc[frame.index[::13], "session_type"] = "auction"
+    frame.loc[frame.index[::7], "rsi_14"] = np.nan
+
+    in_batch = predict(frame)
+    rows = list(range(0, len(frame), 9))
+    alone = pd.concat([predict(frame.iloc[[i]]) for i in rows], ignore_index=True)
+
+    pd.testing.assert_frame_equal(alone, in_batch.iloc[rows].reset_index(drop=True))
