@@ -286,14 +286,14 @@ def normalise_features(frame: pd.DataFrame, features: Sequence[str]) -> pd.DataF
     if "trade_ts_ms" in out.columns:
         out["trade_ts_ms"] = out["trade_ts_ms"].astype("int64")
         out["trade_ts"] = pd.to_datetime(out["trade_ts_ms"], unit="ms", utc=True)
+    dtypes = dict(zip(out.columns, out.dtypes, strict=True))
     for column in features:
-        values = out[column]
         if column in CATEGORY_LEVELS:
-            out[column] = _as_text(values)
-        elif values.dtype != np.float64:
+            out[column] = _as_text(out[column])
+        elif dtypes[column] != np.float64:
             # A float64 column is left as it is (the copy above is already its own): a
             # conversion per column per call is most of the time of a one-row scoring.
-            out[column] = pd.to_numeric(values, errors="coerce").astype("float64")
+            out[column] = pd.to_numeric(out[column], errors="coerce").astype("float64")
     return out
 
 
