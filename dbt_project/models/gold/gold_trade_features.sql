@@ -212,7 +212,7 @@ trades as (
 
 {% endif %}
 
-trade_windows as (
+trade_window_aggregates as (
 
     -- everything that needs only the prices and volumes, in one sort
     select
@@ -249,6 +249,47 @@ trade_windows as (
 
 ),
 
+trade_windows as (
+
+    -- the features these windows complete, right after the sort: only results are kept
+    select
+        trade_id,
+        symbol,
+        trade_ts_ms,
+        price,
+        volume,
+        trade_date_ny,
+        is_history,
+        kept_log_return,
+        seq_before_run,
+        notional_contribution,
+        volume_contribution,
+        position,
+        previous_price,
+        price_two_back,
+        next_price,
+        starts_session,
+        running_notional,
+        running_session_volume,
+        case
+            when zscore_trades < 2 or zscore_volume_min = zscore_volume_max then cast(0 as double)
+            else (volume - cast(zscore_volume_sum as double) / zscore_trades) / zscore_volume_stddev
+        end as volume_zscore,
+        case
+            when zscore_trades < 2 or zscore_price_min = zscore_price_max then cast(0 as double)
+            else (price - cast(zscore_price_sum as double) / zscore_trades) / zscore_price_stddev
+        end as price_zscore,
+        case
+            when volume_median is null or volume_median = 0 then cast(1 as double)
+            else volume / volume_median
+        end as volume_to_median_100,
+        band_trades,
+        cast(band_price_sum as double) / band_trades as band_mean,
+        band_min = band_max as band_is_flat
+    from trade_window_aggregates
+
+),
+
 with_returns as (
 
     select
@@ -262,18 +303,13 @@ with_returns as (
             when previous_price is null then cast(0 as double)
             else ln(price / previous_price)
         end as log_return,
-        -- the next trade's log return (computed as that trade computes it)
-        ln(next_price / price) as next_log_return,
         price - previous_price as price_change,
-        previous_price - price_two_back as previous_price_change,
-        cast(zscore_volume_sum as double) / zscore_trades as zscore_volume_mean,
-        cast(zscore_price_sum as double) / zscore_trades as zscore_price_mean,
-        cast(band_price_sum as double) / band_trades as band_mean
+        previous_price - price_two_back as previous_price_change
     from trade_windows
 
 ),
 
-return_windows as (
+return_window_aggregates as (
 
     -- what needs the log returns and price changes, in a second sort
     select
@@ -291,9 +327,11 @@ return_windows as (
         -- the sums at its last trade and at the last trade before it
         sum({{ exact_return_decimal('log_return') }}) over ({{ symbol_so_far }}) as log_return_so_far,
         sum({{ exact_return_decimal('log_return * log_return') }}) over ({{ symbol_so_far }}) as log_return_squared_so_far,
-        -- 1 where the next trade's log return differs: a window with none of these is constant
-        sum(case when next_log_return = log_return then 0 else 1 end) over ({{ symbol_so_far }}) as return_changes_so_far,
-        case when next_log_return = log_return then 0 else 1 end as return_changes_next,
+        -- 1 where the next trade's log return (computed as that trade computes it) differs: a
+        -- window with none of these is constant
+        sum(case when ln(next_price / price) = log_return then 0 else 1 end) over ({{ symbol_so_far }})
+            as return_changes_so_far,
+        case when ln(next_price / price) = log_return then 0 else 1 end as return_changes_next,
 
         -- the day's sums = running sums minus their value before the day's first trade; the
         -- contributions are never negative, so the latest day start has the largest value
@@ -313,6 +351,43 @@ return_windows as (
             as {{ exact_sum_type() }}
         ) as session_cum_volume
     from with_returns
+
+),
+
+return_windows as (
+
+    select
+        trade_id,
+        symbol,
+        trade_ts_ms,
+        price,
+        volume,
+        trade_date_ny,
+        is_history,
+        seq_before_run,
+        position,
+        price_change_pct,
+        log_return,
+        volume_zscore,
+        price_zscore,
+        volume_to_median_100,
+        case
+            when band_is_flat then cast(0.5 as double)
+            else (price - (band_mean - 2 * band_stddev))
+                / ((band_mean + 2 * band_stddev) - (band_mean - 2 * band_stddev))
+        end as bollinger_pct_b,
+        roll_pairs,
+        case
+            when roll_pairs >= 2
+                then (roll_sum_xy - roll_sum_x * roll_sum_y / roll_pairs) / (roll_pairs - 1)
+        end as roll_covariance,
+        log_return_so_far,
+        log_return_squared_so_far,
+        return_changes_so_far,
+        return_changes_next,
+        session_cum_notional,
+        session_cum_volume
+    from return_window_aggregates
 
 ),
 
@@ -438,11 +513,7 @@ volatility_moments as (
             when session_cum_volume > 0
                 then cast(session_cum_notional as double) / cast(session_cum_volume as double)
             else price
-        end as session_vwap,
-        case
-            when roll_pairs >= 2
-                then (roll_sum_xy - roll_sum_x * roll_sum_y / roll_pairs) / (roll_pairs - 1)
-        end as roll_covariance
+        end as session_vwap
     from time_windows
 
 ),
@@ -450,21 +521,15 @@ volatility_moments as (
 features as (
 
     select
-        volatility_moments.trade_id,
-        volatility_moments.symbol,
-        volatility_moments.trade_ts_ms,
-        volatility_moments.price,
-        volatility_moments.volume,
+        trade_id,
+        symbol,
+        trade_ts_ms,
+        price,
+        volume,
         price_change_pct,
         log_return,
-        case
-            when zscore_trades < 2 or zscore_volume_min = zscore_volume_max then cast(0 as double)
-            else (volume - zscore_volume_mean) / zscore_volume_stddev
-        end as volume_zscore,
-        case
-            when zscore_trades < 2 or zscore_price_min = zscore_price_max then cast(0 as double)
-            else (volatility_moments.price - zscore_price_mean) / zscore_price_stddev
-        end as price_zscore,
+        volume_zscore,
+        price_zscore,
         case
             when hour_trades < 2 then cast(0 as double)
             else sqrt(hour_squared_deviations / (hour_trades - 1))
@@ -472,22 +537,15 @@ features as (
         cast(minute_trades as integer) as trade_intensity_1m,
         case
             when session_cum_volume > 0
-                then (volatility_moments.price - session_vwap) / session_vwap * 100
+                then (price - session_vwap) / session_vwap * 100
             else cast(0 as double)
         end as vwap_deviation_pct,
-        case
-            when band_min = band_max then cast(0.5 as double)
-            else (volatility_moments.price - (band_mean - 2 * band_stddev))
-                / ((band_mean + 2 * band_stddev) - (band_mean - 2 * band_stddev))
-        end as bollinger_pct_b,
+        bollinger_pct_b,
         case
             when roll_pairs < 2 or roll_covariance >= 0 then cast(0 as double)
-            else 2 * sqrt(-roll_covariance) / volatility_moments.price * 100
+            else 2 * sqrt(-roll_covariance) / price * 100
         end as roll_spread_pct,
-        case
-            when volume_median is null or volume_median = 0 then cast(1 as double)
-            else volatility_moments.volume / volume_median
-        end as volume_to_median_100,
+        volume_to_median_100,
         -- counts times seconds are exact integers: one rounding, in the division
         cast(rate_window_trades * {{ rate_baseline_seconds }} as double)
             / cast(rate_baseline_trades * {{ rate_window_seconds }} as double) as trade_rate_ratio_10s,
