@@ -77,34 +77,18 @@ recursive_features as (
 {% if is_incremental() %}
 {{- features_require_replaceable_rows(ref('silver_trades')) }}
 
-existing as (
-
-    select
-        trade_id,
-        symbol,
-        trade_ts_ms,
-        price,
-        volume,
-        log_return,
-        trade_date_ny,
-        symbol_trade_seq,
-        session_cum_notional,
-        session_cum_volume
-    from {{ this }}
-
-),
-
 recompute_from as (
 
-    -- the earliest trade of each symbol that is not in the table yet
+    -- the earliest trade of each symbol that is not in the table yet (the tables are read
+    -- directly, not through a CTE used twice, which DuckDB would copy whole)
     select
-        silver_trades.symbol,
-        min(silver_trades.trade_ts_ms) as from_ts_ms
-    from silver_trades
-    left join existing
-        on silver_trades.trade_id = existing.trade_id
+        silver.symbol,
+        min(silver.trade_ts_ms) as from_ts_ms
+    from {{ ref('silver_trades') }} as silver
+    left join {{ this }} as existing
+        on silver.trade_id = existing.trade_id
     where existing.trade_id is null
-    group by silver_trades.symbol
+    group by silver.symbol
 
 ),
 
@@ -113,7 +97,7 @@ last_kept as (
     select
         existing.symbol,
         max(existing.symbol_trade_seq) as last_seq
-    from existing
+    from {{ this }} as existing
     inner join recompute_from
         on existing.symbol = recompute_from.symbol
         and existing.trade_ts_ms < recompute_from.from_ts_ms
@@ -143,7 +127,7 @@ history as (
             when existing.symbol_trade_seq = last_kept.last_seq then existing.session_cum_volume
             else cast(0 as {{ exact_sum_type() }})
         end as volume_contribution
-    from existing
+    from {{ this }} as existing
     inner join recompute_from
         on existing.symbol = recompute_from.symbol
     inner join last_kept
