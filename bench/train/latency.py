@@ -48,8 +48,15 @@ from ml.models import MODEL_TYPES, build_model  # noqa: E402
 from ml.pyfunc import TradewatchModel, log_tradewatch_model, predictor  # noqa: E402
 from ml.synthetic import synthetic_market  # noqa: E402
 
-CURRENT_CUTOFF = ml.models._PARALLEL_SCORING_ROWS
-BASELINE_CUTOFF = 0  # every batch is "large": the library's own call
+CUTOFFS = ("_THREADED_BOOSTING_ROWS", "_PARALLEL_SCORING_ROWS")
+CURRENT_CUTOFFS = {name: getattr(ml.models, name) for name in CUTOFFS}
+BASELINE_CUTOFFS = dict.fromkeys(CUTOFFS, 0)  # every batch is "large": the library's own call
+
+
+def use_cutoffs(cutoffs: dict[str, int]) -> None:
+    """Set the row counts from which ml.models hands a batch to the library's own call."""
+    for name, rows in cutoffs.items():
+        setattr(ml.models, name, rows)
 
 
 def one_row_ms(predict, frame, calls: int, seed: int) -> np.ndarray:
@@ -117,8 +124,11 @@ def main() -> int:
         scores = {}
         try:
             for round_ in range(args.rounds):
-                for label, cutoff in (("current", CURRENT_CUTOFF), ("baseline", BASELINE_CUTOFF)):
-                    ml.models._PARALLEL_SCORING_ROWS = cutoff
+                for label, cutoffs in (
+                    ("current", CURRENT_CUTOFFS),
+                    ("baseline", BASELINE_CUTOFFS),
+                ):
+                    use_cutoffs(cutoffs)
                     if isinstance(model, ml.models._Imputed):
                         # one job for the forests' small batches, as before the fast paths
                         # (threads would also sum the trees in a varying order: 1e-16 apart)
@@ -128,7 +138,7 @@ def main() -> int:
                     gate[label].append(scoring_latency(predict, test, seed=seed).p99_ms)
                     scores[label] = predict(test)["score"].to_numpy()
         finally:
-            ml.models._PARALLEL_SCORING_ROWS = CURRENT_CUTOFF
+            use_cutoffs(CURRENT_CUTOFFS)
             if isinstance(model, ml.models._Imputed):
                 estimator.n_jobs = jobs
         if not np.array_equal(scores["current"], scores["baseline"]):

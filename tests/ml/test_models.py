@@ -117,6 +117,7 @@ def test_a_single_row_scores_exactly_as_inside_a_large_batch(
     # Small batches take the single-thread fast paths, large ones the library's own (parallel)
     # call; lower the cut-off so that the test window is a "large" batch.
     monkeypatch.setattr(ml.models, "_PARALLEL_SCORING_ROWS", 500)
+    monkeypatch.setattr(ml.models, "_THREADED_BOOSTING_ROWS", 500)
     model = fitted_models[name]
     frame = split.test.copy()
     frame.loc[frame.index[::9], ["rsi_14", "price_volatility_1h"]] = np.nan
