@@ -63,8 +63,17 @@
     cast({{ expression }} as double)
 {%- endmacro %}
 
+{# The type of those numbers and their sums. #}
 {% macro exact_return_sum_type() -%}
-    decimal(38, 30)
+    {{ return(adapter.dispatch('exact_return_sum_type', 'tradewatch')()) }}
+{%- endmacro %}
+
+{% macro default__exact_return_sum_type() -%}
+    {{ return('decimal(38, 30)') }}
+{%- endmacro %}
+
+{% macro duckdb__exact_return_sum_type() -%}
+    {{ return('hugeint') }}
 {%- endmacro %}
 
 {#

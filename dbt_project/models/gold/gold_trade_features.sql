@@ -39,6 +39,7 @@
 {%- set band_trades = symbol_trade_order() ~ ' rows between ' ~ (bollinger_window - 1) ~ ' preceding and current row' -%}
 {%- set roll_trades = symbol_trade_order() ~ ' rows between ' ~ (roll_window - 1) ~ ' preceding and current row' -%}
 {%- set symbol_so_far = symbol_trade_order() ~ ' rows between unbounded preceding and current row' -%}
+{%- set events_so_far = 'partition by symbol order by event_ts_ms, probe_kind, position rows between unbounded preceding and current row' -%}
 {#-
     How this reads fast: every window runs over a narrow row (no timestamps or text: those join
     back at the end), the trade-order windows share two sorts (one before the log returns exist,
@@ -307,16 +308,6 @@ return_window_aggregates as (
         cast({{ exact_window_sum('case when previous_price_change is not null then price_change end', roll_trades) }} as double) as roll_sum_x,
         cast({{ exact_window_sum('previous_price_change', roll_trades) }} as double) as roll_sum_y,
 
-        -- exact running sums behind the time windows: a window's sum is the difference of
-        -- the sums at its last trade and at the last trade before it
-        sum({{ exact_return_decimal('log_return') }}) over ({{ symbol_so_far }}) as log_return_so_far,
-        sum({{ exact_return_decimal('log_return * log_return') }}) over ({{ symbol_so_far }}) as log_return_squared_so_far,
-        -- 1 where the next trade's log return (computed as that trade computes it) differs: a
-        -- window with none of these is constant
-        sum(case when ln(next_price / price) = log_return then 0 else 1 end) over ({{ symbol_so_far }})
-            as return_changes_so_far,
-        case when ln(next_price / price) = log_return then 0 else 1 end as return_changes_next,
-
         -- the day's sums = running sums minus their value before the day's first trade; the
         -- contributions are never negative, so the latest day start has the largest value
         -- (the history's contributions are 0 but for the last kept trade, which carries the
@@ -365,10 +356,6 @@ return_windows as (
             when roll_pairs >= 2
                 then (roll_sum_xy - roll_sum_x * roll_sum_y / roll_pairs) / (roll_pairs - 1)
         end as roll_covariance,
-        log_return_so_far,
-        log_return_squared_so_far,
-        return_changes_so_far,
-        return_changes_next,
         session_cum_notional,
         session_cum_volume
     from return_window_aggregates
@@ -377,55 +364,80 @@ return_windows as (
 
 window_start_events as (
 
-    -- every trade, plus a probe per trade being computed and time window, each sorting right
-    -- after the last trade before that window: 1 h, 60 s, 10 s and 10 min + 1 ms before the
-    -- trade's millisecond. Only positions travel through this sort.
+    -- every trade with its log return, plus a probe per trade being computed and time window,
+    -- each sorting right after the last trade before that window: 1 h, 60 s, 10 s and 10 min
+    -- + 1 ms before the trade's millisecond
     select
         symbol,
         trade_ts_ms as event_ts_ms,
         0 as probe_kind,
-        position
-    from trade_windows
+        position,
+        {{ exact_return_decimal('log_return') }} as exact_log_return,
+        {{ exact_return_decimal('log_return * log_return') }} as exact_log_return_squared,
+        -- 1 where the next trade's log return (computed as that trade computes it) differs: a
+        -- window with none of these is constant
+        case when ln(next_price / price) = log_return then 0 else 1 end as return_changes_next
+    from with_returns
     {%- for window_ms in [volatility_window_ms, intensity_window_ms, rate_window_seconds * 1000, rate_baseline_seconds * 1000] %}
     union all
     select
         symbol,
         trade_ts_ms - {{ window_ms }} - 1 as event_ts_ms,
         {{ loop.index }} as probe_kind,
-        position
-    from trade_windows
+        position,
+        cast(null as {{ exact_return_sum_type() }}) as exact_log_return,
+        cast(null as {{ exact_return_sum_type() }}) as exact_log_return_squared,
+        0 as return_changes_next
+    from with_returns
     where not is_history
     {%- endfor %}
 
 ),
 
-window_start_counts as (
+window_start_totals as (
 
+    -- running totals over the trades (probes add nothing): the count and exact sums of the
+    -- symbol's trades up to each event
     select
         symbol,
         position,
         probe_kind,
-        cast(sum(case when probe_kind = 0 then 1 else 0 end) over (
-            partition by symbol order by event_ts_ms, probe_kind rows between unbounded preceding and current row
-        ) as bigint) as trades_before
+        return_changes_next,
+        count(exact_log_return) over ({{ events_so_far }}) as trades_so_far,
+        sum(exact_log_return) over ({{ events_so_far }}) as log_return_so_far,
+        sum(exact_log_return_squared) over ({{ events_so_far }}) as log_return_squared_so_far,
+        sum(return_changes_next) over ({{ events_so_far }}) as return_changes_so_far
     from window_start_events
 
 ),
 
-window_starts as (
+time_windows_by_trade as (
 
-    -- per trade, the number of the symbol's trades before each of its time windows (the run's
-    -- history covers the longest one)
+    -- a trade's window = its running totals minus those at its probe (the run's history
+    -- covers the longest window)
     select
         symbol,
         position,
-        max(case when probe_kind = 1 then trades_before end) as before_hour,
-        max(case when probe_kind = 2 then trades_before end) as before_minute,
-        max(case when probe_kind = 3 then trades_before end) as before_rate_window,
-        max(case when probe_kind = 4 then trades_before end) as before_rate_baseline
-    from window_start_counts
-    where probe_kind > 0
+        sum(case probe_kind when 0 then trades_so_far when 1 then -trades_so_far end) as hour_trades,
+        {{ exact_return_to_double(
+            'sum(case probe_kind when 0 then log_return_so_far when 1 then -log_return_so_far end)'
+        ) }} as hour_log_return_sum,
+        {{ exact_return_to_double(
+            'sum(case probe_kind when 0 then log_return_squared_so_far when 1 then -log_return_squared_so_far end)'
+        ) }} as hour_log_return_squared_sum,
+        -- changes between consecutive returns inside the window (the current trade's own
+        -- change-to-next looks outside it)
+        sum(case probe_kind
+            when 0 then return_changes_so_far - return_changes_next
+            when 1 then -return_changes_so_far
+        end) as hour_return_changes,
+        sum(case probe_kind when 0 then trades_so_far when 2 then -trades_so_far end) as minute_trades,
+        sum(case probe_kind when 0 then trades_so_far when 3 then -trades_so_far end) as rate_window_trades,
+        sum(case probe_kind when 0 then trades_so_far when 4 then -trades_so_far end) as rate_baseline_trades
+    from window_start_totals
     group by symbol, position
+    -- history trades have no probes
+    having count(*) > 1
 
 ),
 
@@ -437,12 +449,13 @@ same_prints as (
     -- from the first identical print to the end of this millisecond, less the number of this
     -- one in (trade_ts_ms, trade_id) order)
     select
-        trade_id,
+        symbol,
+        position,
         count(*) over ({{ identical_prints_since(same_print_window_ms) }})
             - count(*) over ({{ identical_prints_since() }})
             + row_number() over (partition by symbol, price, volume order by trade_ts_ms, trade_id)
             as same_print_trades
-    from trades
+    from trade_windows
 
 ),
 
@@ -450,31 +463,21 @@ time_windows as (
 
     select
         return_windows.*,
-        return_windows.position - window_starts.before_hour as hour_trades,
-        return_windows.position - window_starts.before_minute as minute_trades,
-        return_windows.position - window_starts.before_rate_window as rate_window_trades,
-        return_windows.position - window_starts.before_rate_baseline as rate_baseline_trades,
-        {{ exact_return_to_double(
-            'return_windows.log_return_so_far - coalesce(hour_start.log_return_so_far, 0)'
-        ) }} as hour_log_return_sum,
-        {{ exact_return_to_double(
-            'return_windows.log_return_squared_so_far - coalesce(hour_start.log_return_squared_so_far, 0)'
-        ) }} as hour_log_return_squared_sum,
-        -- changes between consecutive returns inside the window (the current trade's own
-        -- change-to-next looks outside it)
-        return_windows.return_changes_so_far - return_windows.return_changes_next
-            - coalesce(hour_start.return_changes_so_far, 0) as hour_return_changes,
+        time_windows_by_trade.hour_trades,
+        time_windows_by_trade.hour_log_return_sum,
+        time_windows_by_trade.hour_log_return_squared_sum,
+        time_windows_by_trade.hour_return_changes,
+        time_windows_by_trade.minute_trades,
+        time_windows_by_trade.rate_window_trades,
+        time_windows_by_trade.rate_baseline_trades,
         same_prints.same_print_trades
     from return_windows
-    inner join window_starts
-        on return_windows.symbol = window_starts.symbol
-        and return_windows.position = window_starts.position
+    inner join time_windows_by_trade
+        on return_windows.symbol = time_windows_by_trade.symbol
+        and return_windows.position = time_windows_by_trade.position
     inner join same_prints
-        on return_windows.trade_id = same_prints.trade_id
-    left join return_windows as hour_start
-        on return_windows.symbol = hour_start.symbol
-        and window_starts.before_hour = hour_start.position
-    where not return_windows.is_history
+        on return_windows.symbol = same_prints.symbol
+        and return_windows.position = same_prints.position
 
 ),
 
