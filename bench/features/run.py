@@ -6,8 +6,8 @@ only the feature build is timed. Then, each in its own process (peak memory is t
 maximum resident set):
 
 - gold:  `dbt run` of int_trade_recursive_features + gold_trade_features, full refresh (the
-         figure is the two models' execution time from dbt's run_results; dbt's start-up
-         and parse are printed separately);
+         figure is the two models' execution time from dbt's run_results, and their CPU
+         time; dbt's start-up and parse are printed separately);
 - floor: one DuckDB window scan of the same rows (partition by symbol, order by time), the
          least any per-trade window feature can cost;
 - pandas: a plain per-symbol pandas implementation of the same features (rolling windows,
