@@ -41,7 +41,7 @@ test-fast: setup-dev
 
 # Every benchmark but the screenshots (those need Chromium: `make screenshots`).
 bench: setup-dev
-	@for b in bench/*/run.py; do \
+	@for b in bench/*/run.py bench/train/latency.py; do \
 	  case $$b in bench/screenshots/*) continue;; esac; \
 	  echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
