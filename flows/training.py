@@ -199,12 +199,8 @@ def run_train(settings: Settings, *, console: Console | None = None) -> TrainOut
         ),
         audit_log=log,
         events=events,
+        notify=alert_sender(settings).send,
     )
-    if decision.alert:
-        alert_sender(settings).send("critical", "Promotion gate alert", decision.alert, {
-            "challenger": decision.challenger_version,
-            "champion": decision.champion_version or "none",
-        })
     if decision.promote:
         models.promote(version, audit_log=log, reason=decision.reason)
     verdict = "[green]promoted[/]" if decision.promote else "[yellow]rejected[/]"

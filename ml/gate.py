@@ -12,7 +12,7 @@ raises an alert (fail closed). Every decision is appended to the audit log.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -108,12 +108,15 @@ def run_gate(
     audit_log: AuditLog,
     events: pd.DataFrame | None = None,
     latency_batch_sizes: Sequence[int] = DEFAULT_LATENCY_BATCH_SIZES,
+    notify: Callable[..., object] | None = None,
 ) -> GateDecision:
     """Judge registered `challenger_version` against the current champion on `test_frame`.
 
     Returns the decision (already written to the audit log); it promotes nothing itself — call
-    `registry.promote(...)` when `decision.promote`. A decision with `alert` set was also
-    written as an `alert` audit event and should be sent by the caller.
+    `registry.promote(...)` when `decision.promote`. A decision with `alert` set is handed to
+    `notify(severity=, title=, text=, fields=)` (flows.alerts.AlertSender.send fits; it sends
+    and audits the alert); without a notifier the gate writes the `alert` audit event itself.
+    Either way the alert is recorded once.
     """
     challenger_version = str(challenger_version)
     start, end = window_bounds(test_frame)
@@ -149,7 +152,19 @@ def run_gate(
             **(extra or {}),
         }
         record = audit_log.append("gate_decision", payload)
-        if alert:
+        if alert and notify is not None:
+            notify(
+                severity="critical",
+                title="Promotion gate alert",
+                text=alert,
+                fields={
+                    "model": registry.name,
+                    "challenger": challenger_version,
+                    "champion": champion_version or "none",
+                    "gate event": record.event_id,
+                },
+            )
+        elif alert:
             audit_log.append(
                 "alert",
                 {

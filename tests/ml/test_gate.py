@@ -197,3 +197,26 @@ def test_validation_failures_reject_before_any_comparison(
     assert decision.reason.startswith("validation failed") and reason in decision.reason
     assert registry.version_for_alias(CHAMPION) is None
     assert only_decision(audit)["decision"] == "reject"
+
+
+def test_an_alert_goes_to_the_notifier_which_records_it_once(registry, split, audit, market):
+    sent = []
+
+    decision = run_gate(
+        registry,
+        "999",  # never registered: the challenger cannot be loaded
+        split.test,
+        policy=POLICY,
+        audit_log=audit,
+        events=market.events,
+        latency_batch_sizes=BATCHES,
+        notify=lambda **alert: sent.append(alert),
+    )
+
+    assert not decision.promote and "could not be loaded" in decision.alert
+    assert len(sent) == 1 and sent[0]["severity"] == "critical"
+    assert sent[0]["text"] == decision.alert
+    assert sent[0]["fields"]["gate event"] == decision.audit_event_id
+    # The notifier (flows.alerts.AlertSender) audits what it sends; the gate adds no second copy.
+    assert list(audit.records("alert")) == []
+    assert only_decision(audit)["alert"] == decision.alert
