@@ -26,17 +26,10 @@ import sys
 import tempfile
 import time
 import warnings
-from pathlib import Path
 
-for variable, value in (
-    ("DO_NOT_TRACK", "true"),
-    ("MLFLOW_DISABLE_TELEMETRY", "true"),
-    ("DBT_SEND_ANONYMOUS_USAGE_STATS", "false"),
-    ("PREFECT_SERVER_ANALYTICS_ENABLED", "false"),
-):
-    os.environ.setdefault(variable, value)
+from bench_env import model_names, prepare
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+prepare()
 
 import numpy as np  # noqa: E402
 
@@ -80,10 +73,7 @@ def main() -> int:
     parser.add_argument("--models", default=",".join(MODEL_TYPES), help="comma-separated subset")
     parser.add_argument("--seed", type=int, default=42)
     args = parser.parse_args()
-    names = [n.strip() for n in args.models.split(",") if n.strip()]
-    unknown = [n for n in names if n not in MODEL_TYPES]
-    if unknown:
-        parser.error(f"unknown model(s) {', '.join(unknown)}; choose from {', '.join(MODEL_TYPES)}")
+    names = model_names(parser, args.models, MODEL_TYPES)
 
     warnings.filterwarnings("ignore")
     logging.getLogger("mlflow").setLevel(logging.ERROR)

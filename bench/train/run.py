@@ -15,17 +15,10 @@ import argparse
 import os
 import sys
 import time
-from pathlib import Path
 
-for variable, value in (
-    ("DO_NOT_TRACK", "true"),
-    ("MLFLOW_DISABLE_TELEMETRY", "true"),
-    ("DBT_SEND_ANONYMOUS_USAGE_STATS", "false"),
-    ("PREFECT_SERVER_ANALYTICS_ENABLED", "false"),
-):
-    os.environ.setdefault(variable, value)
+from bench_env import model_names, prepare
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+prepare()
 
 from flows.config import load_settings  # noqa: E402
 from ml.datasets import LABEL_COLUMN, split_by_time, training_frame_from  # noqa: E402
@@ -70,10 +63,7 @@ def main() -> int:
 
     settings = load_settings()
     configured = settings.training.models
-    names = [n.strip() for n in args.models.split(",") if n.strip()]
-    unknown = [n for n in names if n not in MODEL_TYPES]
-    if unknown:
-        parser.error(f"unknown model(s) {', '.join(unknown)}; choose from {', '.join(MODEL_TYPES)}")
+    names = model_names(parser, args.models, MODEL_TYPES)
 
     began = time.perf_counter()
     market = synthetic_market(
