@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
+from core.alerts import AlertKind
 from ml.audit import AuditLog
 
 if TYPE_CHECKING:
@@ -139,13 +140,19 @@ class AlertSender:
         title: str,
         text: str,
         fields: Mapping[str, str] | None = None,
+        *,
+        kind: AlertKind | str,
     ) -> AlertDelivery:
         """Post the alert (if a webhook is configured), then record it in the audit log."""
+        try:
+            kind = AlertKind(kind)
+        except ValueError:
+            raise AlertError(f"unknown alert kind {kind!r} (see core.alerts.AlertKind)") from None
         if severity not in SEVERITIES:
             raise AlertError(f"severity must be one of {', '.join(SEVERITIES)}, got {severity!r}")
         if not title.strip():
             raise AlertError("an alert needs a title")
-        fields = {str(k): str(v) for k, v in (fields or {}).items()}
+        fields = {"kind": str(kind), **{str(k): str(v) for k, v in (fields or {}).items()}}
         url = self._environ.get(self.webhook_url_env) or ""
         if not url:
             delivered, channel, attempts, status, error = False, "audit_only", 0, None, None
@@ -164,6 +171,7 @@ class AlertSender:
                     error,
                 )
         payload = {
+            "kind": str(kind),
             "severity": severity,
             "title": title,
             "text": text,
@@ -262,7 +270,9 @@ def send_drift_alert(
     }
     if html_report is not None:
         fields["report"] = str(html_report)
-    return sender.send(severity, "Drift detected", f"Drifted: {names}{more}.", fields)
+    return sender.send(
+        severity, "Drift detected", f"Drifted: {names}{more}.", fields, kind=AlertKind.DRIFT
+    )
 
 
 def _retry_after(value: str | None) -> float | None:

@@ -15,6 +15,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from core.alerts import AlertKind
 from flows.alerts import alert_sender
 from flows.config import Settings
 from ingest.simulator.anomalies import KINDS
@@ -240,7 +241,7 @@ def run_rollback(settings: Settings, *, console: Console | None = None) -> Rollb
     alert_sender(settings).send("warning", "Champion rolled back", (
         f"{done.model_name}: champion is version {done.champion_version} again "
         f"(was {done.rolled_back_version})."
-    ), {})
+    ), {}, kind=AlertKind.ROLLBACK)
     console.print(
         f"rollback: champion of {done.model_name} is version {done.champion_version} again "
         f"(version {done.rolled_back_version} demoted)"

@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 import pandas as pd
 
+from core.alerts import AlertKind
 from ml.audit import AuditLog
 from ml.datasets import symbols_missing, window_bounds
 from ml.metrics import DEFAULT_LATENCY_BATCH_SIZES, Evaluation, evaluate, metric_drops
@@ -114,7 +115,7 @@ def run_gate(
 
     Returns the decision (already written to the audit log); it promotes nothing itself — call
     `registry.promote(...)` when `decision.promote`. A decision with `alert` set is handed to
-    `notify(severity=, title=, text=, fields=)` (flows.alerts.AlertSender.send fits; it sends
+    `notify(kind=, severity=, title=, text=, fields=)` (flows.alerts.AlertSender.send fits; it sends
     and audits the alert); without a notifier the gate writes the `alert` audit event itself.
     Either way the alert is recorded once.
     """
@@ -154,6 +155,7 @@ def run_gate(
         record = audit_log.append("gate_decision", payload)
         if alert and notify is not None:
             notify(
+                kind=AlertKind.GATE,
                 severity="critical",
                 title="Promotion gate alert",
                 text=alert,
@@ -169,6 +171,7 @@ def run_gate(
                 "alert",
                 {
                     "source": "gate",
+                    "kind": str(AlertKind.GATE),
                     "severity": "critical",
                     "message": alert,
                     "model_name": registry.name,

@@ -27,6 +27,7 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Literal
 
+from core.alerts import AlertKind
 from ml.audit import AuditLog, AuditLogUnreadable
 
 if TYPE_CHECKING:
@@ -132,7 +133,7 @@ Notify = Callable[..., object]
 class RetrainingTrigger:
     """Decides on retraining against a policy, with its memory in an audit log.
 
-    `notify`, if given, is called as notify(severity=, title=, text=, fields=) for every
+    `notify`, if given, is called as notify(kind=, severity=, title=, text=, fields=) for every
     decision that deserves an alert (flows.alerts.AlertSender.send fits). The decision's
     `alert` carries the same message either way.
     """
@@ -180,6 +181,7 @@ class RetrainingTrigger:
         if decision.alert is not None and self._notify is not None:
             alert = decision.alert
             self._notify(
+                kind=AlertKind.RETRAINING,
                 severity=alert.severity, title=alert.title, text=alert.text, fields=alert.fields
             )
         return decision

@@ -112,7 +112,9 @@ def debug_logging_and_no_proxy(caplog, monkeypatch):
 def test_an_alert_is_posted_as_slack_json_and_audited(webhook, audit, caplog):
     alerts = sender(audit, webhook.url)
 
-    delivery = alerts.send("warning", "Drift detected", "3 of 17 features drifted", {"run": "r1"})
+    delivery = alerts.send(
+        "warning", "Drift detected", "3 of 17 features drifted", {"run": "r1"}, kind="drift"
+    )
 
     assert delivery.delivered and delivery.attempts == 1 and delivery.status == 200
     assert webhook.paths == [f"/services/T0001/B0001/{SECRET}"]
@@ -122,10 +124,14 @@ def test_an_alert_is_posted_as_slack_json_and_audited(webhook, audit, caplog):
         "type": "header",
         "text": {"type": "plain_text", "text": "[WARNING] Drift detected"},
     }
-    assert body["blocks"][2]["fields"] == [{"type": "mrkdwn", "text": "*run*\nr1"}]
+    assert body["blocks"][2]["fields"] == [
+        {"type": "mrkdwn", "text": "*kind*\ndrift"},
+        {"type": "mrkdwn", "text": "*run*\nr1"},
+    ]
     (record,) = audit.records("alert")
     assert record.event_id == delivery.audit_event_id
     assert record.payload["delivered"] is True and record.payload["title"] == "Drift detected"
+    assert record.payload["kind"] == "drift"
     assert record.payload["webhook_url_env"] == ENV
     assert_secret_kept(audit, caplog, delivery, alerts)
 
@@ -134,7 +140,7 @@ def test_a_webhook_that_fails_twice_then_succeeds_gets_the_alert(webhook, audit,
     webhook.statuses = [500, 503, 200]
 
     delivery = sender(audit, webhook.url).send(
-        "critical", "Gate failed closed", "champion unreadable"
+        "critical", "Gate failed closed", "champion unreadable", kind="gate"
     )
 
     assert delivery.delivered and delivery.attempts == 3 and delivery.status == 200
@@ -146,10 +152,10 @@ def test_a_webhook_that_fails_twice_then_succeeds_gets_the_alert(webhook, audit,
 
 def test_rate_limiting_is_retried_but_a_rejected_request_is_not(webhook, audit):
     webhook.statuses = [429, 200]
-    assert sender(audit, webhook.url).send("info", "t", "x").attempts == 2
+    assert sender(audit, webhook.url).send("info", "t", "x", kind="gate").attempts == 2
 
     webhook.statuses = [400]
-    delivery = sender(audit, webhook.url).send("info", "t", "x")
+    delivery = sender(audit, webhook.url).send("info", "t", "x", kind="gate")
 
     assert not delivery.delivered and delivery.attempts == 1 and delivery.error == "HTTP 400"
 
@@ -161,7 +167,7 @@ def test_a_server_that_keeps_failing_exhausts_the_retries_and_is_still_audited(
     waits: list[float] = []
 
     delivery = sender(audit, webhook.url, backoff_seconds=0.5, sleep=waits.append).send(
-        "warning", "Rollback", "champion moved back to v3"
+        "warning", "Rollback", "champion moved back to v3", kind="rollback"
     )
 
     assert not delivery.delivered and delivery.attempts == 4 and delivery.error == "HTTP 500"
@@ -176,7 +182,7 @@ def test_a_server_that_does_not_answer_times_out(webhook, audit, caplog):
     webhook.delay_seconds = 10.0
 
     delivery = sender(audit, webhook.url, timeout_seconds=0.3, retries=1).send(
-        "critical", "Quality failure", "silver_trades: 12 rows with price <= 0"
+        "critical", "Drift", "session_type drifted", kind="drift"
     )
 
     assert not delivery.delivered and delivery.attempts == 2
@@ -192,7 +198,9 @@ def test_an_unreachable_webhook_fails_after_its_retries(audit, caplog):
         port = probe.getsockname()[1]
     url = f"http://127.0.0.1:{port}/services/T0001/B0001/{SECRET}"
 
-    delivery = sender(audit, url, retries=2).send("info", "Retraining triggered", "data drift")
+    delivery = sender(audit, url, retries=2).send(
+        "info", "Retraining triggered", "data drift", kind="retraining"
+    )
 
     assert not delivery.delivered and delivery.attempts == 3
     assert delivery.error == "connection failed (ConnectionRefusedError)"
@@ -201,7 +209,9 @@ def test_an_unreachable_webhook_fails_after_its_retries(audit, caplog):
 
 
 def test_without_a_webhook_the_alert_goes_to_the_audit_log_only(audit, caplog):
-    delivery = sender(audit, None).send("info", "Retraining triggered", "data drift")
+    delivery = sender(audit, None).send(
+        "info", "Retraining triggered", "data drift", kind="retraining"
+    )
 
     assert delivery.channel == "audit_only" and not delivery.delivered
     assert delivery.attempts == 0 and delivery.error is None
@@ -211,7 +221,7 @@ def test_without_a_webhook_the_alert_goes_to_the_audit_log_only(audit, caplog):
 
 
 def test_a_malformed_url_is_reported_without_quoting_it(audit, caplog):
-    delivery = sender(audit, f"hooks.example/{SECRET}").send("info", "t", "x")
+    delivery = sender(audit, f"hooks.example/{SECRET}").send("info", "t", "x", kind="gate")
 
     assert not delivery.delivered and delivery.error == f"${ENV} is not an http(s) URL"
     assert_secret_kept(audit, caplog, delivery)
@@ -219,7 +229,9 @@ def test_a_malformed_url_is_reported_without_quoting_it(audit, caplog):
 
 def test_bad_alerts_are_refused_before_anything_is_sent(audit):
     with pytest.raises(AlertError, match="severity must be one of"):
-        sender(audit, None).send("urgent", "t", "x")
+        sender(audit, None).send("urgent", "t", "x", kind="gate")
+    with pytest.raises(AlertError, match="unknown alert kind 'weather'"):
+        sender(audit, None).send("info", "t", "x", kind="weather")
     assert list(audit.records()) == []
 
 
@@ -227,7 +239,7 @@ def test_the_sender_is_wired_from_settings(tmp_path, webhook):
     settings = load_settings(DEFAULT_CONFIG, environ={"TRADEWATCH_HOME": str(tmp_path)})
 
     alerts = alert_sender(settings, environ={settings.alerts.webhook_url_env: webhook.url})
-    delivery = alerts.send("info", "hello", "from settings")
+    delivery = alerts.send("info", "hello", "from settings", kind="drift")
 
     assert delivery.delivered
     assert alerts.audit_log.directory == tmp_path / "monitoring" / "audit"

@@ -214,7 +214,7 @@ def test_an_alert_goes_to_the_notifier_which_records_it_once(registry, split, au
     )
 
     assert not decision.promote and "could not be loaded" in decision.alert
-    assert len(sent) == 1 and sent[0]["severity"] == "critical"
+    assert len(sent) == 1 and sent[0]["severity"] == "critical" and sent[0]["kind"] == "gate"
     assert sent[0]["text"] == decision.alert
     assert sent[0]["fields"]["gate event"] == decision.audit_event_id
     # The notifier (flows.alerts.AlertSender) audits what it sends; the gate adds no second copy.

@@ -1,0 +1,22 @@
+"""The kinds of alert Tradewatch can raise: one name per thing an operator must know.
+
+Every alert names its kind, so that the webhook message, the audit log and the runbook agree.
+Add a member here (and a runbook entry) before raising a new kind of alert.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class AlertKind(StrEnum):
+    """What an alert is about; its value is written to the audit log and the webhook."""
+
+    DRIFT = "drift"
+    """Input, prediction or performance drift over the thresholds."""
+    RETRAINING = "retraining"
+    """A retraining decision that needs attention (triggered, or blocked by its audit log)."""
+    GATE = "gate"
+    """The promotion gate could not judge, or rejected for a reason an operator must see."""
+    ROLLBACK = "rollback"
+    """The champion was moved back to the previous version."""
