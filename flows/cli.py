@@ -53,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     verbs = parser.add_subparsers(dest="verb", required=True, parser_class=_Parser)
 
     simulate = verbs.add_parser("simulate", help="serve the simulated market on 127.0.0.1")
-    simulate.add_argument("--seed", type=int)
+    simulate.add_argument("--seed", type=int, help="seed of the market (default: settings)")
     simulate.add_argument("--port", type=int, default=8765, help="Finnhub WebSocket port (0: any)")
     simulate.add_argument("--av-port", type=int, default=8766, help="Alpha Vantage HTTP port")
     simulate.add_argument("--speed", type=_speed, help="0 = as fast as the client reads")
@@ -70,14 +70,18 @@ def build_parser() -> argparse.ArgumentParser:
     alpha = sources.add_parser("alphavantage", help="Alpha Vantage bars")
     alpha.add_argument("--url", help="base URL (the simulator's: no API key needed)")
     alpha.add_argument("--symbols", type=_symbols, help="comma-separated, e.g. AAPL,MSFT")
-    alpha.add_argument("--interval", choices=["1min", "5min", "15min", "30min", "60min", "daily"])
+    alpha.add_argument("--interval", choices=["1min", "5min", "15min", "30min", "60min", "daily"],
+                       help="bar interval (default: settings)")
 
     transform = verbs.add_parser("transform", help="dbt build, then the data-quality checkpoint")
-    transform.add_argument("--target", choices=["local", "databricks", "spark"])
-    transform.add_argument("--full-refresh", action="store_true")
+    transform.add_argument("--target", choices=["local", "databricks", "spark"],
+                           help="dbt target (default: settings)")
+    transform.add_argument("--full-refresh", action="store_true",
+                           help="rebuild incremental models from scratch")
 
     validate = verbs.add_parser("validate", help="the data-quality checkpoint; writes Data Docs")
-    validate.add_argument("--target", choices=["local", "databricks"])
+    validate.add_argument("--target", choices=["local", "databricks"],
+                          help="warehouse to validate (default: settings)")
     verbs.add_parser("train", help="tournament → gate → promote → score")
     verbs.add_parser("score", help="champion scores for gold rows not yet scored")
     verbs.add_parser("rollback", help="champion back to the previous version")
@@ -87,13 +91,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     verbs.add_parser("report", help="the monitoring report (self-contained HTML)")
     verbs.add_parser("serve", help="serve every Prefect deployment from one process")
-    ui = verbs.add_parser("ui", help="Prefect UI, MLflow UI and dbt docs on 127.0.0.1")
-    ui.add_argument("--prefect-port", type=int, default=4200)
-    ui.add_argument("--mlflow-port", type=int, default=5000)
-    ui.add_argument("--docs-port", type=int, default=8080)
+    ui = verbs.add_parser(
+        "ui", help="Prefect UI, MLflow UI, dbt docs and the documentation site on 127.0.0.1"
+    )
+    ui.add_argument("--prefect-port", type=int, default=4200, help="Prefect UI port")
+    ui.add_argument("--mlflow-port", type=int, default=5000, help="MLflow UI port")
+    ui.add_argument("--docs-port", type=int, default=8080, help="dbt docs port")
+    ui.add_argument("--site-port", type=int, default=8000, help="documentation site port")
 
     demo = verbs.add_parser("demo", help="the whole pipeline on DuckDB with the simulated market")
-    demo.add_argument("--seed", type=int)
+    demo.add_argument("--seed", type=int, help="seed of the market (default: settings)")
     demo.add_argument("--minutes", type=_positive(float), help="simulated trading minutes")
     return parser
 
@@ -175,6 +182,7 @@ def _dispatch(args: argparse.Namespace) -> int:
             prefect_port=args.prefect_port,
             mlflow_port=args.mlflow_port,
             docs_port=args.docs_port,
+            site_port=args.site_port,
         )
     if args.verb == "demo":
         from flows.demo import run_demo

@@ -27,11 +27,15 @@ class ConfigError(ValueError):
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # The docstring under each field is its description: the settings reference shows it.
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
 
 class Paths(_Strict):
+    """Where local state lives: the data home and the folders under it."""
+
     home: Path
+    """The data home (relative: to the folder holding project_config.yml)."""
 
     @property
     def landing(self) -> Path:
@@ -67,11 +71,18 @@ class Paths(_Strict):
 
 
 class SimulatorSettings(_Strict):
+    """The simulated market of `tradewatch simulate` and `tradewatch demo`."""
+
     seed: int = 42
+    """Seed of the market: the same seed serves the same trades and anomalies."""
     start: datetime
+    """Simulated time of the first trade, with its UTC offset."""
     speed: float = Field(0.0, ge=0)
+    """0 = as fast as the client reads; 1 = real time; 60 = one simulated minute a second."""
     anomaly_rate: float = Field(0.01, ge=0, le=0.5)
+    """Share of trades that belong to an injected anomaly."""
     trades_per_second: float = Field(2.0, gt=0)
+    """Mean trades per second per symbol in the regular session."""
 
     @field_validator("start")
     @classmethod
@@ -82,114 +93,198 @@ class SimulatorSettings(_Strict):
 
 
 class FinnhubSettings(_Strict):
+    """The Finnhub WebSocket trade collector."""
+
     url: str
+    """WebSocket URL of the feed (`tradewatch collect finnhub --url` overrides it)."""
     api_key_env: str = "FINNHUB_API_KEY"
+    """Name of the environment variable holding the API key (never the key itself)."""
     flush_trades: int = Field(50_000, gt=0)
+    """Land a file after this many trades ..."""
     flush_seconds: float = Field(2.0, gt=0)
+    """... or after this many seconds, whichever comes first."""
     reconnect_initial_seconds: float = Field(0.5, gt=0)
+    """First wait before reconnecting after a dropped connection; doubles on each failure."""
     reconnect_max_seconds: float = Field(30.0, gt=0)
+    """Longest wait between reconnection attempts."""
 
 
 class AlphaVantageSettings(_Strict):
+    """The Alpha Vantage REST bar collector and its call budget."""
+
     url: str
+    """Base URL of the API (`tradewatch collect alphavantage --url` overrides it)."""
     api_key_env: str = "ALPHAVANTAGE_API_KEY"
+    """Name of the environment variable holding the API key (never the key itself)."""
     interval: Literal["1min", "5min", "15min", "30min", "60min", "daily"] = "5min"
+    """Bar interval to fetch."""
     calls_per_minute: int = Field(5, gt=0)
+    """Most calls in any minute (the provider's rate limit); retries count too."""
     calls_per_day: int = Field(25, gt=0)
+    """Most calls in a day (the provider's daily quota); kept in a file in the data home."""
     timeout_seconds: float = Field(10.0, gt=0)
+    """Timeout of one HTTP request."""
     retries: int = Field(3, ge=0)
+    """Extra attempts after a failed request."""
 
 
 class DbtSettings(_Strict):
+    """The warehouse engine dbt builds on."""
+
     target: Literal["local", "databricks", "spark"] = "local"
+    """dbt target of profiles.yml: local (DuckDB), databricks, or spark (a local session)."""
 
 
 class FeatureSettings(_Strict):
+    """Window lengths of the gold features: dbt's `feature_setting` macro reads vars of these
+    names, with the same defaults. Changing one changes what a column means: rebuild gold with
+    `--full-refresh`."""
+
     zscore_window_trades: int = Field(50, gt=1)
+    """Previous trades behind volume_zscore and price_zscore."""
     volatility_window_seconds: int = Field(3600, gt=0)
+    """Trailing time window of price_volatility_1h."""
     intensity_window_seconds: int = Field(60, gt=0)
+    """Trailing time window of trade_intensity_1m."""
     bollinger_window_trades: int = Field(20, gt=1)
+    """Trades behind the Bollinger bands of bollinger_pct_b."""
     roll_window_trades: int = Field(100, gt=2)
+    """Trades behind roll_spread_pct."""
     volume_median_window_trades: int = Field(100, gt=0)
+    """Previous trades behind the median of volume_to_median_100."""
     rate_window_seconds: int = Field(10, gt=0)
+    """Short window of trade_rate_ratio_10s."""
     rate_baseline_seconds: int = Field(600, gt=0)
+    """Baseline window of trade_rate_ratio_10s."""
     same_print_window_seconds: int = Field(2, gt=0)
+    """Trailing window of same_print_count_2s."""
 
 
 class LabelSettings(_Strict):
+    """Where training labels come from."""
+
     sources: tuple[Literal["analyst", "ground_truth", "rule"], ...]
+    """Label sources in order of trust, as gold_anomaly_labels applies them."""
 
 
 ModelName = Literal["lightgbm", "xgboost", "random_forest", "isolation_forest"]
 
 
 class ThresholdSettings(_Strict):
-    # max_f1, or event_recall: the most anomaly events found at this alert precision on the
-    # validation window (each event counts once); see ml.models.ThresholdPolicy.
+    """How each model chooses its flag threshold on the validation window."""
+
     rule: Literal["max_f1", "event_recall"] = "event_recall"
+    """max_f1, or event_recall: the most anomaly events found on the validation window while
+    alert precision (each event counted once) stays at min_alert_precision; see
+    ml.models.ThresholdPolicy."""
     min_alert_precision: float = Field(0.6, gt=0, le=1)
+    """Alert precision (each event counted once) the event_recall rule must keep."""
 
 
 class TrainingSettings(_Strict):
+    """The model tournament: data windows, MLflow names and the competing models."""
+
     experiment: str = "tradewatch"
+    """MLflow experiment every tournament run is logged to."""
     registered_model: str = "tradewatch_anomaly"
+    """Registered model holding the champion, challenger and previous aliases."""
     validation_share: float = Field(0.15, gt=0, lt=0.5)
+    """Share of the newest rows (by time) before the test window used for validation."""
     test_share: float = Field(0.15, gt=0, lt=0.5)
+    """Share of the newest rows (by time) used as the test window the gate judges on."""
     purge_seconds: int = Field(3600, ge=0)
-    # Train on the newest `history_days` of trade time (None: all history).
+    """Gap left out between train, validation and test (the longest feature window)."""
     history_days: float | None = Field(30.0, gt=0)
+    """Train on the newest this many days of trade time (null: all history)."""
     random_seed: int = 42
+    """Seed of every model's randomness."""
     threshold: ThresholdSettings = ThresholdSettings()
+    """How each model chooses its flag threshold."""
     models: dict[ModelName, dict[str, Any]]
+    """The competing models and their hyperparameters (passed to the library unchanged)."""
 
 
 class GateSettings(_Strict):
+    """The champion/challenger gate."""
+
     min_improvement_threshold: float = Field(0.01, ge=0)
+    """PR-AUC the challenger must gain over the champion on the same test window."""
     tolerances: dict[str, float]
+    """Largest allowed drop of each secondary metric (metric name → drop)."""
     min_pr_auc: float = Field(0.3, ge=0, le=1)
+    """Lowest PR-AUC a challenger may have to be promoted at all."""
     max_latency_p99_ms: float = Field(50.0, gt=0)
+    """Highest p99 scoring latency per row a challenger may have, in milliseconds."""
 
 
 class ScoringSettings(_Strict):
+    """Batch scoring."""
+
     risk_levels: dict[Literal["critical", "high", "medium"], float]
+    """Lowest score of each risk level (below medium: low); 1 ≥ critical > high > medium > 0."""
 
 
 class DriftSettings(_Strict):
+    """The drift check of `tradewatch drift`."""
+
     psi_threshold: float = Field(0.2, gt=0)
+    """A numeric feature (or the score) drifted when its PSI is above this."""
     js_threshold: float = Field(0.1, gt=0, le=1)
+    """A categorical feature drifted when its Jensen-Shannon distance (base 2) is above this."""
     bins: int = Field(10, ge=2)
+    """Quantile bins of the reference window for PSI (outer bins open to ±∞)."""
     reference_days: float = Field(7, gt=0)
+    """Most reference data to compare with, in days of trade time."""
     current_hours: float = Field(24, gt=0)
+    """The current window: the newest this many hours of trade time."""
 
 
 class RetrainingSettings(_Strict):
+    """The retraining trigger and its limits (read back from the audit log)."""
+
     performance_drop: float = Field(0.05, gt=0)
+    """Retrain when PR-AUC on trusted labels fell by more than this."""
     min_new_labelled_rows: int = Field(5000, gt=0)
+    """Retrain when this many trusted-labelled trades arrived since the last training data."""
     cooldown_hours: float = Field(6, ge=0)
+    """Least time between two triggers."""
     max_per_day: int = Field(4, ge=1)
+    """Most triggers in any 24 hours."""
 
 
 class AlertSettings(_Strict):
+    """Alert delivery: a Slack-compatible webhook, and always the audit log."""
+
     webhook_url_env: str = "TRADEWATCH_WEBHOOK_URL"
+    """Name of the environment variable holding the webhook URL (unset: audit log only)."""
     timeout_seconds: float = Field(5.0, gt=0)
+    """Timeout of one webhook request."""
     retries: int = Field(3, ge=0)
+    """Extra attempts after a failed delivery, with exponential backoff."""
 
 
 class QualitySettings(_Strict):
     """Thresholds of the data-quality suites (expectations.QualityPolicy)."""
 
     max_trade_age_minutes: float = Field(60.0, gt=0)
+    """Freshness: the newest trade may lag the run's clock by at most this (warning)."""
     max_volume_zscore_outlier_share: float = Field(0.05, ge=0, le=1)
+    """Largest share of gold rows with |volume_zscore| > 3 (warning)."""
     max_quarantine_share: float = Field(0.01, ge=0, le=1)
+    """Largest share of bronze rows that break a silver rule (warning)."""
     max_anomaly_label_share: float = Field(0.25, ge=0, le=1)
+    """Largest share of trades labelled anomalous (warning)."""
 
 
 class Settings(_Strict):
     """Every runtime setting of Tradewatch."""
 
     environment: Literal["dev", "prd"] = "dev"
+    """Which block of `environments:` is merged over the settings (dev: DuckDB, prd:
+    Databricks)."""
     paths: Paths
     symbols: tuple[str, ...]
+    """Ticker symbols to collect, validate and expect in every test window."""
     simulator: SimulatorSettings
     finnhub: FinnhubSettings
     alphavantage: AlphaVantageSettings
