@@ -8,14 +8,18 @@ HASH := $(shell cat pyproject.toml | sha1sum | cut -c1-12)
 # and the Spark session the compatibility tests need (pyspark alone is ~600 MB).
 STAMP := $(VENV)/.installed-runtime-$(HASH)
 STAMP_DEV := $(VENV)/.installed-dev-$(HASH)
+STAMP_DOCS := $(VENV)/.installed-docs-$(HASH)
 
 # Nothing calls home.
 export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 export DO_NOT_TRACK := true
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export MLFLOW_DISABLE_TELEMETRY := true
+# Material and a plugin print notices about MkDocs' future on every build: not our warnings.
+export NO_MKDOCS_2_WARNING := 1
+export DISABLE_MKDOCS_2_WARNING := true
 
-.PHONY: setup setup-dev demo test test-fast bench screenshots lint clean
+.PHONY: setup setup-dev demo test test-fast bench screenshots lint docs clean
 
 setup: $(STAMP)
 setup-dev: $(STAMP_DEV)
@@ -27,8 +31,12 @@ $(STAMP): pyproject.toml
 	@rm -f $(VENV)/.installed-runtime-* && touch $@
 
 $(STAMP_DEV): $(STAMP)
-	$(BIN)/pip install --quiet -e '.[dev,spark]'
+	$(BIN)/pip install --quiet -e '.[dev,spark,docs]'
 	@rm -f $(VENV)/.installed-dev-* && touch $@
+
+$(STAMP_DOCS): $(STAMP)
+	$(BIN)/pip install --quiet -e '.[docs]'
+	@rm -f $(VENV)/.installed-docs-* && touch $@
 
 demo: setup
 	$(BIN)/tradewatch demo
@@ -51,8 +59,12 @@ screenshots: setup-dev
 	$(BIN)/python bench/screenshots/run.py
 	$(BIN)/python bench/quality/screenshot.py
 
+# The documentation site into site/ (docs/, mkdocs.yml); any warning fails the build.
+docs: $(STAMP_DOCS)
+	$(BIN)/mkdocs build --strict
+
 lint: setup-dev
 	$(BIN)/ruff check .
 
 clean:
-	rm -rf data dbt_project/target dbt_project/logs spark-warehouse metastore_db derby.log
+	rm -rf site data dbt_project/target dbt_project/logs spark-warehouse metastore_db derby.log

@@ -46,7 +46,8 @@ ANOMALY_KINDS = ("price_spike", "volume_burst", "pump_and_dump", "wash_cluster",
 RULE_KINDS = ("rule_volume_price_move", "rule_rsi_extreme", "rule_outside_bollinger")
 RISK_LEVELS = ("critical", "high", "medium", "low")
 SOURCES = ("finnhub",)
-# Gold feature columns of DESIGN.md: each is defined on every row (first trades get 0, 50, 0.5).
+# Gold feature columns defined on every row (first trades get 0, 50, 0.5): see the gold
+# features reference (docs/, generated from dbt_project/models/gold/_gold__features_docs.md).
 NEVER_NULL_FEATURES = (
     "price_change_pct", "log_return", "volume_zscore", "price_zscore", "price_volatility_1h",
     "trade_intensity_1m", "vwap_deviation_pct", "rsi_14", "macd_line", "macd_signal",

@@ -1,4 +1,5 @@
-"""Labelled anomalies injected into one symbol's trading day, with the magnitudes of DESIGN.md.
+"""Labelled anomalies injected into one symbol's trading day (docs/architecture.md, "The
+simulated market", lists the kinds and their magnitudes):
 
 - price_spike: one print 3–10 % off the mid, the next prints back at the market;
 - volume_burst: one print of 20–100x the symbol's normal trade size at that time of day (so it

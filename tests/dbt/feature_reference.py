@@ -1,4 +1,7 @@
-"""Reference implementation of every gold_trade_features column, written from DESIGN.md.
+"""Reference implementation of every gold_trade_features column, written from its definition.
+
+The definitions are the docs blocks of dbt_project/models/gold/_gold__features_docs.md (the
+documentation site's gold features reference shows them).
 
 This is the yardstick the dbt models are held to, so it is deliberately naive: plain loops
 over each symbol's trades, exact two-pass statistics on every window (never a running or
@@ -6,7 +9,7 @@ incremental variance), and the textbook recursions for the EMAs and Wilder's RSI
 from the landed trades (not from silver), so New York local time, the trading day, the
 session and the trade type are derived here independently with zoneinfo.
 
-Conventions pinned where DESIGN.md leaves room (the dbt docs state the same):
+Conventions pinned where a short definition leaves room (the dbt docs state the same):
 
 - Sums are exact (math.fsum, Fractions) and statistics two-pass, so the reference carries no
   rounding of its own beyond the final operations.
@@ -78,7 +81,7 @@ FEATURE_COLUMNS = [
     "day_of_week",
     "session_type",
     "trade_type",
-    # added to DESIGN.md's list: what separates volume bursts, intensity bursts, wash clusters
+    # the three that separate volume bursts, intensity bursts and wash clusters
     "volume_to_median_100",
     "trade_rate_ratio_10s",
     "same_print_count_2s",

@@ -53,7 +53,7 @@ def _build(project: Path, home: Path) -> None:
 
 
 def _rule(features: pd.DataFrame) -> pd.Series:
-    """DESIGN.md's rule heuristic, written again from the spec."""
+    """The rule heuristic of gold_anomaly_labels, written again from its documented definition."""
     return (
         ((features["volume_zscore"].abs() > 3) & (features["price_change_pct"].abs() > 2))
         | (features["rsi_14"] < 15)

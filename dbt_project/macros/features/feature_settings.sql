@@ -1,6 +1,7 @@
 {#
-    Window lengths of the trade features. The defaults are DESIGN.md's definitions; the flows may
-    pass the `features` block of project_config.yml as vars. Changing one changes the meaning of
+    Window lengths of the trade features. The defaults are the documented definitions
+    (_gold__features_docs.md); the flows may pass the `features` block of project_config.yml as
+    vars. Changing one changes the meaning of
     the column, so rebuild gold with --full-refresh afterwards.
 #}
 {% macro feature_setting(name) -%}

@@ -8,8 +8,8 @@
 }}
 
 {#
-    One row per trade with every feature of DESIGN.md, and three that separate the anomaly
-    kinds those cannot (volume_to_median_100, trade_rate_ratio_10s, same_print_count_2s), per
+    One row per trade with every model input, including three that separate the anomaly
+    kinds the others cannot (volume_to_median_100, trade_rate_ratio_10s, same_print_count_2s), per
     symbol in (trade_ts_ms, trade_id) order; a trade's features depend only on the trades at or
     before it in that order.
     The formulas are documented once in _gold__features_docs.md and pinned by the unit tests
