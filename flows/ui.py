@@ -1,4 +1,5 @@
-"""`tradewatch ui`: the Prefect UI, the MLflow UI and dbt docs on 127.0.0.1, stopped together.
+"""`tradewatch ui`: the Prefect UI, the MLflow UI, dbt docs and the documentation site on
+127.0.0.1, stopped together.
 
 Each runs as its own process group, so that Ctrl-C (or SIGTERM) stops every child, including
 the workers the servers start themselves.
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from flows.config import Settings
-from flows.transform import DBT_PROJECT_DIR, PROFILES_DIR, dbt_paths, run_dbt_docs
+from flows.transform import DBT_PROJECT_DIR, PROFILES_DIR, REPO_ROOT, dbt_paths, run_dbt_docs
 
 HOST = "127.0.0.1"
 QUIET_ENV = {
@@ -25,9 +26,16 @@ QUIET_ENV = {
     "DO_NOT_TRACK": "true",
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
     "MLFLOW_DISABLE_TELEMETRY": "true",
-    # mlflow's job runner leaves huey consumers behind after SIGTERM (STACK.md).
+    # mlflow's job runner leaves huey consumers behind after SIGTERM: no job runner.
     "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
 }
+
+
+MKDOCS_CONFIG = REPO_ROOT / "mkdocs.yml"
+#: Material and a plugin print notices about MkDocs' future on every build: not our warnings.
+MKDOCS_QUIET_ENV = {"NO_MKDOCS_2_WARNING": "1", "DISABLE_MKDOCS_2_WARNING": "true"}
+#: Where `make docs` builds the site.
+BUILT_SITE = REPO_ROOT / "site"
 
 
 class UiFailed(RuntimeError):
@@ -46,13 +54,44 @@ class UiServer:
     env: tuple[tuple[str, str], ...] = ()
 
 
+def build_site(settings: Settings) -> tuple[Path | None, str]:
+    """The documentation site to serve, and where it came from (or why there is none).
+
+    With MkDocs installed (the `docs` extra) the site is built afresh into <home>/site, so it
+    describes the code that runs; otherwise the site/ of an earlier `make docs` is served.
+    """
+    mkdocs = Path(sys.executable).parent / "mkdocs"
+    if mkdocs.exists() and MKDOCS_CONFIG.exists():
+        site = settings.paths.home.resolve() / "site"
+        built = subprocess.run(
+            [str(mkdocs), "build", "--quiet", "--config-file", str(MKDOCS_CONFIG),
+             "--site-dir", str(site)],
+            cwd=REPO_ROOT, capture_output=True, text=True, check=False,
+            env={**os.environ, **QUIET_ENV, **MKDOCS_QUIET_ENV},
+        )
+        if built.returncode == 0:
+            return site, "built from docs/"
+        lines = [line for line in built.stderr.splitlines() if line.strip()]
+        reason = lines[-1].strip() if lines else f"mkdocs exited with code {built.returncode}"
+        return None, f"the site did not build ({reason[:300]})"
+    if (BUILT_SITE / "index.html").exists():
+        return BUILT_SITE, "from `make docs`"
+    return None, "not built: run `make docs`"
+
+
 def ui_servers(
-    settings: Settings, *, prefect_port: int = 4200, mlflow_port: int = 5000, docs_port: int = 8080
+    settings: Settings,
+    *,
+    prefect_port: int = 4200,
+    mlflow_port: int = 5000,
+    docs_port: int = 8080,
+    site_port: int = 8000,
+    site: Path | None = None,
 ) -> list[UiServer]:
-    """The three servers for this data home."""
+    """The servers for this data home; the documentation site's only when `site` is given."""
     bin_dir = Path(sys.executable).parent
     target_path, _ = dbt_paths(settings)
-    return [
+    servers = [
         UiServer(
             "Prefect UI",
             f"http://{HOST}:{prefect_port}",
@@ -81,6 +120,15 @@ def ui_servers(
             cwd=DBT_PROJECT_DIR,
         ),
     ]
+    if site is not None:
+        servers.append(UiServer(
+            "Documentation",
+            f"http://{HOST}:{site_port}",
+            f"http://{HOST}:{site_port}/index.html",
+            [sys.executable, "-m", "http.server", str(site_port), "--bind", HOST,
+             "--directory", str(site)],
+        ))
+    return servers
 
 
 def _healthy(url: str) -> bool:
@@ -135,17 +183,27 @@ def start_all(servers: list[UiServer], settings: Settings, *, timeout: float = 9
 
 
 def run_ui(
-    settings: Settings, *, prefect_port: int = 4200, mlflow_port: int = 5000, docs_port: int = 8080
+    settings: Settings,
+    *,
+    prefect_port: int = 4200,
+    mlflow_port: int = 5000,
+    docs_port: int = 8080,
+    site_port: int = 8000,
 ) -> int:
-    """Start the three UIs, print their addresses, and stop them all on Ctrl-C or SIGTERM."""
+    """Start the UIs and the documentation site, print their addresses, stop them all on
+    Ctrl-C or SIGTERM. Without a documentation site the others still start, and it says so."""
     settings.paths.home.mkdir(parents=True, exist_ok=True)
     run_dbt_docs(settings, target="local")
+    site, site_note = build_site(settings)
     servers = ui_servers(
-        settings, prefect_port=prefect_port, mlflow_port=mlflow_port, docs_port=docs_port
+        settings, prefect_port=prefect_port, mlflow_port=mlflow_port, docs_port=docs_port,
+        site_port=site_port, site=site,
     )
     processes = start_all(servers, settings)
     for server in servers:
-        print(f"{server.name:12} {server.url}", flush=True)
+        print(f"{server.name:14} {server.url}", flush=True)
+    if site is None:
+        print(f"{'Documentation':14} {site_note}", flush=True)
     print("Ctrl-C stops them all.", flush=True)
     stopping = False
 
@@ -161,5 +219,5 @@ def run_ui(
         pass
     finally:
         stop_all(processes)
-    print("stopped the Prefect UI, the MLflow UI and dbt docs", flush=True)
+    print(f"stopped {', '.join(server.name for server in servers)}", flush=True)
     return 0

@@ -1,4 +1,5 @@
-"""`tradewatch ui` serves three UIs on 127.0.0.1 and Ctrl-C stops every process it started."""
+"""`tradewatch ui` serves three UIs and the documentation site on 127.0.0.1, and Ctrl-C stops
+every process it started."""
 
 from __future__ import annotations
 
@@ -25,11 +26,11 @@ def _free_port() -> int:
 
 
 @pytest.mark.slow
-def test_ui_serves_prefect_mlflow_and_dbt_docs_then_stops_them_all(tmp_path):
-    ports = [_free_port() for _ in range(3)]
+def test_ui_serves_prefect_mlflow_dbt_docs_and_this_site_then_stops_them_all(tmp_path):
+    ports = [_free_port() for _ in range(4)]
     process = subprocess.Popen(
         [str(TRADEWATCH), "ui", "--prefect-port", str(ports[0]), "--mlflow-port",
-         str(ports[1]), "--docs-port", str(ports[2])],
+         str(ports[1]), "--docs-port", str(ports[2]), "--site-port", str(ports[3])],
         env={**os.environ, "TRADEWATCH_HOME": str(tmp_path)},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -38,7 +39,7 @@ def test_ui_serves_prefect_mlflow_and_dbt_docs_then_stops_them_all(tmp_path):
     lines = []
     try:
         deadline = time.monotonic() + 240
-        while len(lines) < 4 and time.monotonic() < deadline:
+        while len(lines) < 5 and time.monotonic() < deadline:
             line = process.stdout.readline()
             if not line:
                 break
@@ -50,10 +51,16 @@ def test_ui_serves_prefect_mlflow_and_dbt_docs_then_stops_them_all(tmp_path):
         with urllib.request.urlopen(settings_url, timeout=10) as answer:
             assert f"127.0.0.1:{ports[0]}/api" in answer.read().decode()
         children = psutil.Process(process.pid).children(recursive=True)
-        assert len(children) >= 3
-        for port, path in zip(ports, ("/api/health", "/health", "/index.html"), strict=True):
+        assert len(children) >= 4
+        for port, path in zip(ports, ("/api/health", "/health", "/index.html", "/index.html"),
+                              strict=True):
             with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as answer:
                 assert answer.status == 200
+        # The documentation site, built for this run, with its runbook.
+        assert re.search(rf"Documentation\s+http://127\.0\.0\.1:{ports[3]}", "".join(lines))
+        with urllib.request.urlopen(f"http://127.0.0.1:{ports[3]}/runbook.html") as answer:
+            assert "How alerts reach you" in answer.read().decode()
+        assert (tmp_path / "site" / "reference" / "cli.html").is_file()
     finally:
         process.send_signal(signal.SIGINT)
         remaining, _ = process.communicate(timeout=60)
