@@ -6,6 +6,7 @@ receives, exactly as `tradewatch demo` does; then one `dbt build` of every model
 
 from __future__ import annotations
 
+import re
 import threading
 from dataclasses import dataclass
 from datetime import datetime
@@ -13,7 +14,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from warehouse_data import BuildOutcome, query, run_build
+from warehouse_data import REPO_ROOT, BuildOutcome, query, run_build
 
 from ingest.finnhub import FinnhubCollector
 from ingest.simulator import Simulator, SimulatorConfig, read_ground_truth
@@ -106,3 +107,23 @@ def test_the_simulated_close_splits_regular_and_after_hours(simulated_warehouse)
         "select count(*), sum(trade_count) from gold_minute_bars",
     )[0]
     assert bars[0] > 0 and bars[1] == simulated_warehouse.landed
+
+
+def test_every_sql_example_of_the_documentation_runs_on_the_built_warehouse(simulated_warehouse):
+    # The runbook and the guides tell people which SQL to run: a renamed table or column must
+    # fail here, not in front of someone on call.
+    statements = [
+        (path.relative_to(REPO_ROOT).as_posix(), statement.strip())
+        for path in sorted((REPO_ROOT / "docs").rglob("*.md"))
+        for block in re.findall(r"```sql\n(.*?)```", path.read_text(), re.S)
+        for statement in block.split(";")
+        if statement.strip()
+    ]
+    assert len(statements) >= 10
+    failures = []
+    for page, statement in statements:
+        try:
+            query(simulated_warehouse.home, statement)
+        except Exception as exc:  # report every failing example, not only the first
+            failures.append(f"{page}: {type(exc).__name__}: {exc}\n{statement}")
+    assert not failures, "\n\n".join(failures)
