@@ -4,7 +4,7 @@ Layout (see the shared file contracts):
 
     landing/trades/date=YYYY-MM-DD/trades-<stamp>-<pid>-<run>-<seq>.ndjson
     landing/rejects/date=YYYY-MM-DD/rejects-<stamp>-<pid>-<run>-<seq>.ndjson
-    landing/bars/interval=<interval>/symbol=<SYM>/month=YYYY-MM/bars.ndjson
+    landing/bars/interval=<interval>/symbol=<SYM, %XX-escaped>/month=YYYY-MM/bars.ndjson
 
 Every file is written under a temporary name starting with "." in its final directory,
 fsynced, renamed into place and the directory fsynced, so a reader sees either the whole file
@@ -25,7 +25,7 @@ from pathlib import Path
 
 import orjson
 
-from ingest.symbols import validate_symbol
+from ingest.symbols import symbol_path_part
 
 TRADES = "trades"
 REJECTS = "rejects"
@@ -222,11 +222,11 @@ def validate_interval(interval: str) -> str:
 def bars_path(landing_dir: Path, interval: str, symbol: str, month: str) -> Path:
     """The one file holding a symbol's bars of one interval and month."""
     validate_interval(interval)
-    validate_symbol(symbol)
+    symbol_part = symbol_path_part(symbol)  # validated; "FXCM:EUR/USD" -> "FXCM%3AEUR%2FUSD"
     if not _MONTH.match(month):
         raise LandingError(f"invalid month {month!r}: expected YYYY-MM")
     return (
-        Path(landing_dir) / BARS / f"interval={interval}" / f"symbol={symbol}"
+        Path(landing_dir) / BARS / f"interval={interval}" / f"symbol={symbol_part}"
         / f"month={month}" / "bars.ndjson"
     )
 

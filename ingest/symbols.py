@@ -1,12 +1,25 @@
-"""Ticker symbols: one strict pattern, checked before a symbol reaches a message or a path."""
+"""Ticker symbols: one strict pattern, checked before a symbol reaches a message or a path.
+
+Finnhub names instruments in several forms: US equities as plain tickers (`AAPL`, `BRK.B`,
+`BF-B`), crypto pairs and forex pairs behind their venue (`BINANCE:BTCUSDT`, `OANDA:EUR_USD`,
+`FXCM:EUR/USD`, `IC MARKETS:1`). The pattern accepts those and nothing that could escape a
+folder or break a file name: every part starts and ends with a letter or digit, separators stand
+alone (no `..`, no leading `/` or `.`), and there are no control characters or quotes. A symbol
+can still hold `:`, `/` or a space, so it never goes into a path as it is: `symbol_path_part`
+encodes it (Hive-style %XX escapes, the way Spark and Hive escape partition values).
+"""
 
 from __future__ import annotations
 
 import re
+from urllib.parse import quote
 
-# Plain tickers (AAPL, BRK.B, BF-B) and exchange-prefixed ones (BINANCE:BTCUSDT).
-# No slash, no "..", no whitespace: a symbol is safe to put in a file path.
-SYMBOL_PATTERN = re.compile(r"^(?:[A-Z]{1,10}:)?[A-Z0-9]{1,12}(?:[.\-][A-Z0-9]{1,4})?$")
+#: The venue before the colon: letters and digits, single spaces, dots or dashes between them.
+_VENUE = r"[A-Z][A-Z0-9]*(?:[ .\-][A-Z0-9]+)*"
+#: The instrument: letters and digits with single `.`, `-`, `_` or `/` between them.
+_INSTRUMENT = r"[A-Z0-9]+(?:[.\-_/][A-Z0-9]+)*"
+SYMBOL_PATTERN = re.compile(rf"^(?:{_VENUE}:)?{_INSTRUMENT}$")
+MAX_SYMBOL_LENGTH = 40
 
 
 class InvalidSymbol(ValueError):
@@ -15,13 +28,26 @@ class InvalidSymbol(ValueError):
 
 def validate_symbol(symbol: object) -> str:
     """Return `symbol` unchanged if it is a valid ticker, else raise InvalidSymbol."""
-    if not isinstance(symbol, str) or not SYMBOL_PATTERN.fullmatch(symbol):
+    if (
+        not isinstance(symbol, str)
+        or len(symbol) > MAX_SYMBOL_LENGTH
+        or not SYMBOL_PATTERN.fullmatch(symbol)
+    ):
         shown = repr(symbol)[:40]
         raise InvalidSymbol(
-            f"invalid symbol {shown}: expected upper-case letters and digits such as AAPL, "
-            "BRK.B or BINANCE:BTCUSDT"
+            f"invalid symbol {shown}: expected a Finnhub symbol such as AAPL, BRK.B, "
+            "BINANCE:BTCUSDT, OANDA:EUR_USD or FXCM:EUR/USD"
         )
     return symbol
+
+
+def symbol_path_part(symbol: str) -> str:
+    """`symbol` as one safe path component: `FXCM:EUR/USD` → `FXCM%3AEUR%2FUSD`, `AAPL` → `AAPL`.
+
+    Letters, digits, `.`, `-` and `_` stay; everything else becomes %XX. Decoding is
+    `urllib.parse.unquote`. The symbol is validated first, so the result is never `.` or `..`.
+    """
+    return quote(validate_symbol(symbol), safe="")
 
 
 def validate_symbols(symbols: list[str] | tuple[str, ...]) -> tuple[str, ...]:
