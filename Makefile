@@ -19,7 +19,7 @@ export MLFLOW_DISABLE_TELEMETRY := true
 export NO_MKDOCS_2_WARNING := 1
 export DISABLE_MKDOCS_2_WARNING := true
 
-.PHONY: setup setup-dev demo test test-fast bench screenshots lint docs clean
+.PHONY: setup setup-dev demo test test-fast bench screenshots lint docs calendar clean
 
 setup: $(STAMP)
 setup-dev: $(STAMP_DEV)
@@ -62,6 +62,10 @@ screenshots: setup-dev
 # The documentation site into site/ (docs/, mkdocs.yml); any warning fails the build.
 docs: $(STAMP_DOCS)
 	$(BIN)/mkdocs build --strict
+
+# Regenerate the US exchange holidays and half days seed from the installed exchange_calendars.
+calendar: setup
+	$(BIN)/python -c "from core.markets import write_calendar_seed; print(write_calendar_seed(), 'days')"
 
 lint: setup-dev
 	$(BIN)/ruff check .

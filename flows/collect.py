@@ -178,7 +178,8 @@ def run_collect_alphavantage(
     endpoint = url or config.url
     console = Console(stderr=True)
     try:
-        chosen = validate_symbols(list(symbols or settings.symbols))
+        # Alpha Vantage's intraday series are US equities': crypto and forex come from Finnhub.
+        chosen = validate_symbols(list(symbols or settings.asset_class_symbols("us_equity")))
         api_key = resolve_api_key(config.api_key_env, endpoint, ALPHAVANTAGE_HOST)
         budget = CallBudget(
             budget_path(settings.paths.home),

@@ -16,6 +16,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from core.markets import MarketReferenceError, read_symbol_reference, symbols_missing_from
 from ingest.symbols import InvalidSymbol, validate_symbols
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "project_config.yml"
@@ -56,6 +57,16 @@ class Paths(_Strict):
     @property
     def scores(self) -> Path:
         return self.home / "scores"
+
+    @property
+    def shadow_scores(self) -> Path:
+        """A registered challenger's scores of live trades: compared, never alerted on."""
+        return self.home / "shadow_scores"
+
+    @property
+    def scoring_runs(self) -> Path:
+        """One record per scoring run (which version scored): monitoring/scoring."""
+        return self.home / "monitoring" / "scoring"
 
     @property
     def monitoring(self) -> Path:
@@ -263,6 +274,33 @@ class AlertSettings(_Strict):
     """Extra attempts after a failed delivery, with exponential backoff."""
 
 
+class CycleSettings(_Strict):
+    """The scoring cycle: collect → dbt build → quality → score → publish → report."""
+
+    interval_seconds: int = Field(300, ge=30)
+    # 0: trades are landed by the continuous-ingestion deployment (one long-running collector,
+    # no gap between cycles); > 0: the cycle collects this long itself before building.
+    collect_seconds: float = Field(0.0, ge=0)
+    # How long a cycle waits, in all, for a warehouse that another process holds.
+    warehouse_retry_delays: tuple[float, ...] = (2.0, 5.0, 10.0, 20.0, 40.0, 60.0)
+
+
+class MarketSettings(_Strict):
+    """Operations per asset class (the symbol_reference seed says which class a symbol has)."""
+
+    # Alert (feed_silent) when a symbol delivered nothing for this long while its regular
+    # session has been open for at least as long.
+    feed_silent_minutes: float = Field(gt=0)
+
+
+AssetClass = Literal["us_equity", "crypto", "forex"]
+_DEFAULT_MARKETS = {
+    "us_equity": MarketSettings(feed_silent_minutes=15),
+    "crypto": MarketSettings(feed_silent_minutes=10),
+    "forex": MarketSettings(feed_silent_minutes=10),
+}
+
+
 class QualitySettings(_Strict):
     """Thresholds of the data-quality suites (expectations.QualityPolicy)."""
 
@@ -298,6 +336,10 @@ class Settings(_Strict):
     retraining: RetrainingSettings
     alerts: AlertSettings
     quality: QualitySettings = QualitySettings()
+    cycle: CycleSettings = CycleSettings()
+    markets: dict[AssetClass, MarketSettings] = Field(
+        default_factory=lambda: dict(_DEFAULT_MARKETS)
+    )
 
     @field_validator("symbols", mode="before")
     @classmethod
@@ -305,9 +347,32 @@ class Settings(_Strict):
         if not isinstance(value, list | tuple):
             raise ValueError("must be a list of ticker symbols")
         try:
-            return validate_symbols(list(value))
+            symbols = validate_symbols(list(value))
         except InvalidSymbol as exc:
             raise ValueError(str(exc)) from exc
+        try:
+            missing = symbols_missing_from(read_symbol_reference(), symbols)
+        except MarketReferenceError as exc:
+            raise ValueError(str(exc)) from exc
+        if missing:
+            raise ValueError(
+                f"{', '.join(missing)} not in dbt_project/seeds/symbol_reference.csv: add a row "
+                "with the asset class (us_equity, crypto, forex) and calendar (XNYS, 24/7, FX)"
+            )
+        return symbols
+
+    @field_validator("markets", mode="before")
+    @classmethod
+    def _markets(cls, value: Any) -> Any:
+        # Settings name the classes they change; the others keep their defaults.
+        if isinstance(value, dict):
+            return {**_DEFAULT_MARKETS, **value}
+        return value
+
+    def asset_class_symbols(self, asset_class: str) -> tuple[str, ...]:
+        """The configured symbols of one asset class (Alpha Vantage serves US equities only)."""
+        reference = read_symbol_reference()
+        return tuple(s for s in self.symbols if reference[s].asset_class == asset_class)
 
 
 def _interpolate(value: Any, environ: dict[str, str]) -> Any:

@@ -243,11 +243,15 @@ def scoring_query(
     start_ms: int | None = None,
     end_ms: int | None = None,
     exclude_scored_glob: str | None = None,
+    model_version: str | None = None,
 ) -> str:
-    """SELECT of gold features to score; `exclude_scored_glob` anti-joins scores parquet files."""
-    columns = ",\n    ".join(
-        f"f.{_checked_identifier(c, 'column')}" for c in (*ID_COLUMNS, *features)
-    )
+    """SELECT of gold features to score; `exclude_scored_glob` anti-joins scores parquet files.
+
+    With `model_version`, only the scores of that version count as done (a new or restored
+    champion scores what it has not scored yet), and a `never_scored` column says which rows
+    have no score from any version (the trades that are new to the platform).
+    """
+    columns = [f"f.{_checked_identifier(c, 'column')}" for c in (*ID_COLUMNS, *features)]
     conditions = [
         part
         for part in (
@@ -258,13 +262,22 @@ def scoring_query(
     ]
     if exclude_scored_glob is not None:
         quoted = exclude_scored_glob.replace("'", "''")
-        conditions.append(
-            "f.trade_id not in (select trade_id from "
-            f"read_parquet('{quoted}', union_by_name = true, hive_partitioning = false))"
+        scored = (
+            "select trade_id from "
+            f"read_parquet('{quoted}', union_by_name = true, hive_partitioning = false)"
         )
+        if model_version is None:
+            conditions.append(f"f.trade_id not in ({scored})")
+        else:
+            version = str(model_version).replace("'", "''")
+            conditions.append(f"f.trade_id not in ({scored} where model_version = '{version}')")
+            columns.append(f"f.trade_id not in ({scored}) as never_scored")
+    elif model_version is not None:
+        columns.append("true as never_scored")
     where = ("where " + " and ".join(conditions)) if conditions else ""
+    select = ",\n    ".join(columns)
     return (
-        f"select\n    {columns}\nfrom {warehouse.table(FEATURES_TABLE)} as f\n{where}\n"
+        f"select\n    {select}\nfrom {warehouse.table(FEATURES_TABLE)} as f\n{where}\n"
         "order by f.trade_ts_ms, f.trade_id"
     )
 
@@ -407,11 +420,14 @@ def load_scoring_frame(
     scores_dir: Path | str | None = None,
     start: datetime | None = None,
     end: datetime | None = None,
+    model_version: str | None = None,
 ) -> pd.DataFrame:
     """Gold feature rows, oldest first; with a local `scores_dir` on DuckDB, only unscored ones.
 
-    The anti-join runs inside DuckDB so that a long history is not pulled into memory only to
-    be dropped. Scoring filters again on trade_id, so other backends stay correct.
+    With `model_version`, "unscored" means "not scored by that version", and the frame has a
+    boolean `never_scored` column (no score from any version yet). The anti-join runs inside
+    DuckDB so that a long history is not pulled into memory only to be dropped. Scoring filters
+    again on trade_id, so other backends stay correct.
     """
     warehouse = as_warehouse(source)
     _check_columns(warehouse, FEATURES_TABLE, (*ID_COLUMNS, *features))
@@ -424,9 +440,16 @@ def load_scoring_frame(
         exclude = str(Path(scores_dir).resolve() / "date=*" / "*.parquet")
     raw = warehouse.fetch(
         scoring_query(
-            warehouse, features, start_ms=_ms(start), end_ms=_ms(end), exclude_scored_glob=exclude
+            warehouse,
+            features,
+            start_ms=_ms(start),
+            end_ms=_ms(end),
+            exclude_scored_glob=exclude,
+            model_version=model_version,
         )
     )
+    if "never_scored" in raw.columns:
+        raw["never_scored"] = raw["never_scored"].astype(bool)
     return normalise_features(raw, features).reset_index(drop=True)
 
 

@@ -1,14 +1,18 @@
-"""Batch scoring: the champion scores trades not yet scored and writes parquet files for dbt.
+"""Batch scoring: a registered model scores trades and writes parquet files for dbt.
 
-Files follow the scores contract: scores/date=YYYY-MM-DD/scores-<run_id>.parquet (date = UTC
+Files follow the scores contract: <dir>/date=YYYY-MM-DD/scores-<run_id>.parquet (date = UTC
 date of the trade), columns trade_id, symbol, trade_ts, score, flag, risk_level, model_name,
-model_version, scored_at. Each file is written under a dot-name, fsynced and renamed, so a
-reader never sees a partial file. A trade that already has a score in any file is skipped, so
-re-running adds no rows.
+model_version, scored_at. The champion writes under scores/, a challenger's shadow scores go
+to shadow_scores/ (the same columns; nothing reads them as alerts or flags). Each file is
+written under a dot-name, fsynced and renamed, so a reader never sees a partial file. Scores
+are never rewritten: a trade scored again (by a new or restored champion) gets a new row with
+its model version, and `write_scoring_run` records which version scored last, which
+gold_anomaly_scores reads to show the current champion's score of every trade.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import uuid
 from collections.abc import Iterable
@@ -42,6 +46,9 @@ class ScoresUnreadable(RuntimeError):
     """An existing scores file cannot be read: scoring stops rather than score twice."""
 
 
+SCORING_ROLES = ("champion", "shadow")
+
+
 @dataclass(frozen=True)
 class ScoringResult:
     """What one scoring run wrote."""
@@ -51,6 +58,7 @@ class ScoringResult:
     rows_already_scored: int
     flagged: int
     files: tuple[Path, ...]
+    model_version: str | None = None
 
 
 def score_files(scores_dir: Path | str) -> list[Path]:
@@ -111,7 +119,7 @@ def score_new_trades(
     fresh = fresh.loc[~fresh["trade_id"].isin(known)].reset_index(drop=True)
     skipped = int(features["trade_id"].nunique() - len(fresh))
     if fresh.empty:
-        return ScoringResult(run_id, 0, skipped, 0, ())
+        return ScoringResult(run_id, 0, skipped, 0, (), str(model_version))
 
     predictions = predictor(model)(fresh)
     trade_ts = (
@@ -140,4 +148,47 @@ def score_new_trades(
         )
         _write_atomically(table, path)
         files.append(path)
-    return ScoringResult(run_id, len(out), skipped, int(out["flag"].sum()), tuple(files))
+    return ScoringResult(
+        run_id, len(out), skipped, int(out["flag"].sum()), tuple(files), str(model_version)
+    )
+
+
+def write_scoring_run(
+    directory: Path | str,
+    result: ScoringResult,
+    *,
+    role: str,
+    model_name: str,
+    rows_rescored: int = 0,
+    now: datetime | None = None,
+) -> Path:
+    """Record one scoring run as monitoring/scoring/scoring-<run_id>-<role>.ndjson (one line).
+
+    Written even when nothing was scored: the newest champion record names the version whose
+    scores gold_anomaly_scores shows, so a rollback takes effect with the next scoring run.
+    """
+    if role not in SCORING_ROLES:
+        raise ValueError(f"role must be one of {SCORING_ROLES}, got {role!r}")
+    when = (now or datetime.now(UTC)).astimezone(UTC)
+    record = {
+        "run_id": result.run_id,
+        "run_ts": when.isoformat(timespec="microseconds").replace("+00:00", "Z"),
+        "role": role,
+        "model_name": model_name,
+        "model_version": result.model_version,
+        "rows_scored": result.rows_scored,
+        "rows_rescored": rows_rescored,
+        "flagged": result.flagged,
+    }
+    path = Path(directory) / f"scoring-{result.run_id}-{role}.ndjson"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.tmp")
+    try:
+        with open(temporary, "w") as handle:
+            handle.write(json.dumps(record, sort_keys=True) + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+    return path

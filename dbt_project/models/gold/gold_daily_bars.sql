@@ -9,6 +9,12 @@ with bars as (
 
 ),
 
+calendar_days as (
+
+    select * from {{ ref('market_calendar_days') }}
+
+),
+
 daily as (
 
     select
@@ -39,8 +45,16 @@ intraday_regular as (
             partition by symbol, bar_interval, cast(bar_ts_ny as date) order by bar_ts desc
         ) as position_from_close
     from bars
-    where bar_interval != 'daily'
-      and {{ session_type('bar_ts_ny') }} = 'regular'
+    left join calendar_days
+        on calendar_days.calendar = 'XNYS'
+        and calendar_days.session_date = cast(bars.bar_ts_ny as date)
+    where bars.bar_interval != 'daily'
+      and {{ session_type(
+          'bars.bar_ts_ny',
+          day_kind='calendar_days.day_kind',
+          regular_close_minute='calendar_days.regular_close_minute',
+          after_hours_close_minute='calendar_days.after_hours_close_minute',
+      ) }} = 'regular'
 
 ),
 

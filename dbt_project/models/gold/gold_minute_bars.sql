@@ -15,6 +15,7 @@ positioned as (
         {{ truncate_to_minute('trade_ts') }} as bar_minute,
         price,
         volume,
+        session_type,
         row_number() over (
             partition by symbol, {{ truncate_to_minute('trade_ts') }}
             order by trade_ts, trade_id
@@ -38,7 +39,9 @@ aggregated as (
         max(case when position_from_close = 1 then price end) as close,
         sum(volume) as volume,
         sum(price * volume) as traded_value,
-        count(*) as trade_count
+        count(*) as trade_count,
+        -- sessions change on whole minutes: every trade of a minute shares its session
+        min(session_type) as session_type
     from positioned
     group by
         symbol,
@@ -62,7 +65,7 @@ final as (
         cast(bar_minute as {{ dbt.type_timestamp() }}) as bar_minute,
         cast(bar_minute_ny as {{ dbt.type_timestamp() }}) as bar_minute_ny,
         cast(bar_minute_ny as date) as trade_date_ny,
-        cast({{ session_type('bar_minute_ny') }} as {{ warehouse_type('string') }}) as session_type,
+        cast(session_type as {{ warehouse_type('string') }}) as session_type,
         cast(open as double) as open,
         cast(high as double) as high,
         cast(low as double) as low,

@@ -55,6 +55,8 @@ deduplicated as (
         source,
         trade_date_ny,
         ts_ny,
+        asset_class,
+        market_calendar,
         session_type,
         trade_type,
         _source_file,

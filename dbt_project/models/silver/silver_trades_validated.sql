@@ -11,6 +11,24 @@ with bronze as (
 
 ),
 
+symbol_reference as (
+
+    select * from {{ ref('symbol_reference') }}
+
+),
+
+asset_classes as (
+
+    select * from {{ ref('asset_classes') }}
+
+),
+
+calendar_days as (
+
+    select * from {{ ref('market_calendar_days') }}
+
+),
+
 typed as (
 
     select
@@ -94,14 +112,44 @@ with_local_time as (
 
 ),
 
-classified as (
+referenced as (
 
+    {#- A symbol without a reference row is treated as a US equity (the flows refuse to collect one). -#}
     select
         with_local_time.*,
         cast(ts_ny as date) as trade_date_ny,
-        {{ session_type('ts_ny') }} as session_type,
-        {{ trade_type('volume') }} as trade_type
+        coalesce(symbol_reference.asset_class, 'us_equity') as asset_class,
+        coalesce(symbol_reference.calendar, 'XNYS') as market_calendar
     from with_local_time
+    left join symbol_reference
+        on with_local_time.symbol = symbol_reference.symbol
+
+),
+
+classified as (
+
+    select
+        referenced.*,
+        {{ session_type(
+            'referenced.ts_ny',
+            calendar='referenced.market_calendar',
+            day_kind='calendar_days.day_kind',
+            regular_close_minute='calendar_days.regular_close_minute',
+            after_hours_close_minute='calendar_days.after_hours_close_minute',
+        ) }} as session_type,
+        {{ trade_type(
+            'referenced.volume',
+            price='referenced.price',
+            size_measure='asset_classes.size_measure',
+            standard_from='asset_classes.standard_from',
+            block_from='asset_classes.block_from',
+        ) }} as trade_type
+    from referenced
+    left join asset_classes
+        on referenced.asset_class = asset_classes.asset_class
+    left join calendar_days
+        on referenced.market_calendar = calendar_days.calendar
+        and referenced.trade_date_ny = calendar_days.session_date
 
 )
 
