@@ -30,8 +30,10 @@ from core.alerts import AlertKind
 from ml.audit import AuditLog
 
 if TYPE_CHECKING:
+    from expectations.results import ValidationSummary
     from flows.config import Settings
     from ml.drift import DriftReport
+    from ml.gate import GateDecision
 
 log = logging.getLogger(__name__)
 
@@ -272,6 +274,101 @@ def send_drift_alert(
         fields["report"] = str(html_report)
     return sender.send(
         severity, "Drift detected", f"Drifted: {names}{more}.", fields, kind=AlertKind.DRIFT
+    )
+
+
+def failure_keys(summary: ValidationSummary) -> frozenset[tuple[str, str, str, str]]:
+    """What failed in a quality run, as (suite, expectation, column, severity) keys."""
+    return frozenset(
+        (o.suite, o.expectation, o.column or "", o.severity)
+        for o in (*summary.critical_failures, *summary.warning_failures)
+    )
+
+
+def send_quality_alert(
+    sender: AlertSender,
+    summary: ValidationSummary,
+    *,
+    stage: str | None = None,
+    previous_failures: frozenset[tuple[str, str, str, str]] | None = None,
+) -> AlertDelivery | None:
+    """One alert per quality run that failed: quality_critical, else quality_warning.
+
+    None when nothing failed, or when exactly the same expectations failed in the previous
+    run (`previous_failures`): a state that persists is alerted once, when it starts.
+    """
+    critical, warnings = summary.critical_failures, summary.warning_failures
+    if not critical and not warnings:
+        return None
+    if previous_failures is not None and failure_keys(summary) == previous_failures:
+        log.info("quality run %s failed as the previous run did: not alerted again",
+                 summary.run_id)
+        return None
+    worst = critical or warnings
+    listed = "; ".join(o.describe() for o in worst[:5])
+    more = f" and {len(worst) - 5} more" if len(worst) > 5 else ""
+    fields = {
+        "quality run": summary.run_id,
+        "critical failures": str(len(critical)),
+        "warning failures": str(len(warnings)),
+    }
+    if summary.data_docs_index is not None:
+        fields["data docs"] = str(summary.data_docs_index)
+    if critical:
+        stopped = f" {stage} stopped." if stage else " Training, promotion and scoring stop."
+        return sender.send(
+            "critical", "Critical data-quality failure", f"{listed}{more}.{stopped}", fields,
+            kind=AlertKind.QUALITY_CRITICAL,
+        )
+    return sender.send(
+        "warning", "Data-quality warning", f"{listed}{more}. The run goes on.", fields,
+        kind=AlertKind.QUALITY_WARNING,
+    )
+
+
+def send_dbt_failure_alert(sender: AlertSender, error: BaseException) -> AlertDelivery:
+    """A failed `dbt build` (after its retries): the warehouse is not current."""
+    return sender.send(
+        "critical", "dbt build failed", str(error)[:_SECTION_LIMIT - 100],
+        {"error": type(error).__name__}, kind=AlertKind.DBT_BUILD_FAILED,
+    )
+
+
+def send_gate_outcome_alert(sender: AlertSender, decision: GateDecision) -> AlertDelivery | None:
+    """A promotion (info) or a plain rejection (info); None when the gate alerted already."""
+    if decision.alert:
+        return None  # the gate sent its own (kind gate) alert for this decision
+    fields = {
+        "challenger": decision.challenger_version,
+        "champion before": decision.champion_version or "none",
+        "gate event": decision.audit_event_id,
+    }
+    if decision.promote:
+        return sender.send(
+            "info", "New champion promoted",
+            f"Version {decision.challenger_version} is the champion: {decision.reason}",
+            fields, kind=AlertKind.PROMOTION,
+        )
+    return sender.send(
+        "info", "Challenger rejected",
+        f"Version {decision.challenger_version} stays challenger (scored in shadow): "
+        f"{decision.reason}",
+        fields, kind=AlertKind.REJECTION,
+    )
+
+
+def send_feed_silent_alert(
+    sender: AlertSender, symbols: Mapping[str, str], minutes: Mapping[str, float]
+) -> AlertDelivery:
+    """Symbols (→ asset class) that delivered nothing while their market was open."""
+    listed = ", ".join(
+        f"{symbol} ({asset_class}, {minutes[symbol]:g} min)" for symbol, asset_class in
+        symbols.items()
+    )
+    return sender.send(
+        "critical", "Feed silent while the market is open",
+        f"No trades landed for {listed}: check the collector and the feed.",
+        {"symbols": ", ".join(symbols)}, kind=AlertKind.FEED_SILENT,
     )
 
 

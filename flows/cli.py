@@ -73,7 +73,10 @@ def build_parser() -> argparse.ArgumentParser:
     alpha.add_argument("--interval", choices=["1min", "5min", "15min", "30min", "60min", "daily"],
                        help="bar interval (default: settings)")
 
-    transform = verbs.add_parser("transform", help="dbt build, then the data-quality checkpoint")
+    transform = verbs.add_parser(
+        "transform",
+        help="dbt build, then the data-quality checkpoint (alerts; exit 1 on a critical failure)",
+    )
     transform.add_argument("--target", choices=["local", "databricks", "spark"],
                            help="dbt target (default: settings)")
     transform.add_argument("--full-refresh", action="store_true",
@@ -82,9 +85,26 @@ def build_parser() -> argparse.ArgumentParser:
     validate = verbs.add_parser("validate", help="the data-quality checkpoint; writes Data Docs")
     validate.add_argument("--target", choices=["local", "databricks"],
                           help="warehouse to validate (default: settings)")
-    verbs.add_parser("train", help="tournament → gate → promote → score")
-    verbs.add_parser("score", help="champion scores for gold rows not yet scored")
-    verbs.add_parser("rollback", help="champion back to the previous version")
+    skip_help = ("train/score without the data-quality gate (an explicit override, written to "
+                 "the audit log)")
+    train = verbs.add_parser("train", help="quality gate → tournament → gate → promote → score")
+    train.add_argument("--skip-quality-gate", action="store_true", help=skip_help)
+    score = verbs.add_parser(
+        "score", help="quality gate → champion scores for every trade it has not scored → "
+        "publish gold_anomaly_scores"
+    )
+    score.add_argument("--skip-quality-gate", action="store_true", help=skip_help)
+    cycle = verbs.add_parser(
+        "cycle", help="one scoring cycle: collect → dbt build → quality → score → publish → "
+        "report (the scoring-cycle deployment runs it every 5 minutes)"
+    )
+    cycle.add_argument("--collect-seconds", type=float,
+                       help="collect this long first (default: cycle.collect_seconds; 0: "
+                       "take what the running collector landed)")
+    cycle.add_argument("--url", help="Finnhub WebSocket URL to collect from (the simulator's)")
+    cycle.add_argument("--skip-quality-gate", action="store_true", help=skip_help)
+    verbs.add_parser("rollback", help="champion back to the previous version (the next cycle "
+                     "re-scores what the demoted version scored)")
     drift = verbs.add_parser("drift", help="drift report and the retraining decision")
     drift.add_argument("--current-hours", type=_positive(float), help="newest window, hours")
     drift.add_argument("--reference-hours", type=_positive(float), help="window before, hours")
@@ -142,16 +162,45 @@ def _dispatch(args: argparse.Namespace) -> int:
             settings, url=args.url, symbols=args.symbols, interval=args.interval
         )
     if args.verb == "transform":
+        from flows.alerts import alert_sender, send_dbt_failure_alert
+        from flows.transform import TransformFailed, run_transform
+        from flows.validate import raise_on_critical, run_quality_checkpoint
+
+        try:
+            run_transform(settings, target=args.target, full_refresh=args.full_refresh)
+        except TransformFailed as exc:
+            send_dbt_failure_alert(alert_sender(settings), exc)
+            raise
+        if args.target == "spark":
+            print("transform: the checkpoint runs on local or databricks, not on a Spark session")
+            return 0
+        raise_on_critical(run_quality_checkpoint(settings, target=args.target))
+        return 0
+    if args.verb in ("train", "score"):
+        from flows import training
+        from flows.validate import apply_quality_gate
+
+        stage = {"train": "training", "score": "scoring"}[args.verb]
+        apply_quality_gate(settings, stage=stage, skip=args.skip_quality_gate)
+        if args.verb == "train":
+            training.run_train(settings)
+        else:
+            training.run_score(settings)
+        from flows.pipeline import PUBLISH_SELECTOR
         from flows.transform import run_transform
 
-        run_transform(settings, target=args.target, full_refresh=args.full_refresh)
+        run_transform(settings, select=PUBLISH_SELECTOR)
         return 0
-    if args.verb in ("train", "score", "rollback"):
+    if args.verb == "rollback":
         from flows import training
 
-        job = {"train": training.run_train, "score": training.run_score,
-               "rollback": training.run_rollback}[args.verb]
-        job(settings)
+        training.run_rollback(settings)
+        return 0
+    if args.verb == "cycle":
+        from flows.pipeline import cycle_flow
+
+        cycle_flow(collect_seconds=args.collect_seconds, url=args.url,
+                   skip_quality_gate=args.skip_quality_gate, settings=settings)
         return 0
     if args.verb == "drift":
         from flows.drift import run_drift

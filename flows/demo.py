@@ -185,27 +185,21 @@ def _stage(report: DemoReport, console: Console, name: str, work) -> None:
 
 
 def _top_anomalies(settings: Settings, limit: int = 5) -> list[tuple]:
-    """The champion's highest scores, with the simulator's ground truth beside them."""
-    import duckdb
-
-    if not any(settings.paths.scores.glob("date=*/*.parquet")):
-        return []
+    """The champion's highest scores (gold_anomaly_scores), with the simulator's ground truth."""
+    warehouse = DuckDBWarehouse(settings.paths.warehouse)
     truth = settings.paths.simulator / "ground_truth" / "trades.ndjson"
-    con = duckdb.connect()
-    try:
-        join = ""
-        kind = "null"
-        if truth.exists():
-            join = (f"left join read_json_auto('{truth}', format='newline_delimited') g "
-                    "using (trade_id)")
-            kind = "g.kind"
-        return con.execute(
-            f"select s.symbol, s.trade_ts, s.score, s.risk_level, {kind} as truth "
-            f"from read_parquet('{settings.paths.scores}/date=*/*.parquet') s {join} "
-            f"order by s.score desc limit {int(limit)}"
-        ).fetchall()
-    finally:
-        con.close()
+    join, kind = "", "null"
+    if truth.exists():
+        quoted = str(truth).replace("'", "''")
+        join = (f"left join read_json_auto('{quoted}', format='newline_delimited') g "
+                "using (trade_id)")
+        kind = "g.kind"
+    frame = warehouse.fetch(
+        f"select s.symbol, s.trade_ts, s.score, s.risk_level, {kind} as truth "
+        f"from {warehouse.table('gold_anomaly_scores')} s {join} "
+        f"order by s.score desc, s.trade_id limit {int(limit)}"
+    )
+    return [tuple(row) for row in frame.itertuples(index=False)]
 
 
 def _summary(settings: Settings, report: DemoReport, console: Console) -> None:
@@ -233,6 +227,7 @@ def _summary(settings: Settings, report: DemoReport, console: Console) -> None:
     ))
     console.print("rows per layer: " + ", ".join(
         f"{row.name} {int(row.n):,}" for row in counts.itertuples()))
+    console.print(scores_summary(warehouse))
     quality = report.quality
     if quality is not None:
         console.print(
@@ -255,7 +250,7 @@ def _summary(settings: Settings, report: DemoReport, console: Console) -> None:
             anomalies.add_column(title)
         for symbol, ts, score, risk, truth in top:
             anomalies.add_row(symbol, f"{ts:%Y-%m-%d %H:%M:%S}", f"{score:.3f}", risk,
-                              truth or "–")
+                              truth if isinstance(truth, str) else "–")
         console.print(anomalies)
     drift = report.drift
     if drift is not None:
@@ -274,6 +269,29 @@ def _summary(settings: Settings, report: DemoReport, console: Console) -> None:
     if report.monitoring_html is not None:
         console.print(f"  monitoring report {report.monitoring_html}")
     console.print(f"  warehouse (SQL)   duckdb {home / 'warehouse.duckdb'}")
+
+
+def scores_summary(warehouse: DuckDBWarehouse) -> str:
+    """One line: does every gold trade have exactly one current champion score?"""
+    row = warehouse.fetch(
+        "select"
+        f" (select count(*) from {warehouse.table('gold_trade_features')}) as trades,"
+        f" (select count(*) from {warehouse.table('gold_anomaly_scores')}) as scores,"
+        f" (select count(distinct trade_id) from {warehouse.table('gold_anomaly_scores')})"
+        " as scored_trades,"
+        f" (select count(*) from {warehouse.table('gold_trade_features')} f"
+        f" where not exists (select 1 from {warehouse.table('gold_anomaly_scores')} s"
+        " where s.trade_id = f.trade_id)) as unscored,"
+        f" (select string_agg(distinct model_version, ', ') from"
+        f" {warehouse.table('gold_anomaly_scores')}) as versions"
+    ).iloc[0]
+    trades, scores, unscored = int(row.trades), int(row.scores), int(row.unscored)
+    versions = row.versions or "none"
+    if trades and not unscored and scores == trades == int(row.scored_trades):
+        return (f"gold_anomaly_scores: {scores:,} current champion scores, one for each of the "
+                f"{trades:,} gold trades (model version {versions})")
+    return (f"gold_anomaly_scores: {scores:,} scores for {trades:,} gold trades; {unscored:,} "
+            f"trades have no current champion score (model version {versions})")
 
 
 def _market_config(settings: Settings, start: datetime, duration: timedelta, seed: int | None):
@@ -339,7 +357,7 @@ def demo_flow(settings: Settings, seed: int | None = None, minutes: float | None
     _stage(report, console, "build and validate the warehouse (dbt build, Great Expectations)",
            transform)
     def score() -> None:
-        score_flow(settings=settings)
+        score_flow(settings=settings, quality=quality, publish=False)
 
     if registry(settings).version_for_alias("champion") is None:
         _stage(report, console, "train, gate, promote, score (MLflow)", train)
@@ -350,6 +368,14 @@ def demo_flow(settings: Settings, seed: int | None = None, minutes: float | None
         _stage(report, console, "drift report and retraining decision", drift)
         if not report.drift.decision.retrain:
             _stage(report, console, "score new trades with the champion", score)
+
+    def publish() -> None:
+        from flows.pipeline import PUBLISH_SELECTOR, build_warehouse
+
+        build_warehouse(settings, select=PUBLISH_SELECTOR)
+
+    if registry(settings).version_for_alias("champion") is not None:
+        _stage(report, console, "publish the scores (dbt build gold_anomaly_scores+)", publish)
 
     def monitoring_report() -> None:
         from flows.report import run_report

@@ -1,14 +1,22 @@
-"""The Prefect flows: ingest, transform (+ quality), training, drift, and the whole pipeline.
+"""The Prefect flows: ingest, transform (+ quality), training, scoring, the scoring cycle, drift.
 
 Each flow reads the settings once (`load_settings`) unless a caller hands them in, and calls
 the job functions of `flows` — which wire the `ingest`, `ml` and `expectations` libraries —
 inside tasks. Tasks retry where the failure is transient (a dropped connection, a locked
 warehouse file, an unreachable webhook) and never where it is not (bad data, a failed check).
+Every step that opens the warehouse holds the `tradewatch-warehouse` concurrency slot
+(flows/warehouse.py), so flows of different deployments queue for it instead of colliding.
+
+Quality on every path: a flow that trains, promotes or scores runs the checkpoint (which
+alerts) and stops on a critical failure, unless `skip_quality_gate` says otherwise (audited).
+A dbt build that fails after its retries raises a `dbt_build_failed` alert.
 """
 
 from __future__ import annotations
 
 import os
+import time
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -21,7 +29,10 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (ConnectionError, TimeoutErr
 
 
 def _transient_names() -> set[str]:
-    return {"WarehouseBusy", "RequestFailed", "ConnectionClosed", "WebSocketException"}
+    return {
+        "WarehouseBusy", "WarehouseLocked", "RequestFailed", "ConnectionClosed",
+        "WebSocketException",
+    }
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -44,6 +55,12 @@ def retry_if_transient(task: Any, task_run: Any, state: Any) -> bool:
 
 def _settings(settings: Settings | None) -> Settings:
     return settings if settings is not None else load_settings()
+
+
+def _warehouse_retries(task_: Any, settings: Settings) -> Any:
+    """`task_` retrying a busy warehouse with the delays of settings.cycle."""
+    delays = list(settings.cycle.warehouse_retry_delays)
+    return task_.with_options(retries=len(delays), retry_delay_seconds=delays or 0)
 
 
 # --------------------------------------------------------------------------------- tasks
@@ -72,28 +89,53 @@ def collect_bars_task(settings: Settings, url: str | None) -> int:
     return run_collect_alphavantage(settings, url=url, symbols=None, interval=None)
 
 
-@task(name="dbt build", retries=2, retry_delay_seconds=[5, 20],
+@task(name="feed check")
+def feed_check_task(settings: Settings, market_time: datetime | None):
+    """Alert symbols that landed nothing while their market was open."""
+    from flows.feed import check_feeds
+
+    return check_feeds(settings, market_time=market_time)
+
+
+@task(name="dbt build", retries=6, retry_delay_seconds=[2, 5, 10, 20, 40, 60],
       retry_condition_fn=retry_if_transient)
-def dbt_build_task(settings: Settings, target: str | None, full_refresh: bool) -> dict[str, int]:
+def dbt_build_task(
+    settings: Settings, target: str | None, full_refresh: bool, select: str | None = None
+) -> dict[str, int]:
     from flows.transform import run_transform
 
-    return dict(run_transform(settings, target=target, full_refresh=full_refresh).row_counts)
+    result = run_transform(settings, target=target, full_refresh=full_refresh, select=select)
+    return dict(result.row_counts)
 
 
-@task(name="data quality", retries=2, retry_delay_seconds=[5, 20],
+@task(name="data quality", retries=6, retry_delay_seconds=[2, 5, 10, 20, 40, 60],
       retry_condition_fn=retry_if_transient)
-def validate_task(settings: Settings, target: str | None, reference_time: datetime | None):
-    from flows.validate import run_validate
+def validate_task(
+    settings: Settings, target: str | None, reference_time: datetime | None,
+    stage: str | None = None,
+):
+    """The checkpoint, and one alert if it failed (not repeated while it fails the same way)."""
+    from flows.validate import run_quality_checkpoint
 
-    return run_validate(settings, target=target, reference_time=reference_time)
+    return run_quality_checkpoint(
+        settings, target=target, reference_time=reference_time, stage=stage
+    )
 
 
 @task(name="quality gate")
 def quality_gate_task(summary: Any, stage: str) -> None:
-    """Stop the flow on a critical data-quality failure; alert on warnings."""
+    """Stop the flow on a critical data-quality failure (its alert went out with the run)."""
     from flows.validate import raise_on_critical
 
     raise_on_critical(summary, stage=stage)
+
+
+@task(name="quality gate skipped")
+def quality_gate_skipped_task(settings: Settings, stage: str) -> None:
+    """An explicit override: nothing is checked, and the audit log says so."""
+    from flows.validate import apply_quality_gate
+
+    apply_quality_gate(settings, stage=stage, skip=True)
 
 
 @task(name="train, gate, promote, score", retries=1, retry_delay_seconds=[10],
@@ -104,7 +146,7 @@ def train_task(settings: Settings):
     return run_train(settings)
 
 
-@task(name="score new trades", retries=2, retry_delay_seconds=[3, 10],
+@task(name="score new trades", retries=6, retry_delay_seconds=[2, 5, 10, 20, 40, 60],
       retry_condition_fn=retry_if_transient)
 def score_task(settings: Settings):
     from flows.training import run_score
@@ -120,11 +162,48 @@ def drift_task(settings: Settings, current_hours: float | None, reference_hours:
     return run_drift(settings, current_hours=current_hours, reference_hours=reference_hours)
 
 
-@task(name="monitoring report")
+@task(name="monitoring report", retries=6, retry_delay_seconds=[2, 5, 10, 20, 40, 60],
+      retry_condition_fn=retry_if_transient)
 def report_task(settings: Settings):
     from flows.report import run_report
+    from flows.warehouse import warehouse_slot
 
-    return run_report(settings)
+    with warehouse_slot("monitoring report"):
+        return run_report(settings)
+
+
+#: What the scoring cycle publishes after scoring: the scores and every model reading them.
+PUBLISH_SELECTOR = "gold_anomaly_scores+"
+
+
+def build_warehouse(
+    settings: Settings, target: str | None = None, full_refresh: bool = False,
+    select: str | None = None,
+) -> dict[str, int]:
+    """`dbt build` as a retried task; alert `dbt_build_failed` once it has finally failed."""
+    from flows.alerts import alert_sender, send_dbt_failure_alert
+    from flows.transform import TransformFailed
+
+    try:
+        return _warehouse_retries(dbt_build_task, settings)(settings, target, full_refresh, select)
+    except TransformFailed as exc:
+        send_dbt_failure_alert(alert_sender(settings), exc)
+        raise
+
+
+def _quality_gate(
+    settings: Settings, stage: str, reference_time: datetime | None, quality: Any,
+    skip: bool,
+) -> Any:
+    if skip:
+        quality_gate_skipped_task(settings, stage)
+        return quality
+    if quality is None:
+        quality = _warehouse_retries(validate_task, settings)(
+            settings, None, reference_time, stage
+        )
+    quality_gate_task(quality, stage)
+    return quality
 
 
 # --------------------------------------------------------------------------------- flows
@@ -133,17 +212,23 @@ def report_task(settings: Settings):
 @flow(name="ingest", log_prints=True)
 def ingest_flow(
     url: str | None = None,
-    duration_seconds: float = 300.0,
+    duration_seconds: float | None = 300.0,
     max_trades: int | None = None,
     bars_url: str | None = None,
     bars: bool = True,
     settings: Settings | None = None,
 ) -> None:
-    """Collect trades for a window (or a count), then bars within the rate budget."""
+    """Collect trades for a window (or a count; None: until stopped), then bars."""
     settings = _settings(settings)
     collect_trades_task(settings, url, duration_seconds, max_trades)
     if bars:
         collect_bars_task(settings, bars_url)
+
+
+@flow(name="bars", log_prints=True)
+def bars_flow(url: str | None = None, settings: Settings | None = None) -> int:
+    """Alpha Vantage bars of the configured US equities, within the call budget."""
+    return collect_bars_task(_settings(settings), url)
 
 
 @flow(name="transform", log_prints=True)
@@ -153,10 +238,10 @@ def transform_flow(
     reference_time: datetime | None = None,
     settings: Settings | None = None,
 ):
-    """dbt build, then the data-quality checkpoint; returns the quality summary."""
+    """dbt build, then the data-quality checkpoint (alerting failures); returns its summary."""
     settings = _settings(settings)
-    dbt_build_task(settings, target, full_refresh)
-    return validate_task(settings, target, reference_time)
+    build_warehouse(settings, target, full_refresh)
+    return _warehouse_retries(validate_task, settings)(settings, target, reference_time)
 
 
 @flow(name="training", log_prints=True)
@@ -164,12 +249,11 @@ def training_flow(
     reference_time: datetime | None = None,
     settings: Settings | None = None,
     quality: Any = None,
+    skip_quality_gate: bool = False,
 ):
-    """Check data quality, then tournament → gate → promote → score."""
+    """Quality gate, then tournament → gate → promote → score."""
     settings = _settings(settings)
-    if quality is None:
-        quality = validate_task(settings, None, reference_time)
-    quality_gate_task(quality, "training")
+    _quality_gate(settings, "training", reference_time, quality, skip_quality_gate)
     return train_task(settings)
 
 
@@ -206,9 +290,81 @@ def drift_flow(
 
 
 @flow(name="score", log_prints=True)
-def score_flow(settings: Settings | None = None):
-    """Champion scores for every gold row not yet scored."""
-    return score_task(_settings(settings))
+def score_flow(
+    settings: Settings | None = None,
+    quality: Any = None,
+    skip_quality_gate: bool = False,
+    reference_time: datetime | None = None,
+    publish: bool = True,
+):
+    """Quality gate, then the champion's scores for every trade it has not scored; publish."""
+    settings = _settings(settings)
+    _quality_gate(settings, "scoring", reference_time, quality, skip_quality_gate)
+    outcome = _warehouse_retries(score_task, settings)(settings)
+    if publish:
+        build_warehouse(settings, select=PUBLISH_SELECTOR)
+    return outcome
+
+
+@dataclass
+class CycleResult:
+    """What one scoring cycle did, and how long each step took (seconds)."""
+
+    steps: dict[str, float] = field(default_factory=dict)
+    feed: Any = None
+    quality: Any = None
+    scoring: Any = None
+    report: Any = None
+    skipped_scoring: str | None = None
+
+
+@flow(name="cycle", log_prints=True)
+def cycle_flow(
+    collect_seconds: float | None = None,
+    url: str | None = None,
+    reference_time: datetime | None = None,
+    skip_quality_gate: bool = False,
+    report: bool = True,
+    settings: Settings | None = None,
+) -> CycleResult:
+    """One scoring cycle: collect → dbt build → quality → score → publish → report.
+
+    `collect_seconds` (default settings.cycle.collect_seconds) > 0 collects in the cycle
+    first; 0 takes what the continuous-ingestion deployment landed. `reference_time` is the
+    market's clock (a replay's; default now) for freshness and the feed check. A critical
+    quality failure stops the cycle before scoring (and alerts); without a champion the
+    cycle builds and checks but has nothing to score with.
+    """
+    from flows.training import registry
+
+    settings = _settings(settings)
+    logger = get_run_logger()
+    result = CycleResult()
+    collect = settings.cycle.collect_seconds if collect_seconds is None else collect_seconds
+
+    def step(name: str, work: Any) -> Any:
+        started = time.monotonic()
+        try:
+            return work()
+        finally:
+            result.steps[name] = time.monotonic() - started
+
+    if collect > 0:
+        step("collect", lambda: collect_trades_task(settings, url, collect, None))
+    result.feed = step("feed check", lambda: feed_check_task(settings, reference_time))
+    step("dbt build", lambda: build_warehouse(settings))
+    result.quality = step("quality", lambda: _quality_gate(
+        settings, "scoring", reference_time, None, skip_quality_gate))
+    if registry(settings).version_for_alias("champion") is None:
+        result.skipped_scoring = "no champion yet: run `tradewatch train`"
+        logger.warning("cycle: %s", result.skipped_scoring)
+    else:
+        result.scoring = step("score", lambda: _warehouse_retries(score_task, settings)(settings))
+        step("publish scores", lambda: build_warehouse(settings, select=PUBLISH_SELECTOR))
+    if report:
+        result.report = step("report", lambda: report_task(settings))
+    logger.info("cycle steps: %s", ", ".join(f"{k} {v:.1f} s" for k, v in result.steps.items()))
+    return result
 
 
 @flow(name="pipeline", log_prints=True)
@@ -218,10 +374,12 @@ def pipeline(
     reference_hours: float | None = None,
     settings: Settings | None = None,
 ) -> dict[str, Any]:
-    """Transform and validate, train (stopped by a critical quality failure), drift, report."""
+    """Transform and validate, train (stopped by a critical quality failure), publish the
+    scores, drift, report."""
     settings = _settings(settings)
     quality = transform_flow(reference_time=reference_time, settings=settings)
     training = training_flow(reference_time=reference_time, settings=settings, quality=quality)
+    build_warehouse(settings, select=PUBLISH_SELECTOR)
     drift = drift_flow(
         current_hours=current_hours,
         reference_hours=reference_hours,

@@ -28,6 +28,7 @@ class DeploymentSpec:
     description: str
     parameters: dict[str, Any]
     schedules: tuple[dict[str, Any], ...]
+    concurrency_limit: dict[str, Any] | None = None
 
     def load_flow(self) -> Any:
         """Import the flow object named by the entrypoint (`flows/pipeline.py:pipeline`)."""
@@ -56,12 +57,24 @@ def read_deployments(path: Path = PREFECT_YAML) -> list[DeploymentSpec]:
                 description=entry.get("description", ""),
                 parameters=dict(entry.get("parameters") or {}),
                 schedules=tuple(entry.get("schedules") or ()),
+                concurrency_limit=_concurrency(entry.get("concurrency_limit")),
             ))
         except (KeyError, TypeError) as exc:
             raise DeploymentConfigError(f"{path}: a deployment lacks {exc}") from exc
     if not specs:
         raise DeploymentConfigError(f"{path} declares no deployments")
     return specs
+
+
+def _concurrency(value: Any) -> dict[str, Any] | None:
+    """prefect.yaml's `concurrency_limit`: a number, or {limit, collision_strategy}."""
+    if value is None:
+        return None
+    if isinstance(value, int):
+        return {"limit": value}
+    if isinstance(value, dict) and isinstance(value.get("limit"), int):
+        return dict(value)
+    raise DeploymentConfigError(f"concurrency_limit {value!r}: expected a number or {{limit: N}}")
 
 
 def _schedules(spec: DeploymentSpec) -> list[Any]:
@@ -82,12 +95,18 @@ def _schedules(spec: DeploymentSpec) -> list[Any]:
 
 def runner_deployments(path: Path = PREFECT_YAML) -> list[Any]:
     """prefect.yaml's deployments as RunnerDeployments for `prefect.serve`."""
+    from prefect.client.schemas.objects import ConcurrencyLimitConfig
+
     return [
         spec.load_flow().to_deployment(
             name=spec.name,
-            description=spec.description or None,
+            description=" ".join(spec.description.split()) or None,
             parameters=spec.parameters or None,
             schedules=_schedules(spec),
+            concurrency_limit=(
+                ConcurrencyLimitConfig(**spec.concurrency_limit)
+                if spec.concurrency_limit else None
+            ),
         )
         for spec in read_deployments(path)
     ]
@@ -97,6 +116,10 @@ def run_serve() -> int:
     """Register every deployment and run their schedules until interrupted."""
     from prefect import serve
 
+    from flows.warehouse import WAREHOUSE_LIMIT, ensure_warehouse_limit
+
+    ensure_warehouse_limit()
+    print(f"global concurrency limit {WAREHOUSE_LIMIT}: 1 slot", flush=True)
     deployments = runner_deployments()
     print(f"serving {len(deployments)} deployments: "
           + ", ".join(d.name for d in deployments), flush=True)

@@ -2,7 +2,11 @@
 
 Training runs the tournament on the warehouse's gold rows, registers the winner as the
 challenger, lets the gate judge it against the champion on the same newest test window,
-promotes when the gate says so and scores every new trade with the champion.
+promotes when the gate says so (alerting the promotion or the rejection) and scores with the
+champion. Scoring gives every gold trade the current champion's score: new trades, and after
+a promotion or a rollback the trades that version has not scored yet; a registered
+challenger scores the new trades too, in shadow. The quality gate is the caller's
+(flows.validate.apply_quality_gate): these jobs assume it passed or was skipped explicitly.
 """
 
 from __future__ import annotations
@@ -16,8 +20,9 @@ from rich.console import Console
 from rich.table import Table
 
 from core.alerts import AlertKind
-from flows.alerts import alert_sender
+from flows.alerts import alert_sender, send_gate_outcome_alert
 from flows.config import Settings
+from flows.warehouse import warehouse_slot
 from ingest.simulator.anomalies import KINDS
 from ml.audit import AuditLog
 from ml.datasets import (
@@ -30,7 +35,7 @@ from ml.datasets import (
 from ml.gate import GateDecision, GatePolicy, run_gate
 from ml.models import ThresholdPolicy
 from ml.registry import ModelRegistry, Rollback
-from ml.scoring import ScoringResult, score_new_trades
+from ml.scoring import ScoringResult, score_new_trades, write_scoring_run
 from ml.tournament import Leaderboard, run_tournament
 
 
@@ -45,7 +50,7 @@ class TrainOutcome:
     leaderboard: Leaderboard
     challenger_version: str
     decision: GateDecision
-    scoring: ScoringResult | None
+    scoring: ScoreOutcome | None
 
 
 def tracking_uri(settings: Settings) -> str:
@@ -138,16 +143,17 @@ def run_train(settings: Settings, *, console: Console | None = None) -> TrainOut
     console = console or Console()
     training = settings.training
     start = None
-    if training.history_days is not None:
-        warehouse = DuckDBWarehouse(settings.paths.warehouse)
-        newest = warehouse.fetch(
-            f"select max(trade_ts_ms) as newest from {warehouse.table('gold_trade_features')}"
-        )["newest"].iloc[0]
-        if newest == newest and newest is not None:  # not NaN: the table has rows
-            start = datetime.fromtimestamp(int(newest) / 1000, UTC) - timedelta(
-                days=training.history_days
-            )
-    data = load_training_frame(settings.paths.warehouse, start=start)
+    with warehouse_slot("read training data"):
+        if training.history_days is not None:
+            warehouse = DuckDBWarehouse(settings.paths.warehouse)
+            newest = warehouse.fetch(
+                f"select max(trade_ts_ms) as newest from {warehouse.table('gold_trade_features')}"
+            )["newest"].iloc[0]
+            if newest == newest and newest is not None:  # not NaN: the table has rows
+                start = datetime.fromtimestamp(int(newest) / 1000, UTC) - timedelta(
+                    days=training.history_days
+                )
+        data = load_training_frame(settings.paths.warehouse, start=start)
     if data.frame.empty:
         raise TrainingFailed("the warehouse has no labelled gold rows: run `tradewatch transform`")
     split = split_by_time(
@@ -204,6 +210,7 @@ def run_train(settings: Settings, *, console: Console | None = None) -> TrainOut
     )
     if decision.promote:
         models.promote(version, audit_log=log, reason=decision.reason)
+    send_gate_outcome_alert(alert_sender(settings), decision)
     verdict = "[green]promoted[/]" if decision.promote else "[yellow]rejected[/]"
     console.print(
         f"gate: {winner.model_name} (version {version}) {verdict} — {decision.reason}"
@@ -213,25 +220,83 @@ def run_train(settings: Settings, *, console: Console | None = None) -> TrainOut
     return TrainOutcome(leaderboard, version, decision, scoring)
 
 
-def run_score(settings: Settings, *, console: Console | None = None) -> ScoringResult:
-    """Score every gold row that has no score yet with the champion; write parquet files."""
+@dataclass(frozen=True)
+class ScoreOutcome:
+    """One scoring run: the champion's scores and, with a registered challenger, its shadow's."""
+
+    champion: ScoringResult
+    rescored: int
+    shadow: ScoringResult | None = None
+
+    # The champion's figures, as ScoringResult had them (callers read these).
+    @property
+    def rows_scored(self) -> int:
+        return self.champion.rows_scored
+
+    @property
+    def flagged(self) -> int:
+        return self.champion.flagged
+
+    @property
+    def model_version(self) -> str | None:
+        return self.champion.model_version
+
+
+def run_score(
+    settings: Settings, *, console: Console | None = None, shadow: bool = True
+) -> ScoreOutcome:
+    """Give every gold trade the champion's score; shadow-score the new ones with a challenger.
+
+    The champion scores each trade it has not scored yet (new trades; after a promotion or a
+    rollback, the trades the other version scored). A registered challenger (a version the
+    gate kept out) scores the trades that had no score at all, into shadow_scores/. Each run
+    is recorded in monitoring/scoring, which tells gold_anomaly_scores the current champion.
+    """
     console = console or Console()
-    champion = registry(settings).load_alias("champion")
+    models = registry(settings)
+    champion = models.load_alias("champion")
     scores_dir: Path = settings.paths.scores
-    frame = load_scoring_frame(settings.paths.warehouse, scores_dir=scores_dir)
+    with warehouse_slot("read trades to score"):
+        frame = load_scoring_frame(
+            settings.paths.warehouse, scores_dir=scores_dir, model_version=champion.version
+        )
+    new_trades = frame.loc[frame["never_scored"]] if "never_scored" in frame else frame
     result = score_new_trades(
         frame,
         model=champion.model,
         model_name=champion.name,
         model_version=champion.version,
         scores_dir=scores_dir,
+        already_scored=(),  # the warehouse query left out what this version has scored
     )
+    rescored = result.rows_scored - len(new_trades)
+    write_scoring_run(settings.paths.scoring_runs, result, role="champion",
+                      model_name=champion.name, rows_rescored=rescored)
+    again = f", {rescored:,} of them scored before by another version" if rescored else ""
     console.print(
-        f"score: champion version {champion.version} scored {result.rows_scored:,} new trades "
-        f"({result.rows_already_scored:,} already scored, {result.flagged:,} flagged) "
-        f"→ {scores_dir}"
+        f"score: champion version {champion.version} scored {result.rows_scored:,} trades"
+        f"{again} ({result.flagged:,} flagged) → {scores_dir}"
     )
-    return result
+    shadow_result = None
+    challenger_version = models.version_for_alias("challenger")
+    if shadow and challenger_version and challenger_version != champion.version:
+        challenger = models.load_version(challenger_version)
+        shadow_result = score_new_trades(
+            new_trades,
+            model=challenger.model,
+            model_name=challenger.name,
+            model_version=challenger.version,
+            scores_dir=settings.paths.shadow_scores,
+            already_scored=(),
+        )
+        write_scoring_run(settings.paths.scoring_runs, shadow_result, role="shadow",
+                          model_name=challenger.name)
+        console.print(
+            f"score: challenger version {challenger.version} shadow-scored "
+            f"{shadow_result.rows_scored:,} new trades (never alerted) → "
+            f"{settings.paths.shadow_scores}"
+        )
+    return ScoreOutcome(result, rescored, shadow_result)
 
 
 def run_rollback(settings: Settings, *, console: Console | None = None) -> Rollback:

@@ -26,6 +26,7 @@ from rich.console import Console
 from rich.table import Table
 
 from flows.config import Settings
+from flows.warehouse import is_lock_message, warehouse_slot
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DBT_PROJECT_DIR = REPO_ROOT / "dbt_project"
@@ -47,6 +48,10 @@ _FAILED_STATUSES = {"error", "fail", "runtime error"}
 
 class TransformFailed(RuntimeError):
     """dbt did not build the warehouse: the message names what failed and where the log is."""
+
+
+class WarehouseLocked(TransformFailed):
+    """dbt could not open the warehouse: another process holds its lock. Transient: retry."""
 
 
 @dataclass(frozen=True)
@@ -254,6 +259,24 @@ def print_summary(result: TransformResult, console: Console | None = None) -> No
         console.print(f"[red]failed[/red] {_describe_failure(node)}")
 
 
+def release_duckdb() -> None:
+    """Close the DuckDB database dbt-duckdb keeps open after a run in this process.
+
+    Otherwise the process holds the warehouse file's lock until it exits: an analyst's
+    session, a flow in another process or the next step's read-only reader would be refused.
+    (dbt-duckdb caches its environment on DuckDBConnectionManager; this closes it.)
+    """
+    try:
+        from dbt.adapters.duckdb.connections import DuckDBConnectionManager
+    except ImportError:
+        return
+    with DuckDBConnectionManager._LOCK:
+        environment = DuckDBConnectionManager._ENV
+        if environment is not None:
+            environment.close()
+            DuckDBConnectionManager._ENV = None
+
+
 def _invoke(args: list[str]) -> Any:
     from dbt.cli.main import dbtRunner
 
@@ -299,19 +322,22 @@ def run_transform(
         args += ["--select", select]
     settings.paths.home.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
-    with dbt_environment(settings, target), _local_spark_session(target):
-        outcome = _invoke(args)
-    elapsed = time.monotonic() - started
-    log_file = log_path / "dbt.log"
-    if outcome.exception is not None:
-        text = " ".join(str(outcome.exception).split())
-        first_line = re.sub(r"^(Database Error\s*)+", "Database Error: ", text)[:400]
-        raise TransformFailed(
-            f"dbt could not build target {target}: {first_line} (log: {log_file})"
-        )
-    run_results = getattr(outcome.result, "results", None) or []
-    nodes = _outcomes(list(run_results))
-    row_counts = _warehouse_row_counts(settings) if target == "local" else {}
+    with warehouse_slot(f"dbt build {select or ''}".strip()):
+        with dbt_environment(settings, target), _local_spark_session(target):
+            try:
+                outcome = _invoke(args)
+            finally:
+                release_duckdb()
+        elapsed = time.monotonic() - started
+        log_file = log_path / "dbt.log"
+        if outcome.exception is not None:
+            text = " ".join(str(outcome.exception).split())
+            first_line = re.sub(r"^(Database Error\s*)+", "Database Error: ", text)[:400]
+            failure = WarehouseLocked if is_lock_message(text) else TransformFailed
+            raise failure(f"dbt could not build target {target}: {first_line} (log: {log_file})")
+        run_results = getattr(outcome.result, "results", None) or []
+        nodes = _outcomes(list(run_results))
+        row_counts = _warehouse_row_counts(settings) if target == "local" else {}
     result = TransformResult(
         target=target,
         success=bool(outcome.success) and not any(node.failed for node in nodes),
@@ -325,7 +351,8 @@ def run_transform(
         failed = result.failed_nodes
         first = _describe_failure(failed[0]) if failed else "dbt reported failure"
         more = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
-        raise TransformFailed(
+        locked = failed and all(is_lock_message(node.message) for node in failed)
+        raise (WarehouseLocked if locked else TransformFailed)(
             f"dbt build on target {target} failed: {first}{more} (log: {log_file})"
         )
     return result
@@ -351,8 +378,11 @@ def run_dbt_docs(settings: Settings, *, target: str | None = None) -> Path:
     if target == "databricks":
         args += ["--empty-catalog", "--no-compile"]
     settings.paths.home.mkdir(parents=True, exist_ok=True)
-    with dbt_environment(settings, target):
-        outcome = _invoke(args)
+    with warehouse_slot("dbt docs generate"), dbt_environment(settings, target):
+        try:
+            outcome = _invoke(args)
+        finally:
+            release_duckdb()
     if not outcome.success:
         reason = " ".join(str(outcome.exception or "see the log").split())[:400]
         raise TransformFailed(

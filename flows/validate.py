@@ -2,13 +2,16 @@
 
 `run_validate` reads the settings, opens the warehouse of the target (DuckDB locally, the
 Databricks SQL warehouse in production), runs every suite, writes the NDJSON results and the
-Data Docs, and prints one row per layer. The flows call `raise_on_critical(summary, stage=...)`
-before training, promotion and scoring: a critical failure raises `DataQualityFailed`, warnings
-pass (and are the caller's to alert on).
+Data Docs, and prints one row per layer. `run_quality_checkpoint` adds the alert: one per run
+that failed (quality_critical or quality_warning), not repeated while the same expectations
+keep failing. `apply_quality_gate` is what every verb and flow that trains, promotes or scores
+calls first: a critical failure raises `DataQualityFailed`, warnings pass; an explicit
+`--skip-quality-gate` skips it and is written to the audit log.
 """
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta
 
 from rich.console import Console
@@ -31,12 +34,17 @@ from expectations.results import (
     raise_on_critical,
 )
 from expectations.suites import QualityPolicy
+from flows.alerts import alert_sender, send_quality_alert
 from flows.config import Settings
+from flows.warehouse import warehouse_slot
+from ml.audit import AuditLog
 
 __all__ = [
     "DataQualityFailed",
     "UnsupportedValidationTarget",
     "ValidationSummary",
+    "apply_quality_gate",
+    "run_quality_checkpoint",
     "checkpoint_paths",
     "open_warehouse",
     "print_summary",
@@ -134,16 +142,92 @@ def run_validate(
     Returns the summary whatever the outcome; call `raise_on_critical` on it to stop a flow.
     `reference_time` is the "now" freshness is judged against (default: the run's clock).
     """
-    warehouse, landing = open_warehouse(settings, target)
-    try:
-        summary = run_checkpoint(
-            warehouse,
-            landing,
-            quality_policy(settings),
-            checkpoint_paths(settings, data_docs=data_docs),
-            reference_time=reference_time,
-        )
-    finally:
-        warehouse.close()
+    with warehouse_slot("data-quality checkpoint"):
+        warehouse, landing = open_warehouse(settings, target)
+        try:
+            summary = run_checkpoint(
+                warehouse,
+                landing,
+                quality_policy(settings),
+                checkpoint_paths(settings, data_docs=data_docs),
+                reference_time=reference_time,
+            )
+        finally:
+            warehouse.close()
     print_summary(summary, console)
+    return summary
+
+
+def previous_failures(settings: Settings, run_id: str) -> frozenset[tuple[str, ...]] | None:
+    """What failed in the quality run before `run_id` (None when there was none)."""
+    directory = settings.paths.monitoring / "quality"
+    names = sorted(p.name for p in directory.glob("quality-*.ndjson"))
+    earlier = [name for name in names if name < f"quality-{run_id}.ndjson"]
+    if not earlier:
+        return None
+    failed = set()
+    try:
+        for line in (directory / earlier[-1]).read_text().splitlines():
+            if line.strip():
+                record = json.loads(line)
+                if not record.get("success"):
+                    failed.add((record["suite"], record["expectation"],
+                                record.get("column") or "", record["severity"]))
+    except (OSError, ValueError, KeyError):
+        return None  # unreadable: alert rather than stay silent
+    return frozenset(failed)
+
+
+def run_quality_checkpoint(
+    settings: Settings,
+    *,
+    target: str | None = None,
+    reference_time: datetime | None = None,
+    stage: str | None = None,
+    data_docs: bool = True,
+    console: Console | None = None,
+) -> ValidationSummary:
+    """`run_validate`, then one alert if the run failed (and did not fail the same way before)."""
+    summary = run_validate(
+        settings, target=target, reference_time=reference_time, data_docs=data_docs,
+        console=console,
+    )
+    send_quality_alert(
+        alert_sender(settings), summary, stage=stage,
+        previous_failures=previous_failures(settings, summary.run_id),
+    )
+    return summary
+
+
+def apply_quality_gate(
+    settings: Settings,
+    *,
+    stage: str,
+    summary: ValidationSummary | None = None,
+    skip: bool = False,
+    target: str | None = None,
+    reference_time: datetime | None = None,
+    console: Console | None = None,
+) -> ValidationSummary | None:
+    """The quality gate before `stage` (training, scoring, ...): stop on a critical failure.
+
+    Runs the checkpoint (and its alert) unless a `summary` of this run is handed in. With
+    `skip`, nothing is checked: the override is written to the audit log and printed.
+    """
+    if skip:
+        AuditLog(settings.paths.monitoring / "audit").append(
+            "quality_gate_skipped",
+            {"stage": stage, "reason": "--skip-quality-gate given explicitly"},
+        )
+        (console or Console(stderr=True)).print(
+            f"[yellow]quality gate skipped before {stage} (--skip-quality-gate); "
+            "written to the audit log[/]"
+        )
+        return None
+    if summary is None:
+        summary = run_quality_checkpoint(
+            settings, target=target, reference_time=reference_time, stage=stage,
+            console=console,
+        )
+    raise_on_critical(summary, stage=stage)
     return summary

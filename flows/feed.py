@@ -1,0 +1,99 @@
+"""Is every feed delivering? The market-aware silence check of the scoring cycle.
+
+A symbol whose regular session has been open for the whole of its asset class's
+`feed_silent_minutes` (settings.markets) but that landed no trade in that time is silent: one
+`feed_silent` alert names it when it goes silent, and it is not alerted again until it has
+delivered and fallen silent once more (the state lives in <home>/state/feed_silence.json).
+What landed is read from the landing files written in the window (by modification time), so
+the check does not need the warehouse and runs even when a build fails.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import orjson
+
+from core.markets import read_symbol_reference, regular_session_since
+from flows.alerts import alert_sender, send_feed_silent_alert
+from flows.config import Settings
+from ingest.landing import iter_landed_files
+
+
+@dataclass(frozen=True)
+class FeedCheck:
+    """Symbols silent now, and those of them alerted by this check (newly silent)."""
+
+    silent: dict[str, str]
+    alerted: dict[str, str]
+    expected: tuple[str, ...]
+
+
+def _state_path(settings: Settings) -> Path:
+    return settings.paths.home / "state" / "feed_silence.json"
+
+
+def symbols_landed_since(landing_trades: Path, since_epoch: float) -> set[str]:
+    """Symbols of the trades in files landed (renamed into place) at or after `since_epoch`."""
+    symbols: set[str] = set()
+    for path in iter_landed_files(landing_trades):
+        try:
+            if path.stat().st_mtime < since_epoch:
+                continue
+            with path.open("rb") as handle:
+                for line in handle:
+                    if line.strip():
+                        symbol = orjson.loads(line).get("symbol")
+                        if isinstance(symbol, str):
+                            symbols.add(symbol)
+        except (OSError, orjson.JSONDecodeError):
+            continue  # a file moved away or torn: judged by the others
+    return symbols
+
+
+def check_feeds(
+    settings: Settings,
+    *,
+    market_time: datetime | None = None,
+    now: float | None = None,
+) -> FeedCheck:
+    """Alert the configured symbols that landed nothing while their market was open.
+
+    `market_time` is the market's clock (the replayed one under the simulator; default: now);
+    silence is measured on the wall clock `now` (epoch seconds) against landing times.
+    """
+    now = time.time() if now is None else now
+    market_time = market_time or datetime.fromtimestamp(now, UTC)
+    reference = read_symbol_reference()
+    windows = {}
+    for symbol in settings.symbols:
+        entry = reference[symbol]
+        minutes = settings.markets[entry.asset_class].feed_silent_minutes
+        if regular_session_since(entry.calendar, market_time, minutes):
+            windows[symbol] = minutes
+    landed_within: dict[float, set[str]] = {
+        minutes: symbols_landed_since(settings.paths.landing / "trades", now - 60 * minutes)
+        for minutes in set(windows.values())
+    }
+    silent = {
+        s: reference[s].asset_class for s, minutes in windows.items()
+        if s not in landed_within[minutes]
+    }
+    state_path = _state_path(settings)
+    try:
+        known = set(json.loads(state_path.read_text()))
+    except (OSError, ValueError):
+        known = set()
+    new = {s: c for s, c in silent.items() if s not in known}
+    if new:
+        send_feed_silent_alert(alert_sender(settings), new, {s: windows[s] for s in new})
+    state_path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = state_path.with_name(f".{state_path.name}.tmp")
+    temporary.write_text(json.dumps(sorted(silent)))
+    os.replace(temporary, state_path)
+    return FeedCheck(silent, new, tuple(windows))
