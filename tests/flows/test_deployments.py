@@ -7,14 +7,19 @@ import asyncio
 import pytest
 
 from flows.serve import read_deployments, runner_deployments
+from flows.warehouse import WAREHOUSE_LIMIT, ensure_warehouse_limit
 
 EXPECTED = {
     "continuous-ingestion": ("ingest", {"interval": 300.0}),
-    "transform": ("transform", {"cron": "*/15 * * * *"}),
-    "drift-check": ("drift", {"cron": "*/30 * * * *"}),
+    "scoring-cycle": ("cycle", {"interval": 300.0}),
+    "drift-check": ("drift", {"cron": "7,37 * * * *"}),
     "nightly-retraining": ("training", {"cron": "0 0 * * *"}),
+    "daily-bars": ("bars", {"cron": "30 22 * * 1-5"}),
+    "transform": ("transform", None),
     "full-pipeline": ("pipeline", None),
 }
+#: At most one run at a time; a run due while one is running is cancelled.
+ONE_AT_A_TIME = {"continuous-ingestion", "scoring-cycle"}
 
 
 def test_prefect_yaml_declares_the_schedules_users_expect():
@@ -22,6 +27,8 @@ def test_prefect_yaml_declares_the_schedules_users_expect():
     assert set(specs) == set(EXPECTED)
     for spec in specs.values():
         assert spec.load_flow().name == EXPECTED[spec.name][0]
+    # The collector runs until stopped; the cycle takes what it lands.
+    assert specs["continuous-ingestion"].parameters == {"duration_seconds": None, "bars": False}
 
 
 @pytest.mark.slow
@@ -36,14 +43,24 @@ def test_serve_registers_every_deployment_with_its_schedule(prefect_api):
             found = {}
             for deployment in await client.read_deployments():
                 flow = await client.read_flow(deployment.flow_id)
-                found[deployment.name] = (flow.name, deployment.schedules)
-            return found
+                found[deployment.name] = (flow.name, deployment.schedules, deployment)
+            limits = {limit.name: limit.limit
+                      for limit in await client.read_global_concurrency_limits()}
+            return found, limits
 
-    registered = asyncio.run(read_back())
+    ensure_warehouse_limit()
+    registered, limits = asyncio.run(read_back())
     assert set(registered) == set(EXPECTED)
+    # The warehouse's one slot, shared by every flow step that opens it (shown in the UI).
+    assert limits[WAREHOUSE_LIMIT] == 1
     for name, (flow_name, expected_schedule) in EXPECTED.items():
-        got_flow, schedules = registered[name]
+        got_flow, schedules, deployment = registered[name]
         assert got_flow == flow_name
+        if name in ONE_AT_A_TIME:
+            assert deployment.global_concurrency_limit.limit == 1
+            assert deployment.concurrency_options.collision_strategy == "CANCEL_NEW"
+        else:
+            assert deployment.global_concurrency_limit is None
         if expected_schedule is None:
             assert schedules == []
             continue
