@@ -42,12 +42,14 @@ REPORT_FILE = "monitoring.html"
 
 #: Section ids, in page order; also the keys of MonitoringData.errors and .notes.
 MODELS = "models"
+SHADOW = "shadow"
 TOURNAMENT = "tournament"
 DRIFT = "drift"
 ANOMALIES = "anomalies"
 QUALITY = "quality"
 SECTIONS: dict[str, str] = {
     MODELS: "Champion and challenger",
+    SHADOW: "Champion against challenger on live trades",
     TOURNAMENT: "Tournament history",
     DRIFT: "Drift per feature",
     ANOMALIES: "Anomalies per symbol",
@@ -79,6 +81,11 @@ QUALITY_COLUMNS = (
 )
 HOURLY_COLUMNS = ("symbol", "hour", "scored", "flagged")
 BY_SYMBOL_COLUMNS = ("symbol", "scored", "flagged", "critical", "high", "last_flagged")
+SHADOW_COLUMNS = (
+    "challenger_version", "champion_version", "trades", "flag_agreement", "both_flagged",
+    "champion_only_flagged", "challenger_only_flagged", "labelled_trades",
+    "champion_precision", "challenger_precision", "first_trade_ts", "last_trade_ts",
+)
 TOP_COLUMNS = (
     "trade_ts", "symbol", "score", "risk_level", "model_name", "model_version", "trade_id",
 )
@@ -151,6 +158,8 @@ class MonitoringData:
     anomalies_by_symbol: pd.DataFrame = field(default_factory=_frame(BY_SYMBOL_COLUMNS))
     top_anomalies: pd.DataFrame = field(default_factory=_frame(TOP_COLUMNS))
     quality: pd.DataFrame = field(default_factory=_frame(QUALITY_COLUMNS))
+    #: monitoring_shadow_summary: the champion's and a challenger's flags on the same trades.
+    shadow: pd.DataFrame = field(default_factory=_frame(SHADOW_COLUMNS))
     #: label → link relative to the reports directory (the drift page, Data Docs).
     links: dict[str, str] = field(default_factory=dict)
     #: section → why its source could not be read.
@@ -383,6 +392,22 @@ def _read_anomalies(scores_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.Da
     return hourly, by_symbol, top
 
 
+def _read_shadow(warehouse: Path) -> pd.DataFrame:
+    """monitoring_shadow_summary (built by the cycle's publish step); empty before it exists."""
+    from ml.datasets import DuckDBWarehouse, MissingColumns
+
+    if not warehouse.exists():
+        return _frame(SHADOW_COLUMNS)()
+    reader = DuckDBWarehouse(warehouse)
+    try:
+        return reader.fetch(
+            f"select * from {reader.table('monitoring_shadow_summary')} "
+            "order by last_trade_ts desc, challenger_version desc"
+        )
+    except MissingColumns:  # the model is not built yet
+        return _frame(SHADOW_COLUMNS)()
+
+
 def _links(reports: Path) -> dict[str, str]:
     links: dict[str, str] = {}
     drift_pages, _ = _newest_files(reports / "drift", "drift-*.html", 1)
@@ -437,6 +462,7 @@ def collect_monitoring_data(settings: Settings, *, now: datetime | None = None) 
         lambda: _read_anomalies(paths.scores),
         (_frame(HOURLY_COLUMNS)(), _frame(BY_SYMBOL_COLUMNS)(), _frame(TOP_COLUMNS)()),
     )
+    shadow = attempt(SHADOW, lambda: _read_shadow(paths.warehouse), _frame(SHADOW_COLUMNS)())
     return MonitoringData(
         generated_at=(now or datetime.now(UTC)).astimezone(UTC),
         home=paths.home,
@@ -451,6 +477,7 @@ def collect_monitoring_data(settings: Settings, *, now: datetime | None = None) 
         anomalies_by_symbol=by_symbol,
         top_anomalies=top,
         quality=quality,
+        shadow=shadow,
         links=attempt("links", lambda: _links(paths.reports), {}),
         errors=errors,
         notes={k: v for k, v in notes.items() if v},
@@ -525,6 +552,7 @@ def render_monitoring_report(data: MonitoringData) -> str:
     """The whole page as one self-contained HTML document (also well-formed XML)."""
     sections = {
         MODELS: _models_section,
+        SHADOW: _shadow_section,
         TOURNAMENT: _tournament_section,
         DRIFT: _drift_section,
         ANOMALIES: _anomalies_section,
@@ -716,6 +744,37 @@ def _models_section(data: MonitoringData) -> str:
              "champion PR-AUC", "reason"], rows, numeric={4, 5},
         ))
     return "\n".join(parts)
+
+
+def _shadow_section(data: MonitoringData) -> str:
+    """Agreement of the flags and precision against trusted labels, per challenger."""
+    if data.shadow.empty:
+        return _empty("A challenger the gate kept out scores new trades in shadow; the "
+                      "comparison appears after a scoring cycle has run with one registered.")
+    rows = [
+        (
+            _version_label(data, row.challenger_version),
+            _version_label(data, row.champion_version),
+            f"{int(row.trades):,}",
+            f"{row.flag_agreement:.1%}",
+            f"{int(row.both_flagged):,}",
+            f"{int(row.champion_only_flagged):,}",
+            f"{int(row.challenger_only_flagged):,}",
+            f"{int(row.labelled_trades):,}",
+            _num(row.champion_precision),
+            _num(row.challenger_precision),
+            f"{_ts(row.first_trade_ts)} – {_ts(row.last_trade_ts)}",
+        )
+        for row in data.shadow.itertuples()
+    ]
+    header = ("challenger", "champion", "trades", "flags agree", "both flag", "champion only",
+              "challenger only", "trusted labels", "champion precision",
+              "challenger precision", "trades from – to")
+    return (
+        '<p class="note">Shadow scores are never alerted and never reach gold_anomaly_scores. '
+        "Precision counts the flags on trades with an analyst's or the simulator's label.</p>"
+        + _table(header, rows, numeric=set(range(2, 10)))
+    )
 
 
 def _metrics_table(data: MonitoringData, record: GateRecord) -> str:
