@@ -158,8 +158,10 @@ def score_task(settings: Settings):
       retry_condition_fn=retry_if_transient)
 def drift_task(settings: Settings, current_hours: float | None, reference_hours: float | None):
     from flows.drift import run_drift
+    from flows.warehouse import warehouse_slot
 
-    return run_drift(settings, current_hours=current_hours, reference_hours=reference_hours)
+    with warehouse_slot("drift windows"):
+        return run_drift(settings, current_hours=current_hours, reference_hours=reference_hours)
 
 
 @task(name="monitoring report", retries=6, retry_delay_seconds=[2, 5, 10, 20, 40, 60],

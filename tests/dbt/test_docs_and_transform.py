@@ -71,7 +71,8 @@ def test_unknown_target_is_refused_before_dbt_runs(tmp_path):
 
 @pytest.mark.slow
 def test_a_fresh_home_builds_the_whole_project_with_the_cli(tmp_path):
-    """A fresh clone: nothing landed yet, every model builds empty and every test passes."""
+    """A fresh clone: nothing landed yet, every model builds empty and every test passes; the
+    checkpoint that follows the build says there is nothing to train or score on."""
     tradewatch = Path(sys.executable).parent / "tradewatch"
     completed = subprocess.run(
         [str(tradewatch), "transform"],
@@ -81,8 +82,14 @@ def test_a_fresh_home_builds_the_whole_project_with_the_cli(tmp_path):
         text=True,
         check=False,
     )
-    assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
     assert "dbt build on target local" in completed.stdout
+    assert "failed dbt" not in completed.stdout and "failed " not in completed.stdout
+    # transform = dbt build, then the data-quality checkpoint: no trades is critical.
+    assert completed.returncode == 1, completed.stdout[-3000:] + completed.stderr[-3000:]
+    assert completed.stderr.startswith("tradewatch: DataQualityFailed:")
+    assert "critical data-quality failure" in completed.stderr
+    assert "silver.aggregates" in completed.stderr  # no silver rows to validate
+    assert completed.stderr.strip().count("\n") == 0
     summary_layers = {line.split()[1] for line in completed.stdout.splitlines()
                       if line.startswith("│") and len(line.split()) > 2}
     assert {"bronze", "silver", "gold", "monitoring", "seeds"} <= summary_layers

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -40,3 +41,20 @@ def test_bad_config_file_exits_non_zero_with_one_line(tmp_path):
     assert result.returncode != 0
     assert result.stderr.startswith("tradewatch: ConfigError:")
     assert result.stderr.strip().count("\n") == 0
+
+
+def test_skipping_the_quality_gate_is_explicit_and_written_to_the_audit_log(tmp_path):
+    from ml.audit import AuditLog
+
+    env = {**os.environ, "TRADEWATCH_HOME": str(tmp_path)}
+    gated = subprocess.run([str(TRADEWATCH), "score"], capture_output=True, text=True,
+                           timeout=300, env=env)
+    # Without the override the gate runs first: no warehouse, nothing scored.
+    assert gated.returncode == 1
+    assert gated.stderr.startswith("tradewatch: WarehouseUnavailable:")
+    skipped = subprocess.run([str(TRADEWATCH), "score", "--skip-quality-gate"],
+                             capture_output=True, text=True, timeout=300, env=env)
+    assert "quality gate skipped before scoring" in skipped.stderr
+    assert skipped.returncode == 1 and "NoChampion" in skipped.stderr  # nothing trained yet
+    records = list(AuditLog(tmp_path / "monitoring" / "audit").records("quality_gate_skipped"))
+    assert [r.payload["stage"] for r in records] == ["scoring"]
