@@ -116,8 +116,12 @@ def main() -> int:
     home = Path(tempfile.mkdtemp(prefix="tradewatch-freshness-"))
     settings = load_settings(environ={**os.environ, "TRADEWATCH_HOME": str(home)})
     interval = args.interval or settings.cycle.interval_seconds
-    settings = settings.model_copy(update={"training": settings.training.model_copy(
-        update={"models": SMALL_MODELS, "purge_seconds": 300})})
+    # The champion only has to exist: a small model, and a gate that does not judge quality.
+    settings = settings.model_copy(update={
+        "training": settings.training.model_copy(
+            update={"models": SMALL_MODELS, "purge_seconds": 300}),
+        "gate": settings.gate.model_copy(update={"min_pr_auc": 0.0, "max_latency_p99_ms": 1e4}),
+    })
     symbols = settings.symbols
     rate = settings.simulator.trades_per_second
     print(f"data home {home}; {len(symbols)} symbols at {rate:g} trades/s each (regular "
