@@ -38,13 +38,30 @@ def _state_path(settings: Settings) -> Path:
     return settings.paths.home / "state" / "feed_silence.json"
 
 
+def _recent_files(landing_trades: Path, since_epoch: float) -> list[Path]:
+    """Landed files renamed into place since `since_epoch`.
+
+    Only the partition folders changed since then are listed (a rename updates its folder's
+    modification time), so the check stays cheap however much history has landed.
+    """
+    if not landing_trades.is_dir():
+        return []
+    files = []
+    for partition in landing_trades.iterdir():
+        try:
+            if not partition.is_dir() or partition.stat().st_mtime < since_epoch:
+                continue
+            files += [p for p in iter_landed_files(partition) if p.stat().st_mtime >= since_epoch]
+        except OSError:
+            continue  # moved away meanwhile
+    return files
+
+
 def symbols_landed_since(landing_trades: Path, since_epoch: float) -> set[str]:
     """Symbols of the trades in files landed (renamed into place) at or after `since_epoch`."""
     symbols: set[str] = set()
-    for path in iter_landed_files(landing_trades):
+    for path in _recent_files(landing_trades, since_epoch):
         try:
-            if path.stat().st_mtime < since_epoch:
-                continue
             with path.open("rb") as handle:
                 for line in handle:
                     if line.strip():
