@@ -133,9 +133,15 @@ def layer_aggregates(
     qualify = warehouse.qualified
     if layer == "bronze":
         row = warehouse.query(bronze_sql(present, qualify)).iloc[0]
+        ingested = None
+        if getattr(landing, "settled_before", None) is not None and "bronze_trades" in present:
+            files = warehouse.query(
+                f"select distinct _source_file from {qualify('bronze_trades')}"
+            )["_source_file"]
+            ingested = {str(name) for name in files}
         return pd.DataFrame([{
             "bronze_rows": _count(row["bronze_rows"]),
-            "landing_lines": landing.count_trade_lines(),
+            "landing_lines": landing.count_trade_lines(ingested),
         }])
     if layer == "silver":
         row = warehouse.query(silver_sql(present, qualify)).iloc[0]

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -86,15 +86,26 @@ class WarehouseReader(Protocol):
 class LandingSource(Protocol):
     """Where the landed trade files are, and how many trade lines they hold."""
 
-    def count_trade_lines(self) -> int:
-        """Number of landed trade records (one per non-blank line of every visible file)."""
+    def count_trade_lines(self, ingested: Collection[str] | None = None) -> int:
+        """Number of landed trade records (one per non-blank line of every visible file).
+
+        `ingested`: the files bronze has read (its `_source_file` values). A source that
+        knows when the build started counts a file landed after that only if it is there:
+        a file landing while the build runs is next, not missing.
+        """
 
 
 class LocalLanding:
-    """Landed trade files on the local disk: `<home>/landing/trades/date=*/<name>.ndjson`."""
+    """Landed trade files on the local disk: `<home>/landing/trades/date=*/<name>.ndjson`.
 
-    def __init__(self, trades_dir: Path | str) -> None:
+    `settled_before` (epoch seconds, e.g. when the dbt build started): files renamed into
+    place after it are still arriving. Under a collector that never stops, the checkpoint
+    after a build would otherwise find more landed lines than bronze read and call it lost.
+    """
+
+    def __init__(self, trades_dir: Path | str, settled_before: float | None = None) -> None:
         self.trades_dir = Path(trades_dir)
+        self.settled_before = settled_before
 
     def files(self) -> list[Path]:
         """Every landed file; names starting with "." are being written and are not landed yet."""
@@ -106,9 +117,16 @@ class LocalLanding:
             if not path.name.startswith(".") and not path.parent.name.startswith(".")
         )
 
-    def count_trade_lines(self) -> int:
+    def count_trade_lines(self, ingested: Collection[str] | None = None) -> int:
         total = 0
         for path in self.files():
+            if (
+                self.settled_before is not None
+                and ingested is not None
+                and str(path) not in ingested
+                and path.stat().st_mtime >= self.settled_before
+            ):
+                continue  # landed while the build ran: the next build reads it
             with open(path, "rb") as handle:
                 total += sum(1 for line in handle if line.strip())
         return total
@@ -312,5 +330,5 @@ class VolumeLanding:
             "pathGlobFilter => '*.ndjson', recursiveFileLookup => true)"
         )
 
-    def count_trade_lines(self) -> int:
+    def count_trade_lines(self, ingested: Collection[str] | None = None) -> int:
         return int(self.warehouse.query(self.count_sql()).iloc[0, 0])

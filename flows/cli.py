@@ -162,10 +162,13 @@ def _dispatch(args: argparse.Namespace) -> int:
             settings, url=args.url, symbols=args.symbols, interval=args.interval
         )
     if args.verb == "transform":
+        import time
+
         from flows.alerts import alert_sender, send_dbt_failure_alert
         from flows.transform import TransformFailed, run_transform
         from flows.validate import raise_on_critical, run_quality_checkpoint
 
+        build_started = time.time()
         try:
             run_transform(settings, target=args.target, full_refresh=args.full_refresh)
         except TransformFailed as exc:
@@ -174,7 +177,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         if args.target == "spark":
             print("transform: the checkpoint runs on local or databricks, not on a Spark session")
             return 0
-        raise_on_critical(run_quality_checkpoint(settings, target=args.target))
+        raise_on_critical(run_quality_checkpoint(settings, target=args.target,
+                                                 settled_before=build_started))
         return 0
     if args.verb in ("train", "score"):
         from flows import training

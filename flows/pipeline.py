@@ -112,13 +112,18 @@ def dbt_build_task(
       retry_condition_fn=retry_if_transient)
 def validate_task(
     settings: Settings, target: str | None, reference_time: datetime | None,
-    stage: str | None = None,
+    stage: str | None = None, settled_before: float | None = None,
 ):
-    """The checkpoint, and one alert if it failed (not repeated while it fails the same way)."""
+    """The checkpoint, and one alert if it failed (not repeated while it fails the same way).
+
+    `settled_before`: when the checked build started; trades landing since are the next
+    build's (the collector never stops), not missing from bronze.
+    """
     from flows.validate import run_quality_checkpoint
 
     return run_quality_checkpoint(
-        settings, target=target, reference_time=reference_time, stage=stage
+        settings, target=target, reference_time=reference_time, stage=stage,
+        settled_before=settled_before,
     )
 
 
@@ -195,14 +200,14 @@ def build_warehouse(
 
 def _quality_gate(
     settings: Settings, stage: str, reference_time: datetime | None, quality: Any,
-    skip: bool,
+    skip: bool, settled_before: float | None = None,
 ) -> Any:
     if skip:
         quality_gate_skipped_task(settings, stage)
         return quality
     if quality is None:
         quality = _warehouse_retries(validate_task, settings)(
-            settings, None, reference_time, stage
+            settings, None, reference_time, stage, settled_before
         )
     quality_gate_task(quality, stage)
     return quality
@@ -242,8 +247,11 @@ def transform_flow(
 ):
     """dbt build, then the data-quality checkpoint (alerting failures); returns its summary."""
     settings = _settings(settings)
+    build_started = time.time()
     build_warehouse(settings, target, full_refresh)
-    return _warehouse_retries(validate_task, settings)(settings, target, reference_time)
+    return _warehouse_retries(validate_task, settings)(
+        settings, target, reference_time, None, build_started
+    )
 
 
 @flow(name="training", log_prints=True)
@@ -354,9 +362,10 @@ def cycle_flow(
     if collect > 0:
         step("collect", lambda: collect_trades_task(settings, url, collect, None))
     result.feed = step("feed check", lambda: feed_check_task(settings, reference_time))
+    build_started = time.time()
     step("dbt build", lambda: build_warehouse(settings))
     result.quality = step("quality", lambda: _quality_gate(
-        settings, "scoring", reference_time, None, skip_quality_gate))
+        settings, "scoring", reference_time, None, skip_quality_gate, build_started))
     if registry(settings).version_for_alias("champion") is None:
         result.skipped_scoring = "no champion yet: run `tradewatch train`"
         logger.warning("cycle: %s", result.skipped_scoring)

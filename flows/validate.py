@@ -79,13 +79,18 @@ def checkpoint_paths(settings: Settings, *, data_docs: bool = True) -> Checkpoin
     )
 
 
-def open_warehouse(settings: Settings, target: str | None = None) -> tuple[
-        WarehouseReader, LandingSource]:
-    """The warehouse reader and landing counter for `target` (default: settings.dbt.target)."""
+def open_warehouse(
+    settings: Settings, target: str | None = None, settled_before: float | None = None
+) -> tuple[WarehouseReader, LandingSource]:
+    """The warehouse reader and landing counter for `target` (default: settings.dbt.target).
+
+    `settled_before`: when the build being checked started (epoch seconds); files landed
+    after it and not yet in bronze are still arriving, not missing.
+    """
     target = target or settings.dbt.target
     if target == "local":
         return (DuckDBWarehouse(settings.paths.warehouse),
-                LocalLanding(settings.paths.landing / "trades"))
+                LocalLanding(settings.paths.landing / "trades", settled_before=settled_before))
     if target == "databricks":
         warehouse = DatabricksWarehouse(DatabricksSettings.from_env())
         # On Databricks the data home is a Unity Catalog volume (TRADEWATCH_HOME=/Volumes/...).
@@ -136,14 +141,16 @@ def run_validate(
     reference_time: datetime | None = None,
     data_docs: bool = True,
     console: Console | None = None,
+    settled_before: float | None = None,
 ) -> ValidationSummary:
     """Validate every layer of the warehouse, write results and Data Docs, print the summary.
 
     Returns the summary whatever the outcome; call `raise_on_critical` on it to stop a flow.
-    `reference_time` is the "now" freshness is judged against (default: the run's clock).
+    `reference_time` is the "now" freshness is judged against (default: the run's clock);
+    `settled_before` when the checked build started (see `open_warehouse`).
     """
     with warehouse_slot("data-quality checkpoint"):
-        warehouse, landing = open_warehouse(settings, target)
+        warehouse, landing = open_warehouse(settings, target, settled_before)
         try:
             summary = run_checkpoint(
                 warehouse,
@@ -186,11 +193,12 @@ def run_quality_checkpoint(
     stage: str | None = None,
     data_docs: bool = True,
     console: Console | None = None,
+    settled_before: float | None = None,
 ) -> ValidationSummary:
     """`run_validate`, then one alert if the run failed (and did not fail the same way before)."""
     summary = run_validate(
         settings, target=target, reference_time=reference_time, data_docs=data_docs,
-        console=console,
+        console=console, settled_before=settled_before,
     )
     send_quality_alert(
         alert_sender(settings), summary, stage=stage,
