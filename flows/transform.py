@@ -289,6 +289,7 @@ def run_transform(
     target: str | None = None,
     full_refresh: bool = False,
     select: str | None = None,
+    exclude: str | None = None,
     console: Console | None = None,
 ) -> TransformResult:
     """`dbt build` the warehouse on `target` (default: settings.dbt.target); print a summary.
@@ -320,6 +321,8 @@ def run_transform(
         args.append("--full-refresh")
     if select:
         args += ["--select", select]
+    if exclude:
+        args += ["--exclude", exclude]
     settings.paths.home.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     with warehouse_slot(f"dbt build {select or ''}".strip()):

@@ -33,8 +33,11 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 NEW_YORK = ZoneInfo("America/New_York")
 #: The models this area owns, for builds that must not depend on the feature models.
 WAREHOUSE_CORE = (
-    "tag:bronze tag:silver tag:monitoring gold_minute_bars gold_daily_bars gold_anomaly_scores"
+    "tag:seed tag:bronze tag:silver tag:monitoring gold_minute_bars gold_daily_bars "
+    "gold_anomaly_scores"
 )
+#: Monitoring models that read gold_anomaly_labels (and so the features): outside the core.
+NEEDS_LABELS = "monitoring_shadow_scores monitoring_shadow_summary"
 
 _BUILD_SCRIPT = """
 import json, os, sys
@@ -45,7 +48,8 @@ args = json.loads(sys.argv[1])
 settings = load_settings(environ={**os.environ, "TRADEWATCH_HOME": args["home"]})
 try:
     result = run_transform(
-        settings, target=args["target"], full_refresh=args["full_refresh"], select=args["select"]
+        settings, target=args["target"], full_refresh=args["full_refresh"], select=args["select"],
+        exclude=args["exclude"],
     )
     out = {
         "ok": True,
@@ -88,6 +92,7 @@ def run_build(
     *,
     target: str = "local",
     select: str | None = WAREHOUSE_CORE,
+    exclude: str | None = None,
     full_refresh: bool = False,
     cwd: Path | None = None,
     spark_queries: dict[str, str] | None = None,
@@ -98,6 +103,9 @@ def run_build(
         "home": str(home),
         "target": target,
         "select": select,
+        "exclude": exclude if exclude is not None else (
+            NEEDS_LABELS if select == WAREHOUSE_CORE else None
+        ),
         "full_refresh": full_refresh,
         "spark_queries": spark_queries,
     }
