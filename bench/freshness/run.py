@@ -134,8 +134,11 @@ def main() -> int:
     live_start = start + timedelta(minutes=args.bootstrap_minutes)
     quality = transform_flow(reference_time=live_start, settings=settings)
     training_flow(reference_time=live_start, settings=settings, quality=quality)
-    print(f"bootstrap: {landed:,} trades landed, built and a champion trained in "
-          f"{time.monotonic() - started:.0f} s", flush=True)
+    from flows.pipeline import PUBLISH_SELECTOR, build_warehouse
+
+    build_warehouse(settings, select=PUBLISH_SELECTOR)
+    print(f"bootstrap: {landed:,} trades landed, built, a champion trained and its scores "
+          f"published in {time.monotonic() - started:.0f} s", flush=True)
     known = set(DuckDBWarehouse(settings.paths.warehouse).fetch(
         "select trade_id from gold_anomaly_scores")["trade_id"])
 
@@ -151,6 +154,7 @@ def main() -> int:
     queryable: dict[str, float] = {}
     steps: list[dict[str, float]] = []
     cpu_before, wall_before = _cpu_seconds(), time.monotonic()
+    live_since = time.time()  # only trades landed from here on are measured
     env = {**os.environ, "TRADEWATCH_HOME": str(home)}
     with Simulator(config).start() as market:
         collector = subprocess.Popen(
@@ -183,8 +187,9 @@ def main() -> int:
     cpu = _cpu_seconds() - cpu_before
 
     landed_at = _landing_times(settings.paths.landing)
-    lags = [queryable[t] - landed_at[t] for t in queryable if t in landed_at]
-    waiting = len([t for t in landed_at if t not in known])
+    live = {t: landed for t, landed in landed_at.items() if landed >= live_since}
+    lags = [queryable[t] - live[t] for t in queryable if t in live]
+    waiting = len([t for t in live if t not in known])
     print()
     print("step durations over the cycles (s): " + "; ".join(
         f"{name} p50 {statistics.median(s[name] for s in steps if name in s):.1f} "
