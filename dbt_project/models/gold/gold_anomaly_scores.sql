@@ -20,7 +20,8 @@ scoring_runs as (
 
 current_champion as (
 
-    select model_version
+    {#- Always one row: the version of the newest champion run, null before any run. -#}
+    select max(case when run_rank = 1 then model_version end) as model_version
     from (
         select
             model_version,
@@ -28,7 +29,6 @@ current_champion as (
         from scoring_runs
         where role = 'champion'
     ) as newest_first
-    where run_rank = 1
 
 ),
 
@@ -36,10 +36,11 @@ champion_scores as (
 
     select landed.*
     from landed
+    cross join current_champion
     where landed.trade_id is not null
       and (
-          landed.model_version in (select model_version from current_champion)
-          or not exists (select 1 from current_champion)
+          current_champion.model_version is null
+          or landed.model_version = current_champion.model_version
       )
 
 ),
