@@ -28,7 +28,9 @@ from ingest.simulator import SimulatorConfig
 from ml.audit import AuditLog
 from ml.datasets import DuckDBWarehouse
 
-pytestmark = pytest.mark.slow
+# The module fixture trains a champion and runs three cycles: on a loaded 2-core machine that
+# alone can pass the default 900 s per-test timeout.
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(2400)]
 
 NEW_YORK = ZoneInfo("America/New_York")
 SYMBOLS = ("AAPL", "MSFT", "KO")
