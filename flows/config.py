@@ -278,19 +278,20 @@ class CycleSettings(_Strict):
     """The scoring cycle: collect → dbt build → quality → score → publish → report."""
 
     interval_seconds: int = Field(300, ge=30)
-    # 0: trades are landed by the continuous-ingestion deployment (one long-running collector,
-    # no gap between cycles); > 0: the cycle collects this long itself before building.
+    """Seconds between the starts of two scoring cycles (the scoring-cycle deployment)."""
     collect_seconds: float = Field(0.0, ge=0)
-    # How long a cycle waits, in all, for a warehouse that another process holds.
+    """0: the continuous-ingestion deployment lands trades (no gap between cycles); > 0: the
+    cycle collects this long itself before building."""
     warehouse_retry_delays: tuple[float, ...] = (2.0, 5.0, 10.0, 20.0, 40.0, 60.0)
+    """Waits (s) before each retry while another process holds the warehouse."""
 
 
 class MarketSettings(_Strict):
     """Operations per asset class (the symbol_reference seed says which class a symbol has)."""
 
-    # Alert (feed_silent) when a symbol delivered nothing for this long while its regular
-    # session has been open for at least as long.
     feed_silent_minutes: float = Field(gt=0)
+    """Alert (feed_silent) when a symbol landed nothing for this long while its regular
+    session had been open at least as long."""
 
 
 AssetClass = Literal["us_equity", "crypto", "forex"]
@@ -337,9 +338,11 @@ class Settings(_Strict):
     alerts: AlertSettings
     quality: QualitySettings = QualitySettings()
     cycle: CycleSettings = CycleSettings()
+    """The scoring cycle: its interval, in-cycle collection, warehouse retries."""
     markets: dict[AssetClass, MarketSettings] = Field(
         default_factory=lambda: dict(_DEFAULT_MARKETS)
     )
+    """Operations per asset class (us_equity, crypto, forex): the feed-silence window."""
 
     @field_validator("symbols", mode="before")
     @classmethod
