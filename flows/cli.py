@@ -133,6 +133,9 @@ def _dispatch(args: argparse.Namespace) -> int:
     os.environ.setdefault("PREFECT_HOME", str(settings.paths.home / "prefect"))
     # Prefect creates its database file but not missing parent folders (a fresh clone's data/).
     Path(os.environ["PREFECT_HOME"]).expanduser().mkdir(parents=True, exist_ok=True)
+    # Without a Prefect server, flows start a temporary one; Prefect waits 20 s for it, which a
+    # busy two-core machine can miss on a first run (its database is created then). Wait longer.
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
     if args.verb == "simulate":
         from flows.simulate import run_simulate
 
