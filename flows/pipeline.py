@@ -179,8 +179,10 @@ def report_task(settings: Settings):
         return run_report(settings)
 
 
-#: What the scoring cycle publishes after scoring: the scores and every model reading them.
-PUBLISH_SELECTOR = "gold_anomaly_scores+"
+#: What the scoring cycle publishes after scoring: the scores and every model reading them, and
+#: the monitoring tables read from the files the run just wrote (gate decisions, audit events,
+#: drift reports, quality results), so that SQL sees what the run decided.
+PUBLISH_SELECTOR = "gold_anomaly_scores+ tag:monitoring"
 
 
 def build_warehouse(

@@ -150,6 +150,12 @@ def test_three_cycles_leave_every_landed_trade_scored_by_the_champion(running):
         steps = {"feed check", "dbt build", "quality", "score", "publish scores"}
         assert steps <= set(result.steps)
     assert results[0].report is not None and Path(results[0].report).exists()
+    # The last cycle's quality verdict is queryable too: publishing rebuilds the monitoring
+    # tables from the files the cycle wrote.
+    last_run = results[-1].quality.run_id
+    published = _fetch(home, "select count(*) as n from monitoring_quality_results "
+                       f"where run_id = '{last_run}'").n.iloc[0]
+    assert published == len(results[-1].quality.outcomes) > 0
 
 
 def test_a_challengers_shadow_scores_are_written_and_never_alerted(running, hook):
