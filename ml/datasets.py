@@ -20,44 +20,16 @@ from typing import Any, Protocol
 import numpy as np
 import pandas as pd
 
-FEATURES_TABLE = "gold_trade_features"
-LABELS_TABLE = "gold_anomaly_labels"
-
-ID_COLUMNS: tuple[str, ...] = ("trade_id", "symbol", "trade_ts", "trade_ts_ms")
-NUMERIC_FEATURES: tuple[str, ...] = (
-    "price_change_pct",
-    "log_return",
-    "volume_zscore",
-    "price_zscore",
-    "price_volatility_1h",
-    "trade_intensity_1m",
-    "vwap_deviation_pct",
-    "rsi_14",
-    "macd_line",
-    "macd_signal",
-    "macd_hist",
-    "bollinger_pct_b",
-    "roll_spread_pct",
-    # trade size against the recent typical size (volume bursts), the short-term trade rate
-    # against the recent rate (intensity bursts), identical prints (wash clusters)
-    "volume_to_median_100",
-    "trade_rate_ratio_10s",
-    "same_print_count_2s",
-    "hour_of_day",
-    "minute_of_hour",
-    "day_of_week",
+from core.schema import (
+    CATEGORY_LEVELS,
+    FEATURE_COLUMNS,
+    FEATURES_TABLE,
+    ID_COLUMNS,
+    LABEL_COLUMN,
+    LABEL_SOURCES,
+    LABELS_TABLE,
+    WEAK_LABEL_SOURCE,
 )
-# Fixed levels, so that the encoding is the same at training and at scoring time whatever
-# subset of levels a given window happens to contain.
-CATEGORY_LEVELS: dict[str, tuple[str, ...]] = {
-    "session_type": ("pre_market", "regular", "after_hours", "closed"),
-    "trade_type": ("block", "standard", "odd_lot"),
-}
-CATEGORICAL_FEATURES: tuple[str, ...] = tuple(CATEGORY_LEVELS)
-FEATURE_COLUMNS: tuple[str, ...] = NUMERIC_FEATURES + CATEGORICAL_FEATURES
-LABEL_COLUMN = "is_anomaly"
-LABEL_SOURCES: tuple[str, ...] = ("analyst", "ground_truth", "rule")  # in order of trust
-WEAK_LABEL_SOURCE = "rule"
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 

@@ -21,7 +21,8 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 import pandas as pd
 
-from ml.datasets import CATEGORY_LEVELS, FEATURE_COLUMNS, LABEL_COLUMN, MissingColumns
+from core.schema import CATEGORY_LEVELS, FEATURE_COLUMNS, LABEL_COLUMN
+from ml.datasets import MissingColumns
 from ml.metrics import best_f1_threshold, event_recall_threshold
 
 

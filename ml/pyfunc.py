@@ -19,7 +19,8 @@ import pandas as pd
 from mlflow.models import infer_signature
 from mlflow.models.model import ModelInfo
 
-from ml.datasets import CATEGORY_LEVELS, MissingColumns, normalise_features
+from core.schema import CATEGORY_LEVELS
+from ml.datasets import MissingColumns, normalise_features
 from ml.models import AnomalyModel, NotFitted
 
 DEFAULT_RISK_LEVELS: dict[str, float] = {"critical": 0.8, "high": 0.5, "medium": 0.2}

@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pandas as pd
 
-from ml.datasets import FEATURE_COLUMNS
+from core.schema import FEATURE_COLUMNS, ID_COLUMNS, LABEL_COLUMN
 
 NEW_YORK = ZoneInfo("America/New_York")
 ANOMALY_KINDS: dict[str, int] = {  # kind → trades per event
@@ -136,11 +136,11 @@ def synthetic_market(
         frame["volume"] >= 10_000, "block", np.where(frame["volume"] >= 100, "standard", "odd_lot")
     )
     frame["price"] = 100 * np.exp(np.cumsum(frame["log_return"].to_numpy()))
-    frame["is_anomaly"] = is_anomaly
+    frame[LABEL_COLUMN] = is_anomaly
     frame["label_source"] = label_source
     frame["anomaly_kind"] = kind_of
-    columns = ["trade_id", "symbol", "trade_ts", "trade_ts_ms", "price", "volume", *FEATURE_COLUMNS]
-    frame = frame[[*columns, "is_anomaly", "label_source", "anomaly_kind"]]
+    columns = [*ID_COLUMNS, "price", "volume", *FEATURE_COLUMNS]
+    frame = frame[[*columns, LABEL_COLUMN, "label_source", "anomaly_kind"]]
     events = pd.DataFrame(truth, columns=["trade_id", "event_id", "kind"])
     return SyntheticMarket(frame=frame, events=events)
 

@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from core.schema import ANOMALY_KINDS
 from ingest.simulator.market import (
     _SPREAD_FRACTION,
     MINUTE_SESSION,
@@ -36,7 +37,7 @@ from ingest.simulator.market import (
 )
 from ingest.simulator.sessions import DAY_MS, MINUTES_PER_DAY, REGULAR
 
-KINDS = ("price_spike", "volume_burst", "pump_and_dump", "wash_cluster", "intensity_burst")
+KINDS = ANOMALY_KINDS
 # Share of the anomalous trades that each kind contributes.
 MIX = {
     "pump_and_dump": 0.30,
