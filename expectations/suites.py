@@ -27,33 +27,32 @@ import great_expectations as gx
 import great_expectations.expectations as gxe
 from great_expectations.expectations.expectation import Expectation
 
-from expectations.column_types import (
+from core.schema import (
+    ANOMALY_KINDS,
     BOOLEAN,
+    CATEGORY_LEVELS,
     DATE,
+    FEATURES_TABLE,
     FLOAT,
+    GOLD_FEATURES_TYPES,
+    ID_COLUMNS,
     INTEGER,
+    LABEL_SOURCES,
     LIST,
     NUMBER,
+    NUMERIC_FEATURES,
+    SESSION_TYPES,
     STRING,
     TIMESTAMP,
+    TRADE_TYPES,
 )
 from expectations.results import Severity
 
-SESSION_TYPES = ("pre_market", "regular", "after_hours", "closed")
-TRADE_TYPES = ("block", "standard", "odd_lot")
-LABEL_SOURCES = ("analyst", "ground_truth", "rule")
-ANOMALY_KINDS = ("price_spike", "volume_burst", "pump_and_dump", "wash_cluster", "intensity_burst")
 RULE_KINDS = ("rule_volume_price_move", "rule_rsi_extreme", "rule_outside_bollinger")
 RISK_LEVELS = ("critical", "high", "medium", "low")
 SOURCES = ("finnhub",)
-# Gold feature columns defined on every row (first trades get 0, 50, 0.5): see the gold
-# features reference (docs/, generated from dbt_project/models/gold/_gold__features_docs.md).
-NEVER_NULL_FEATURES = (
-    "price_change_pct", "log_return", "volume_zscore", "price_zscore", "price_volatility_1h",
-    "trade_intensity_1m", "vwap_deviation_pct", "rsi_14", "macd_line", "macd_signal",
-    "macd_hist", "bollinger_pct_b", "roll_spread_pct", "hour_of_day", "minute_of_hour",
-    "day_of_week",
-)
+# Every numeric model input is defined on every row (first trades get 0, 50, 0.5).
+NEVER_NULL_FEATURES = NUMERIC_FEATURES
 
 BatchKind = Literal["schema", "rows", "aggregates"]
 LAYERS = ("bronze", "silver", "gold")
@@ -194,18 +193,14 @@ SILVER_QUARANTINE = TableContract(
     },
 )
 GOLD_FEATURES = TableContract(
-    table="gold_trade_features",
+    table=FEATURES_TABLE,
     layer="gold",
+    # The model inputs and the trade they describe, typed as the gold contract declares them;
+    # an integer model input may also be read as a float (the models see float64 anyway).
     columns={
-        "trade_id": _t(STRING), "symbol": _t(STRING), "trade_ts": _t(TIMESTAMP),
-        "trade_ts_ms": _t(INTEGER), "price": _t(FLOAT), "volume": _t(FLOAT),
-        "price_change_pct": _t(FLOAT), "log_return": _t(FLOAT), "volume_zscore": _t(FLOAT),
-        "price_zscore": _t(FLOAT), "price_volatility_1h": _t(FLOAT),
-        "trade_intensity_1m": NUMBER, "vwap_deviation_pct": _t(FLOAT), "rsi_14": _t(FLOAT),
-        "macd_line": _t(FLOAT), "macd_signal": _t(FLOAT), "macd_hist": _t(FLOAT),
-        "bollinger_pct_b": _t(FLOAT), "roll_spread_pct": _t(FLOAT), "hour_of_day": NUMBER,
-        "minute_of_hour": NUMBER, "day_of_week": NUMBER, "session_type": _t(STRING),
-        "trade_type": _t(STRING),
+        column: NUMBER if column in NUMERIC_FEATURES and kind == INTEGER else _t(kind)
+        for column, kind in GOLD_FEATURES_TYPES.items()
+        if column in (*ID_COLUMNS, "price", "volume", *NUMERIC_FEATURES, *CATEGORY_LEVELS)
     },
 )
 GOLD_LABELS = TableContract(

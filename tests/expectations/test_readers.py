@@ -19,24 +19,9 @@ from expectations.readers import (
     VolumeLanding,
     WarehouseBusy,
     WarehouseUnavailable,
-    logical_type,
 )
 
 TOKEN = "dapi-not-a-real-token-0123456789"
-
-
-@pytest.mark.parametrize(
-    ("declared", "logical"),
-    [
-        ("VARCHAR", "string"), ("STRING", "string"), ("DOUBLE", "float"), ("FLOAT", "float"),
-        ("BIGINT", "integer"), ("INT", "integer"), ("INTEGER", "integer"),
-        ("TIMESTAMP", "timestamp"), ("TIMESTAMP WITH TIME ZONE", "timestamp"),
-        ("TIMESTAMP_NTZ", "timestamp"), ("DATE", "date"), ("BOOLEAN", "boolean"),
-        ("VARCHAR[]", "list"), ("ARRAY<STRING>", "list"), ("DECIMAL(18,3)", "decimal(18,3)"),
-    ],
-)
-def test_duckdb_and_databricks_types_map_onto_the_same_logical_types(declared, logical):
-    assert logical_type(declared) == logical
 
 
 def test_landed_lines_are_counted_and_files_being_written_are_not(tmp_path):
