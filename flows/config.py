@@ -17,6 +17,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from core.markets import MarketReferenceError, read_symbol_reference, symbols_missing_from
+from core.schema import LABEL_SOURCES
 from ingest.symbols import InvalidSymbol, validate_symbols
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "project_config.yml"
@@ -174,7 +175,9 @@ class FeatureSettings(_Strict):
 class LabelSettings(_Strict):
     """Where training labels come from."""
 
-    sources: tuple[Literal["analyst", "ground_truth", "rule"], ...]
+    # The allowed values are core.schema's label sources (one definition), kept a Literal so
+    # that the error and the settings reference list them.
+    sources: tuple[Literal[LABEL_SOURCES], ...]  # type: ignore[valid-type]
     """Label sources in order of trust, as gold_anomaly_labels applies them."""
 
 

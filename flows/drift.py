@@ -58,18 +58,18 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from flows.alerts import alert_sender, send_drift_alert
-from flows.config import Settings
-from ml.audit import AuditLog, AuditLogUnreadable
-from ml.datasets import (
+from core.schema import (
     CATEGORICAL_FEATURES,
     FEATURE_COLUMNS,
     FEATURES_TABLE,
     LABELS_TABLE,
     NUMERIC_FEATURES,
-    DuckDBWarehouse,
-    normalise_features,
+    TRUSTED_LABEL_SOURCES,
 )
+from flows.alerts import alert_sender, send_drift_alert
+from flows.config import Settings
+from ml.audit import AuditLog, AuditLogUnreadable
+from ml.datasets import DuckDBWarehouse, normalise_features
 from ml.drift import DriftReport, TimeWindow, compute_drift, iso_utc, write_drift_ndjson
 from ml.drift_report import write_drift_html
 from ml.retraining import RetrainDecision, RetrainingPolicy, RetrainingTrigger
@@ -84,8 +84,6 @@ DRIFT_NUMERIC_FEATURES = (
 )
 #: `symbol` is compared too, so that a symbol appearing or vanishing shows up as drift.
 DRIFT_CATEGORICAL_FEATURES = (*CATEGORICAL_FEATURES, "symbol")
-#: Labels worth measuring the model against; the rule heuristic is derived from the features.
-TRUSTED_LABEL_SOURCES = ("analyst", "ground_truth")
 #: Rows kept per window; beyond this a seeded uniform sample (PSI needs thousands, not millions).
 MAX_WINDOW_ROWS = 500_000
 _SAMPLE_SEED = 20240308
