@@ -46,6 +46,9 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pandas as pd
 
+from core.schema import FEATURE_COLUMNS as MODEL_INPUTS
+from core.schema import GOLD_FEATURES_CONTRACT
+
 NEW_YORK = ZoneInfo("America/New_York")
 
 ZSCORE_WINDOW_TRADES = 50
@@ -62,30 +65,8 @@ EMA_FAST_ALPHA = 2 / (12 + 1)
 EMA_SLOW_ALPHA = 2 / (26 + 1)
 MACD_SIGNAL_ALPHA = 2 / (9 + 1)
 
-FEATURE_COLUMNS = [
-    "price_change_pct",
-    "log_return",
-    "volume_zscore",
-    "price_zscore",
-    "price_volatility_1h",
-    "trade_intensity_1m",
-    "vwap_deviation_pct",
-    "rsi_14",
-    "macd_line",
-    "macd_signal",
-    "macd_hist",
-    "bollinger_pct_b",
-    "roll_spread_pct",
-    "hour_of_day",
-    "minute_of_hour",
-    "day_of_week",
-    "session_type",
-    "trade_type",
-    # the three that separate volume bursts, intensity bursts and wash clusters
-    "volume_to_median_100",
-    "trade_rate_ratio_10s",
-    "same_print_count_2s",
-]
+#: The model's inputs in the order of the gold table's columns.
+FEATURE_COLUMNS = [column for column in GOLD_FEATURES_CONTRACT if column in MODEL_INPUTS]
 
 
 def new_york_wall_clock(trade_ts_ms: int) -> datetime:

@@ -7,18 +7,10 @@ from pathlib import Path
 import duckdb
 import numpy as np
 import pandas as pd
-from feature_reference import FEATURE_COLUMNS
 
-#: The contract of gold_trade_features (the brief's shared contract) and the extras it adds.
-CONTRACT_COLUMNS = [
-    "trade_id",
-    "symbol",
-    "trade_ts",
-    "trade_ts_ms",
-    "price",
-    "volume",
-    *FEATURE_COLUMNS,
-]
+from core.schema import GOLD_FEATURES_CONTRACT
+
+#: The columns gold_trade_features adds beyond the trade and the model's inputs.
 EXTRA_COLUMNS = [
     "trade_date_ny",
     "symbol_trade_seq",
@@ -26,6 +18,8 @@ EXTRA_COLUMNS = [
     "session_cum_notional",
     "session_cum_volume",
 ]
+#: The trade and the model's inputs: the contract of gold_trade_features less the extras.
+CONTRACT_COLUMNS = [column for column in GOLD_FEATURES_CONTRACT if column not in EXTRA_COLUMNS]
 
 
 def read_table(home: Path, sql: str) -> pd.DataFrame:
