@@ -7,9 +7,11 @@ lives in a Unity Catalog volume. Python writes files there and dbt reads them as
     landing/bars/interval=*/symbol=*/month=*/bars.ndjson   Alpha Vantage bars
     landing/rejects/date=YYYY-MM-DD/*.ndjson    input the collectors refused, with the reason
     scores/date=YYYY-MM-DD/scores-<run>.parquet  the champion's scores
+    shadow_scores/date=YYYY-MM-DD/scores-<run>.parquet  a challenger's shadow scores
     monitoring/drift/drift-<run>.ndjson         one line per feature per drift check
     monitoring/quality/quality-<run>.ndjson     one line per expectation per checkpoint run
     monitoring/audit/audit-YYYY-MM-DD.ndjson    decisions that changed what the platform does
+    monitoring/scoring/scoring-<run>-<role>.ndjson  which model version each scoring run used
     simulator/ground_truth/trades.ndjson        the simulator's answer key
     reports/                                    HTML pages (monitoring, drift, Data Docs)
     warehouse.duckdb, mlflow.db, mlartifacts/   the local warehouse and MLflow store
@@ -42,10 +44,12 @@ LANDING_TRADES: Final = "landing/trades"
 LANDING_BARS: Final = "landing/bars"
 LANDING_REJECTS: Final = "landing/rejects"
 SCORES: Final = "scores"
+SHADOW_SCORES: Final = "shadow_scores"
 MONITORING: Final = "monitoring"
 DRIFT_RECORDS_DIR: Final = "monitoring/drift"
 QUALITY_RESULTS_DIR: Final = "monitoring/quality"
 AUDIT_DIR: Final = "monitoring/audit"
+SCORING_RUNS_DIR: Final = "monitoring/scoring"
 GX_DIR: Final = "monitoring/gx"
 REPORTS: Final = "reports"
 DRIFT_REPORTS_DIR: Final = "reports/drift"
@@ -102,8 +106,18 @@ class HomeLayout:
         return self._at(SCORES)
 
     @property
+    def shadow_scores(self) -> Path:
+        """A registered challenger's scores of live trades: compared, never alerted on."""
+        return self._at(SHADOW_SCORES)
+
+    @property
     def monitoring(self) -> Path:
         return self._at(MONITORING)
+
+    @property
+    def scoring_runs(self) -> Path:
+        """One record per scoring run (which version scored)."""
+        return self._at(SCORING_RUNS_DIR)
 
     @property
     def drift_records(self) -> Path:

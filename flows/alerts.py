@@ -248,7 +248,7 @@ class _RefuseRedirects(urllib.request.HTTPRedirectHandler):
 def alert_sender(settings: Settings, *, environ: Mapping[str, str] | None = None) -> AlertSender:
     """The sender configured by settings.alerts, auditing to <home>/monitoring/audit."""
     return AlertSender(
-        AuditLog(settings.paths.monitoring / "audit"),
+        AuditLog(settings.paths.audit),
         webhook_url_env=settings.alerts.webhook_url_env,
         timeout_seconds=settings.alerts.timeout_seconds,
         retries=settings.alerts.retries,

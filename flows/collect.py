@@ -160,7 +160,7 @@ def run_collect_finnhub(
     print(
         f"finnhub: {stats.summary()}{f' ({reasons})' if reasons else ''} in "
         f"{stats.elapsed_seconds:.1f} s ({rate:,.0f} trades/s) -> "
-        f"{settings.paths.landing / 'trades'}",
+        f"{settings.paths.landing_trades}",
         flush=True,
     )
     return code
@@ -219,7 +219,7 @@ def run_collect_alphavantage(
             _fail(exc)
             return EXIT_FAILED
     print(
-        f"alphavantage: {result.summary()} -> {settings.paths.landing / 'bars'}", flush=True
+        f"alphavantage: {result.summary()} -> {settings.paths.landing_bars}", flush=True
     )
     for failed in result.failed:
         if result.error is None or failed is not result.results[-1]:

@@ -16,6 +16,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from core.datahome import HomeLayout
 from core.markets import MarketReferenceError, read_symbol_reference, symbols_missing_from
 from core.schema import LABEL_SOURCES
 from ingest.symbols import InvalidSymbol, validate_symbols
@@ -33,53 +34,11 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
 
-class Paths(_Strict):
-    """Where local state lives: the data home and the folders under it."""
+class Paths(_Strict, HomeLayout):
+    """The data home; every location in it is a property (see core.datahome.HomeLayout)."""
 
     home: Path
     """The data home (relative: to the folder holding project_config.yml)."""
-
-    @property
-    def landing(self) -> Path:
-        return self.home / "landing"
-
-    @property
-    def warehouse(self) -> Path:
-        return self.home / "warehouse.duckdb"
-
-    @property
-    def mlflow_db(self) -> Path:
-        return self.home / "mlflow.db"
-
-    @property
-    def mlartifacts(self) -> Path:
-        return self.home / "mlartifacts"
-
-    @property
-    def scores(self) -> Path:
-        return self.home / "scores"
-
-    @property
-    def shadow_scores(self) -> Path:
-        """A registered challenger's scores of live trades: compared, never alerted on."""
-        return self.home / "shadow_scores"
-
-    @property
-    def scoring_runs(self) -> Path:
-        """One record per scoring run (which version scored): monitoring/scoring."""
-        return self.home / "monitoring" / "scoring"
-
-    @property
-    def monitoring(self) -> Path:
-        return self.home / "monitoring"
-
-    @property
-    def reports(self) -> Path:
-        return self.home / "reports"
-
-    @property
-    def simulator(self) -> Path:
-        return self.home / "simulator"
 
 
 class SimulatorSettings(_Strict):

@@ -187,7 +187,7 @@ def _stage(report: DemoReport, console: Console, name: str, work) -> None:
 def _top_anomalies(settings: Settings, limit: int = 5) -> list[tuple]:
     """The champion's highest scores (gold_anomaly_scores), with the simulator's ground truth."""
     warehouse = DuckDBWarehouse(settings.paths.warehouse)
-    truth = settings.paths.simulator / "ground_truth" / "trades.ndjson"
+    truth = settings.paths.ground_truth / "trades.ndjson"
     join, kind = "", "null"
     if truth.exists():
         quoted = str(truth).replace("'", "''")
@@ -305,7 +305,7 @@ def _market_config(settings: Settings, start: datetime, duration: timedelta, see
         duration_seconds=duration.total_seconds(),
         av_calls_per_minute=DEMO_AV_CALLS_PER_MINUTE,
         av_calls_per_day=DEMO_AV_CALLS_PER_DAY,
-        ground_truth_dir=settings.paths.simulator / "ground_truth",
+        ground_truth_dir=settings.paths.ground_truth,
     )
 
 

@@ -461,7 +461,7 @@ def run_drift(
         run_ts=now,
     )
     repeated = (
-        _same_as_last_report(settings.paths.monitoring / "drift", report)
+        _same_as_last_report(settings.paths.drift_records, report)
         if report.drifted_features else None
     )
     if repeated is not None:
@@ -471,8 +471,8 @@ def run_drift(
         )
     report = replace(report, notes=(*notes, *report.notes))
 
-    ndjson = write_drift_ndjson(report, settings.paths.monitoring / "drift")
-    html = write_drift_html(report, settings.paths.reports / "drift")
+    ndjson = write_drift_ndjson(report, settings.paths.drift_records)
+    html = write_drift_html(report, settings.paths.drift_reports)
     print_drift_table(report, console)
     for note in report.notes:
         console.print(f"  [dim]{escape(note)}[/]")
@@ -483,7 +483,7 @@ def run_drift(
     if repeated is None:
         send_drift_alert(sender, report, html_report=html)
 
-    log = AuditLog(settings.paths.monitoring / "audit")
+    log = AuditLog(settings.paths.audit)
     new_rows, counted = _new_labelled_rows(warehouse, log, labels=labels)
     retraining = settings.retraining
     trigger = RetrainingTrigger(

@@ -94,7 +94,7 @@ def check_feeds(
         if regular_session_since(entry.calendar, market_time, minutes):
             windows[symbol] = minutes
     landed_within: dict[float, set[str]] = {
-        minutes: symbols_landed_since(settings.paths.landing / "trades", now - 60 * minutes)
+        minutes: symbols_landed_since(settings.paths.landing_trades, now - 60 * minutes)
         for minutes in set(windows.values())
     }
     silent = {

@@ -438,7 +438,7 @@ def collect_monitoring_data(settings: Settings, *, now: datetime | None = None) 
     aliases, versions = attempt(
         MODELS, lambda: _read_registry(tracking_uri, name) if has_mlflow else ({}, {}), ({}, {})
     )
-    gate_decisions = attempt(MODELS, lambda: _gate_records(paths.monitoring / "audit"), ())
+    gate_decisions = attempt(MODELS, lambda: _gate_records(paths.audit), ())
     tournament_runs = attempt(
         TOURNAMENT,
         lambda: _read_tournament_runs(tracking_uri, settings.training.experiment)
@@ -447,13 +447,13 @@ def collect_monitoring_data(settings: Settings, *, now: datetime | None = None) 
     )
     drift, notes[DRIFT] = attempt(
         DRIFT,
-        lambda: _read_ndjson_runs(paths.monitoring / "drift", "drift-*.ndjson", MAX_DRIFT_RUNS,
+        lambda: _read_ndjson_runs(paths.drift_records, "drift-*.ndjson", MAX_DRIFT_RUNS,
                                   DRIFT_COLUMNS, "drift"),
         (_frame(DRIFT_COLUMNS)(), []),
     )
     quality, notes[QUALITY] = attempt(
         QUALITY,
-        lambda: _read_ndjson_runs(paths.monitoring / "quality", "quality-*.ndjson",
+        lambda: _read_ndjson_runs(paths.quality_results, "quality-*.ndjson",
                                   MAX_QUALITY_RUNS, QUALITY_COLUMNS, "quality"),
         (_frame(QUALITY_COLUMNS)(), []),
     )

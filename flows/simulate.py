@@ -37,7 +37,7 @@ def simulator_config(
         anomaly_rate=sim.anomaly_rate,
         max_trades=max_trades,
         duration_seconds=duration,
-        ground_truth_dir=settings.paths.simulator / "ground_truth",
+        ground_truth_dir=settings.paths.ground_truth,
     )
 
 

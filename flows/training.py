@@ -60,7 +60,7 @@ def tracking_uri(settings: Settings) -> str:
 
 def audit_log(settings: Settings) -> AuditLog:
     """The durable audit log under <home>/monitoring/audit."""
-    return AuditLog(settings.paths.monitoring / "audit")
+    return AuditLog(settings.paths.audit)
 
 
 def registry(settings: Settings) -> ModelRegistry:
@@ -69,7 +69,7 @@ def registry(settings: Settings) -> ModelRegistry:
 
 
 def _ground_truth(settings: Settings):
-    directory = settings.paths.simulator / "ground_truth"
+    directory = settings.paths.ground_truth
     if not (directory / "trades.ndjson").exists():
         return None
     return load_ground_truth_events(directory)

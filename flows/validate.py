@@ -73,9 +73,9 @@ def quality_policy(settings: Settings) -> QualityPolicy:
 def checkpoint_paths(settings: Settings, *, data_docs: bool = True) -> CheckpointPaths:
     """NDJSON under monitoring/quality, GX history under monitoring/gx, docs under reports."""
     return CheckpointPaths(
-        results_dir=settings.paths.monitoring / "quality",
-        gx_dir=settings.paths.monitoring / "gx",
-        data_docs_dir=settings.paths.reports / "data_docs" if data_docs else None,
+        results_dir=settings.paths.quality_results,
+        gx_dir=settings.paths.gx,
+        data_docs_dir=settings.paths.data_docs if data_docs else None,
     )
 
 
@@ -90,11 +90,11 @@ def open_warehouse(
     target = target or settings.dbt.target
     if target == "local":
         return (DuckDBWarehouse(settings.paths.warehouse),
-                LocalLanding(settings.paths.landing / "trades", settled_before=settled_before))
+                LocalLanding(settings.paths.landing_trades, settled_before=settled_before))
     if target == "databricks":
         warehouse = DatabricksWarehouse(DatabricksSettings.from_env())
         # On Databricks the data home is a Unity Catalog volume (TRADEWATCH_HOME=/Volumes/...).
-        return warehouse, VolumeLanding(warehouse, (settings.paths.landing / "trades").as_posix())
+        return warehouse, VolumeLanding(warehouse, settings.paths.landing_trades.as_posix())
     raise UnsupportedValidationTarget(
         f"cannot validate target {target!r}: use local (DuckDB) or databricks"
     )
@@ -167,7 +167,7 @@ def run_validate(
 
 def previous_failures(settings: Settings, run_id: str) -> frozenset[tuple[str, ...]] | None:
     """What failed in the quality run before `run_id` (None when there was none)."""
-    directory = settings.paths.monitoring / "quality"
+    directory = settings.paths.quality_results
     names = sorted(p.name for p in directory.glob("quality-*.ndjson"))
     earlier = [name for name in names if name < f"quality-{run_id}.ndjson"]
     if not earlier:
@@ -223,7 +223,7 @@ def apply_quality_gate(
     `skip`, nothing is checked: the override is written to the audit log and printed.
     """
     if skip:
-        AuditLog(settings.paths.monitoring / "audit").append(
+        AuditLog(settings.paths.audit).append(
             "quality_gate_skipped",
             {"stage": stage, "reason": "--skip-quality-gate given explicitly"},
         )

@@ -65,7 +65,7 @@ def _land_past(settings, start: datetime, minutes: float) -> int:
         seed=settings.simulator.seed, symbols=settings.symbols, start=start,
         duration_seconds=minutes * 60, trades_per_second=settings.simulator.trades_per_second,
         anomaly_rate=settings.simulator.anomaly_rate,
-        ground_truth_dir=settings.paths.simulator / "ground_truth",
+        ground_truth_dir=settings.paths.ground_truth,
     )
     with Simulator(config).start() as market:
         collector = FinnhubCollector(url=market.ws_url, symbols=settings.symbols,

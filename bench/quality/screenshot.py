@@ -116,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
             from flows.validate import run_validate
 
             run_validate(settings, reference_time=args.as_of)
-        site = settings.paths.reports / "data_docs"
+        site = settings.paths.data_docs
         index = site / "index.html"
         if not index.exists():
             raise ScreenshotFailed(f"no Data Docs at {index}: run `tradewatch validate` first")

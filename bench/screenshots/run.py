@@ -81,14 +81,14 @@ def report_pages(settings: Settings) -> list[Page]:
         Page("monitoring-report-full", monitoring.as_uri(), height=FULL_PAGE_HEIGHT),
     ]
     drift_pages = sorted(
-        (p for p in (settings.paths.reports / "drift").glob("drift-*.html")),
+        (p for p in (settings.paths.drift_reports).glob("drift-*.html")),
         key=lambda p: (p.stat().st_mtime, p.name),
     )
     if drift_pages:
         pages.append(Page("drift-report", drift_pages[-1].resolve().as_uri()))
     else:
         print("screenshots: no drift report yet (run `tradewatch drift`): skipped", flush=True)
-    docs = settings.paths.reports / "data_docs" / "index.html"
+    docs = settings.paths.data_docs / "index.html"
     if docs.exists():
         pages.append(Page("data-docs", docs.resolve().as_uri()))
     else:
