@@ -22,17 +22,16 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import orjson
 import requests
 
+from core.datahome import remove_stale_temp_files, write_atomic
 from ingest.api_keys import ApiKey, protect_library_loggers, redact_credentials
 from ingest.landing import (
     BARS,
     REJECTS,
     PartitionedNdjsonWriter,
     reject_record,
-    remove_stale_temp_files,
     utc_now_iso,
     validate_interval,
     write_bars,
-    write_file_atomically,
 )
 from ingest.symbols import validate_symbols
 
@@ -134,7 +133,7 @@ class CallBudget:
 
     def _save(self, calls: list[float]) -> None:
         payload = orjson.dumps({"calls": calls}, option=orjson.OPT_APPEND_NEWLINE)
-        write_file_atomically(self.path, [payload])
+        write_atomic(self.path, payload)
 
     def used(self) -> tuple[int, int]:
         """Calls made in the last minute and in the last 24 hours."""

@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 import orjson
 import websocket
 
+from core.datahome import remove_stale_temp_files
 from ingest.api_keys import ApiKey, protect_library_loggers, redact_credentials
 from ingest.landing import (
     REJECT_RAW_LIMIT,
@@ -34,7 +35,6 @@ from ingest.landing import (
     LandingError,
     PartitionedNdjsonWriter,
     reject_record,
-    remove_stale_temp_files,
     utc_date_of_ms,
 )
 from ingest.symbols import validate_symbols

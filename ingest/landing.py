@@ -6,10 +6,11 @@ Layout (see the shared file contracts):
     landing/rejects/date=YYYY-MM-DD/rejects-<stamp>-<pid>-<run>-<seq>.ndjson
     landing/bars/interval=<interval>/symbol=<SYM, %XX-escaped>/month=YYYY-MM/bars.ndjson
 
-Every file is written under a temporary name starting with "." in its final directory,
-fsynced, renamed into place and the directory fsynced, so a reader sees either the whole file
-or nothing. Readers skip names starting with "."; a writer killed mid-file leaves such a
-temporary behind, which `remove_stale_temp_files` deletes once its process is gone.
+Every file is written with `core.datahome.write_atomic`: under a temporary name starting with
+"." in its final directory, fsynced, renamed into place and the directory fsynced, so a reader
+sees either the whole file or nothing. Readers skip names starting with "."; a writer killed
+mid-file leaves such a temporary behind, which `core.datahome.remove_stale_temp_files` deletes
+once its process is gone.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from pathlib import Path
 
 import orjson
 
+from core.datahome import write_atomic
 from ingest.symbols import symbol_path_part
 
 TRADES = "trades"
@@ -37,8 +39,6 @@ REJECT_RAW_LIMIT = 64 * 1024
 _INTERVAL = re.compile(r"^(?:[1-9][0-9]{0,2}min|daily|weekly|monthly)$")
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _MONTH = re.compile(r"^\d{4}-\d{2}$")
-# ".<final name>.<pid>.tmp": the writer's pid tells whether the temporary is still being written.
-_TEMP_NAME = re.compile(r"^\..+\.(\d+)\.tmp$")
 _MS_PER_DAY = 86_400_000
 
 
@@ -58,69 +58,6 @@ def utc_iso(epoch_seconds: float) -> str:
 def utc_date_of_ms(epoch_ms: int) -> str:
     """The UTC calendar date ("YYYY-MM-DD") of an epoch-milliseconds timestamp."""
     return time.strftime("%Y-%m-%d", time.gmtime((epoch_ms // _MS_PER_DAY) * 86_400))
-
-
-def write_file_atomically(path: Path, chunks: Iterable[bytes | bytearray]) -> None:
-    """Write `chunks` to `path` so that `path` appears complete or not at all.
-
-    The data goes to ".<name>.<pid>.tmp" beside `path`, is fsynced, renamed over `path` and the
-    directory entry fsynced, so neither a crash nor a concurrent reader sees a partial file.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.writelines(chunks)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            temp.unlink()
-        raise
-    _fsync_directory(path.parent)
-
-
-def _fsync_directory(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's live process
-        return True
-    return True
-
-
-def remove_stale_temp_files(root: Path) -> list[Path]:
-    """Delete temporaries under `root` left by writers that no longer run; return them.
-
-    A temporary whose writer is alive (another collector, or this process) is left alone.
-    """
-    removed: list[Path] = []
-    if not root.is_dir():
-        return removed
-    for directory, _, names in os.walk(root):
-        for name in names:
-            match = _TEMP_NAME.match(name)
-            if match is None:
-                continue
-            pid = int(match.group(1))
-            if pid == os.getpid() or _process_alive(pid):
-                continue
-            path = Path(directory) / name
-            with contextlib.suppress(FileNotFoundError):
-                path.unlink()
-                removed.append(path)
-    return removed
 
 
 def iter_landed_files(root: Path) -> Iterator[Path]:
@@ -187,7 +124,7 @@ class PartitionedNdjsonWriter:
             self._sequence += 1
             name = f"{self.prefix}-{stamp}Z-{os.getpid()}-{self._run}-{self._sequence:06d}.ndjson"
             path = self.root / f"date={date}" / name
-            write_file_atomically(path, chunks)
+            write_atomic(path, chunks)
             written.append(path)
             # Forget a partition only once it is on disk: a failed write keeps it for a retry.
             del self._pending[date]
@@ -277,7 +214,7 @@ def write_bars(
                 orjson.dumps(merged[key], option=orjson.OPT_APPEND_NEWLINE)
                 for key in sorted(merged)
             ]
-            write_file_atomically(path, lines)
+            write_atomic(path, lines)
         written.append(path)
     return written
 

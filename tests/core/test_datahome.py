@@ -4,7 +4,6 @@ contracts are the ones dbt's sources read."""
 from __future__ import annotations
 
 import fnmatch
-import os
 import threading
 from pathlib import Path, PurePosixPath
 
@@ -16,7 +15,6 @@ from core.datahome import (
     DataHome,
     LocalDataHome,
     as_data_home,
-    remove_stale_temp_files,
     write_atomic,
 )
 from core.schema import logical_type
@@ -145,18 +143,3 @@ def test_a_local_folder_is_a_data_home(tmp_path):
     assert as_data_home(str(tmp_path)).list() == []
     home = LocalDataHome(tmp_path)
     assert as_data_home(home) is home
-
-
-def test_stale_temporaries_of_dead_writers_are_removed_and_live_ones_kept(tmp_path):
-    dead = os.fork()
-    if dead == 0:  # a writer that is gone by the time we clean up
-        os._exit(0)
-    os.waitpid(dead, 0)
-    stale = tmp_path / "date=2024-03-08" / f".trades-x.ndjson.0a1b2c3d.{dead}.tmp"
-    live = tmp_path / "date=2024-03-08" / f".trades-y.ndjson.0a1b2c3d.{os.getpid()}.tmp"
-    stale.parent.mkdir()
-    stale.write_bytes(b"half")
-    live.write_bytes(b"being written")
-
-    assert remove_stale_temp_files(tmp_path) == [stale]
-    assert live.exists()

@@ -26,6 +26,7 @@ import orjson
 import pytest
 from rich.console import Console
 
+from core.datahome import write_atomic
 from flows.config import Settings, load_settings
 from flows.drift import (
     DRIFT_CATEGORICAL_FEATURES,
@@ -35,7 +36,7 @@ from flows.drift import (
     run_drift,
 )
 from ingest.finnhub import FinnhubCollector
-from ingest.landing import read_landed_records, utc_date_of_ms, write_file_atomically
+from ingest.landing import read_landed_records, utc_date_of_ms
 from ingest.simulator import Simulator, SimulatorConfig
 from ingest.trade_id import trade_id
 from ml.audit import AuditLog
@@ -116,7 +117,7 @@ def _land_replay(home: Path, records: list[dict], shift: timedelta) -> None:
         }
         by_date.setdefault(utc_date_of_ms(ts), []).append(orjson.dumps(moved) + b"\n")
     for date, lines in by_date.items():
-        write_file_atomically(
+        write_atomic(
             home / "landing" / "trades" / f"date={date}" / "replay-a-week-later.ndjson", lines
         )
 

@@ -9,6 +9,7 @@ import sys
 import orjson
 import pytest
 
+from core.datahome import remove_stale_temp_files
 from ingest.landing import (
     REJECT_RAW_LIMIT,
     LandingError,
@@ -17,7 +18,6 @@ from ingest.landing import (
     iter_landed_files,
     read_landed_records,
     reject_record,
-    remove_stale_temp_files,
     utc_date_of_ms,
     utc_iso,
     write_bars,
