@@ -231,6 +231,22 @@ SCORES_FILES: Final = FileContract(
     ),
     file_format="parquet",
 )
+SHADOW_SCORES_FILES: Final = FileContract(
+    source="scoring.shadow_scores",
+    directory=SHADOW_SCORES,
+    pattern=SCORES_FILES.pattern,
+    columns=SCORES_FILES.columns,
+    file_format="parquet",
+)
+SCORING_RUNS: Final = FileContract(
+    source="monitoring.scoring_runs",
+    directory=SCORING_RUNS_DIR,
+    pattern="scoring-*.ndjson",
+    columns=_columns(
+        run_id=STRING, run_ts=STRING, role=STRING, model_name=STRING, model_version=STRING,
+        rows_scored=INTEGER, rows_rescored=INTEGER, flagged=INTEGER,
+    ),
+)
 DRIFT_RECORDS: Final = FileContract(
     source="monitoring.drift",
     directory=DRIFT_RECORDS_DIR,
@@ -267,8 +283,8 @@ GROUND_TRUTH_TRADES: Final = FileContract(
 )
 #: Every file contract, for checks that go through all of them.
 FILE_CONTRACTS: Final = (
-    LANDED_TRADES, LANDED_BARS, LANDED_REJECTS, SCORES_FILES, DRIFT_RECORDS, QUALITY_RESULTS,
-    AUDIT_EVENTS, GROUND_TRUTH_TRADES,
+    LANDED_TRADES, LANDED_BARS, LANDED_REJECTS, SCORES_FILES, SHADOW_SCORES_FILES, SCORING_RUNS,
+    DRIFT_RECORDS, QUALITY_RESULTS, AUDIT_EVENTS, GROUND_TRUTH_TRADES,
 )
 
 # --------------------------------------------------------------------------- atomic write

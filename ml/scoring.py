@@ -1,19 +1,19 @@
 """Batch scoring: a registered model scores trades and writes parquet files for dbt.
 
-Files follow the scores contract: <dir>/date=YYYY-MM-DD/scores-<run_id>.parquet (date = UTC
-date of the trade), columns trade_id, symbol, trade_ts, score, flag, risk_level, model_name,
-model_version, scored_at. The champion writes under scores/, a challenger's shadow scores go
-to shadow_scores/ (the same columns; nothing reads them as alerts or flags). Each file is
-written under a dot-name, fsynced and renamed, so a reader never sees a partial file. Scores
-are never rewritten: a trade scored again (by a new or restored champion) gets a new row with
-its model version, and `write_scoring_run` records which version scored last, which
+Files follow the scores contract (core.datahome.SCORES_FILES):
+<dir>/date=YYYY-MM-DD/scores-<run_id>.parquet (date = UTC date of the trade), columns trade_id,
+symbol, trade_ts, score, flag, risk_level, model_name, model_version, scored_at. The champion
+writes under scores/, a challenger's shadow scores go to shadow_scores/ (SHADOW_SCORES_FILES:
+the same columns; nothing reads them as alerts or flags). Each file is written with
+core.datahome.write_atomic, so a reader never sees a partial file. Scores are never rewritten:
+a trade scored again (by a new or restored champion) gets a new row with its model version, and
+`write_scoring_run` records which version scored last (core.datahome.SCORING_RUNS), which
 gold_anomaly_scores reads to show the current champion's score of every trade.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -25,20 +25,19 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from core.datahome import SCORES_FILES, SCORING_RUNS, write_atomic
+from core.schema import BOOLEAN, FLOAT, STRING, TIMESTAMP
 from ml.pyfunc import predictor
 
+# Microsecond timestamps: Spark cannot read nanosecond parquet timestamps.
+_ARROW_TYPES = {
+    STRING: pa.string(),
+    FLOAT: pa.float64(),
+    BOOLEAN: pa.bool_(),
+    TIMESTAMP: pa.timestamp("us", tz="UTC"),
+}
 SCORES_SCHEMA = pa.schema(
-    [
-        ("trade_id", pa.string()),
-        ("symbol", pa.string()),
-        ("trade_ts", pa.timestamp("us", tz="UTC")),
-        ("score", pa.float64()),
-        ("flag", pa.bool_()),
-        ("risk_level", pa.string()),
-        ("model_name", pa.string()),
-        ("model_version", pa.string()),
-        ("scored_at", pa.timestamp("us", tz="UTC")),
-    ]
+    [(column, _ARROW_TYPES[kind]) for column, kind in SCORES_FILES.columns.items()]
 )
 
 
@@ -63,7 +62,7 @@ class ScoringResult:
 
 def score_files(scores_dir: Path | str) -> list[Path]:
     """Completed scores files (temporary dot-files excluded), oldest partition first."""
-    return sorted(Path(scores_dir).glob("date=*/scores-*.parquet"))
+    return sorted(Path(scores_dir).glob(SCORES_FILES.pattern))
 
 
 def scored_trade_ids(scores_dir: Path | str) -> set[str]:
@@ -79,21 +78,10 @@ def scored_trade_ids(scores_dir: Path | str) -> set[str]:
     return ids
 
 
-def _write_atomically(table: pa.Table, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp")
-    try:
-        pq.write_table(table, temporary)
-        with open(temporary, "rb") as handle:
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
-    directory = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)
+def _parquet(table: pa.Table) -> memoryview:
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink)
+    return memoryview(sink.getvalue())
 
 
 def score_new_trades(
@@ -146,7 +134,7 @@ def score_new_trades(
         table = pa.Table.from_pandas(
             rows.reset_index(drop=True), schema=SCORES_SCHEMA, preserve_index=False
         )
-        _write_atomically(table, path)
+        write_atomic(path, _parquet(table))
         files.append(path)
     return ScoringResult(
         run_id, len(out), skipped, int(out["flag"].sum()), tuple(files), str(model_version)
@@ -170,7 +158,7 @@ def write_scoring_run(
     if role not in SCORING_ROLES:
         raise ValueError(f"role must be one of {SCORING_ROLES}, got {role!r}")
     when = (now or datetime.now(UTC)).astimezone(UTC)
-    record = {
+    record = SCORING_RUNS.record({
         "run_id": result.run_id,
         "run_ts": when.isoformat(timespec="microseconds").replace("+00:00", "Z"),
         "role": role,
@@ -179,16 +167,7 @@ def write_scoring_run(
         "rows_scored": result.rows_scored,
         "rows_rescored": rows_rescored,
         "flagged": result.flagged,
-    }
+    })
     path = Path(directory) / f"scoring-{result.run_id}-{role}.ndjson"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp")
-    try:
-        with open(temporary, "w") as handle:
-            handle.write(json.dumps(record, sort_keys=True) + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
+    write_atomic(path, json.dumps(record) + "\n")
     return path
