@@ -22,7 +22,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import PurePath
 from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
@@ -257,7 +257,7 @@ def alert_sender(settings: Settings, *, environ: Mapping[str, str] | None = None
 
 
 def send_drift_alert(
-    sender: AlertSender, report: DriftReport, *, html_report: Path | None = None
+    sender: AlertSender, report: DriftReport, *, html_report: PurePath | None = None
 ) -> AlertDelivery | None:
     """Alert what drifted: a warning, critical if performance dropped; None if nothing drifted."""
     drifted = report.drifted_features

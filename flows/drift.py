@@ -49,7 +49,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any
 
 import numpy as np
@@ -111,8 +111,8 @@ class DriftOutcome:
     """The report, where it was written, the retraining decision, and what the reference was."""
 
     report: DriftReport
-    ndjson: Path
-    html: Path
+    ndjson: PurePath
+    html: PurePath
     decision: RetrainDecision
     reference_basis: str = ""
     champion_version: str | None = None

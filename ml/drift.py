@@ -38,19 +38,19 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
 import uuid
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 
+from core.datahome import DRIFT_RECORDS, DataHome, as_data_home
 from ml.metrics import pr_auc
 
 PSI_EPSILON = 1e-4
@@ -210,8 +210,8 @@ class DriftReport:
         return self.performance is not None and self.performance.drifted
 
     def records(self) -> list[dict[str, Any]]:
-        """The rows of the drift file (the shared monitoring/drift contract), one per feature."""
-        common = {
+        """The rows of the drift file (core.datahome.DRIFT_RECORDS), one per feature."""
+        windows = {
             "run_id": self.run_id,
             "run_ts": iso_utc(self.run_ts),
             "reference_start": iso_utc(self.reference_window.start),
@@ -220,9 +220,8 @@ class DriftReport:
             "current_end": iso_utc(self.current_window.end),
         }
         return [
-            {
-                "run_id": common["run_id"],
-                "run_ts": common["run_ts"],
+            DRIFT_RECORDS.record({
+                **windows,
                 "feature": f.feature,
                 "kind": f.kind,
                 "statistic_name": f.statistic_name,
@@ -231,11 +230,7 @@ class DriftReport:
                 "drifted": bool(f.drifted),
                 "reference_rows": int(f.reference_rows),
                 "current_rows": int(f.current_rows),
-                "reference_start": common["reference_start"],
-                "reference_end": common["reference_end"],
-                "current_start": common["current_start"],
-                "current_end": common["current_end"],
-            }
+            })
             for f in self.features
         ]
 
@@ -916,25 +911,20 @@ def _category_histogram(
     )
 
 
-def write_drift_ndjson(report: DriftReport, directory: Path | str) -> Path:
+def write_drift_ndjson(report: DriftReport, directory: DataHome | Path | str) -> PurePath:
     """Write the report as <directory>/drift-<run_id>.ndjson, atomically; return the path.
 
-    Written to a dot-named temporary file, fsynced and renamed, so a reader (dbt) never sees
-    half a report.
+    `directory` is a folder or a DataHome (core.datahome); the file appears whole or not at
+    all, so a reader (dbt) never sees half a report.
     """
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / f"drift-{report.run_id}.ndjson"
-    if path.exists():
-        raise FileExistsError(f"drift report {path} already exists: use a new run_id")
-    temporary = directory / f".drift-{report.run_id}.ndjson.tmp"
-    body = "".join(json.dumps(r, sort_keys=True) + "\n" for r in report.records()).encode()
-    with open(temporary, "wb") as handle:
-        handle.write(body)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)
-    return path
+    folder = as_data_home(directory)
+    name = f"drift-{report.run_id}.ndjson"
+    if folder.exists(name):
+        raise FileExistsError(
+            f"drift report {name} already exists in {directory}: use a new run_id"
+        )
+    body = "".join(json.dumps(r, sort_keys=True) + "\n" for r in report.records())
+    return folder.write_atomic(name, body)
 
 
 def iso_utc(moment: datetime) -> str:
