@@ -12,13 +12,13 @@ from __future__ import annotations
 import base64
 import html
 import io
-import os
-from pathlib import Path
+from pathlib import Path, PurePath
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from core.datahome import DataHome, as_data_home
 from ml.drift import DriftHistogram, DriftReport, FeatureDrift, TimeWindow, iso_utc
 
 _REFERENCE_COLOUR = "#4c72b0"
@@ -92,18 +92,11 @@ def render_drift_html(report: DriftReport) -> str:
     return "\n".join(parts)
 
 
-def write_drift_html(report: DriftReport, directory: Path | str) -> Path:
-    """Write <directory>/drift-<run_id>.html atomically (dot-named temporary, fsync, rename)."""
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / f"drift-{report.run_id}.html"
-    temporary = directory / f".drift-{report.run_id}.html.tmp"
-    with open(temporary, "w", encoding="utf-8") as handle:
-        handle.write(render_drift_html(report))
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)
-    return path
+def write_drift_html(report: DriftReport, directory: DataHome | Path | str) -> PurePath:
+    """Write <directory>/drift-<run_id>.html atomically; `directory` is a folder or a DataHome."""
+    return as_data_home(directory).write_atomic(
+        f"drift-{report.run_id}.html", render_drift_html(report)
+    )
 
 
 def _table(features: tuple[FeatureDrift, ...]) -> str:
