@@ -14,8 +14,10 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Literal
+
+from core.datahome import QUALITY_RESULTS, DataHome, as_data_home
 
 Severity = Literal["critical", "warning"]
 SEVERITIES: tuple[Severity, ...] = ("critical", "warning")
@@ -81,7 +83,7 @@ class ValidationSummary:
     run_id: str
     run_ts: datetime
     layers: tuple[LayerOutcome, ...]
-    results_path: Path | None = None
+    results_path: PurePath | None = None
     data_docs_index: Path | None = None
 
     @property
@@ -137,12 +139,12 @@ def raise_on_critical(summary: ValidationSummary, *, stage: str | None = None) -
 
 
 def quality_records(summary: ValidationSummary) -> Iterable[dict[str, object]]:
-    """The NDJSON records of a run, one per expectation, in the shared file contract's shape."""
+    """The NDJSON records of a run, one per expectation (core.datahome.QUALITY_RESULTS)."""
     run_ts = summary.run_ts.astimezone(UTC).isoformat(timespec="milliseconds").replace(
         "+00:00", "Z"
     )
     for outcome in summary.outcomes:
-        yield {
+        yield QUALITY_RESULTS.record({
             "run_id": summary.run_id,
             "run_ts": run_ts,
             "suite": outcome.suite,
@@ -152,28 +154,19 @@ def quality_records(summary: ValidationSummary) -> Iterable[dict[str, object]]:
             "success": outcome.success,
             "observed_value": outcome.observed_value,
             "details": outcome.details,
-        }
+        })
 
 
-def write_results_ndjson(summary: ValidationSummary, directory: Path | str) -> Path:
+def write_results_ndjson(summary: ValidationSummary, directory: DataHome | Path | str) -> PurePath:
     """Write `quality-<run_id>.ndjson` atomically into `directory` and return its path.
 
-    Written as a dot-file, fsynced and renamed, so dbt never reads half a run.
+    `directory` is a folder or a DataHome (core.datahome); dbt never reads half a run.
     """
-    target_dir = Path(directory)
-    target_dir.mkdir(parents=True, exist_ok=True)
-    final = target_dir / f"quality-{summary.run_id}.ndjson"
-    temporary = target_dir / f".quality-{summary.run_id}.ndjson.tmp"
     payload = "".join(
         json.dumps(record, sort_keys=True, default=str) + "\n"
         for record in quality_records(summary)
-    ).encode()
-    with open(temporary, "wb") as handle:
-        handle.write(payload)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, final)
-    return final
+    )
+    return as_data_home(directory).write_atomic(f"quality-{summary.run_id}.ndjson", payload)
 
 
 RUN_ID_PATTERN = re.compile(r"\d{8}T\d{12}Z-[0-9a-f]{6}")
