@@ -21,7 +21,6 @@ import base64
 import html
 import io
 import json
-import os
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -35,6 +34,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 from rich.console import Console
 
+from core.datahome import write_atomic
 from flows.config import Settings
 from ml.audit import AuditLog
 
@@ -488,15 +488,7 @@ def run_report(settings: Settings, *, console: Console | None = None) -> Path:
     """Write <home>/reports/monitoring.html (atomically) and return its path."""
     console = console or Console()
     page = render_monitoring_report(collect_monitoring_data(settings))
-    directory = settings.paths.reports
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / REPORT_FILE
-    temporary = directory / f".{REPORT_FILE}.tmp"
-    with open(temporary, "w", encoding="utf-8") as handle:
-        handle.write(page)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)
+    path = write_atomic(settings.paths.reports / REPORT_FILE, page)
     console.print(f"report: {path.resolve().as_uri()}")
     return path
 
