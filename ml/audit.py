@@ -16,6 +16,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from core.datahome import AUDIT_EVENTS
+
 
 class AuditLogUnreadable(RuntimeError):
     """The audit log exists but cannot be read or parsed: callers must fail closed."""
@@ -31,13 +33,14 @@ class AuditRecord:
     payload: dict[str, Any]
 
     def to_json(self) -> str:
+        """One line of the audit file (core.datahome.AUDIT_EVENTS)."""
         return json.dumps(
-            {
+            AUDIT_EVENTS.record({
                 "event_id": self.event_id,
                 "event_ts": self.event_ts.astimezone(UTC).isoformat(timespec="milliseconds"),
                 "kind": self.kind,
                 "payload": self.payload,
-            },
+            }),
             sort_keys=True,
             default=str,
         )
@@ -77,7 +80,7 @@ class AuditLog:
         if not self.directory.is_dir():
             raise AuditLogUnreadable(f"audit log {self.directory} is not a directory")
         try:
-            paths = sorted(self.directory.glob("audit-*.ndjson"))
+            paths = sorted(self.directory.glob(AUDIT_EVENTS.pattern))
             for path in paths:
                 lines = path.read_bytes().split(b"\n")
                 for number, raw in enumerate(lines, start=1):
