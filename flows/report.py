@@ -34,7 +34,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 from rich.console import Console
 
-from core.datahome import write_atomic
+from core.datahome import DRIFT_RECORDS, QUALITY_RESULTS, SCORES_FILES, write_atomic
 from flows.config import Settings
 from ml.audit import AuditLog
 
@@ -71,14 +71,8 @@ TOURNAMENT_COLUMNS = (
     "pr_auc", "roc_auc", "precision", "recall", "f1", "event_recall", "trade_precision",
     "training_seconds", "latency_p99_ms", "error",
 )
-DRIFT_COLUMNS = (
-    "run_id", "run_ts", "feature", "kind", "statistic_name", "statistic", "threshold",
-    "drifted", "reference_rows", "current_rows", "current_start", "current_end",
-)
-QUALITY_COLUMNS = (
-    "run_id", "run_ts", "suite", "expectation", "column", "severity", "success",
-    "observed_value", "details",
-)
+DRIFT_COLUMNS = tuple(DRIFT_RECORDS.columns)
+QUALITY_COLUMNS = tuple(QUALITY_RESULTS.columns)
 HOURLY_COLUMNS = ("symbol", "hour", "scored", "flagged")
 BY_SYMBOL_COLUMNS = ("symbol", "scored", "flagged", "critical", "high", "last_flagged")
 SHADOW_COLUMNS = (
@@ -330,7 +324,7 @@ def _read_ndjson_runs(
 def _read_anomalies(scores_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Flagged trades per symbol per hour over the newest ANOMALY_HOURS of trade time."""
     files = sorted(
-        p for p in scores_dir.glob("date=*/scores-*.parquet") if not p.name.startswith(".")
+        p for p in scores_dir.glob(SCORES_FILES.pattern) if not p.name.startswith(".")
     ) if scores_dir.is_dir() else []
     if not files:
         return (_frame(HOURLY_COLUMNS)(), _frame(BY_SYMBOL_COLUMNS)(), _frame(TOP_COLUMNS)())
@@ -447,13 +441,13 @@ def collect_monitoring_data(settings: Settings, *, now: datetime | None = None) 
     )
     drift, notes[DRIFT] = attempt(
         DRIFT,
-        lambda: _read_ndjson_runs(paths.drift_records, "drift-*.ndjson", MAX_DRIFT_RUNS,
+        lambda: _read_ndjson_runs(paths.drift_records, DRIFT_RECORDS.pattern, MAX_DRIFT_RUNS,
                                   DRIFT_COLUMNS, "drift"),
         (_frame(DRIFT_COLUMNS)(), []),
     )
     quality, notes[QUALITY] = attempt(
         QUALITY,
-        lambda: _read_ndjson_runs(paths.quality_results, "quality-*.ndjson",
+        lambda: _read_ndjson_runs(paths.quality_results, QUALITY_RESULTS.pattern,
                                   MAX_QUALITY_RUNS, QUALITY_COLUMNS, "quality"),
         (_frame(QUALITY_COLUMNS)(), []),
     )
