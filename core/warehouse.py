@@ -111,6 +111,7 @@ class Warehouse(ABC):
             {identifier(layer): identifier(name) for layer, name in (layer_schemas or {}).items()}
         )
         self._connection: Any = None
+        self._depth = 0
 
     # -- names
 
@@ -153,16 +154,20 @@ class Warehouse(ABC):
     # -- connections
 
     def __enter__(self) -> Warehouse:
+        """Hold one connection until the block ends (blocks nest: the outermost closes it)."""
         if self._connection is None:
             self._connection = self._connect()
+        self._depth += 1
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        self.close()
+        self._depth -= 1
+        if self._depth <= 0:
+            self.close()
 
     def close(self) -> None:
         """Close the connection a `with` block opened (nothing to do otherwise)."""
-        connection, self._connection = self._connection, None
+        connection, self._connection, self._depth = self._connection, None, 0
         if connection is not None:
             self._disconnect(connection)
 
