@@ -20,12 +20,12 @@ from prefect import flow
 from rich.console import Console
 from rich.table import Table
 
+from core.warehouse import DuckDBWarehouse
 from flows.config import Settings
 from ingest.alphavantage import AlphaVantageCollector, CallBudget
 from ingest.finnhub import CollectorStats, FinnhubCollector
 from ingest.simulator import Simulator, SimulatorConfig
 from ingest.simulator.sessions import day_open_ms, session_at, trading_days_from
-from ml.datasets import DuckDBWarehouse
 
 #: Two whole trading days (04:00–20:00 New York each): enough for train, validation and test
 #: windows with a one-hour purge gap between them. The default start's two days straddle the
@@ -194,7 +194,7 @@ def _top_anomalies(settings: Settings, limit: int = 5) -> list[tuple]:
         join = (f"left join read_json_auto('{quoted}', format='newline_delimited') g "
                 "using (trade_id)")
         kind = "g.kind"
-    frame = warehouse.fetch(
+    frame = warehouse.query(
         f"select s.symbol, s.trade_ts, s.score, s.risk_level, {kind} as truth "
         f"from {warehouse.table('gold_anomaly_scores')} s {join} "
         f"order by s.score desc, s.trade_id limit {int(limit)}"
@@ -222,7 +222,7 @@ def _summary(settings: Settings, report: DemoReport, console: Console) -> None:
               "gold_trade_features", "gold_anomaly_labels")
     # In this process: dbt's database instance (and its file lock) is still open here.
     warehouse = DuckDBWarehouse(settings.paths.warehouse)
-    counts = warehouse.fetch(" union all ".join(
+    counts = warehouse.query(" union all ".join(
         f"select '{name}' as name, count(*) as n from {warehouse.table(name)}" for name in layers
     ))
     console.print("rows per layer: " + ", ".join(
@@ -273,7 +273,7 @@ def _summary(settings: Settings, report: DemoReport, console: Console) -> None:
 
 def scores_summary(warehouse: DuckDBWarehouse) -> str:
     """One line: does every gold trade have exactly one current champion score?"""
-    row = warehouse.fetch(
+    row = warehouse.query(
         "select"
         f" (select count(*) from {warehouse.table('gold_trade_features')}) as trades,"
         f" (select count(*) from {warehouse.table('gold_anomaly_scores')}) as scores,"

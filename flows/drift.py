@@ -66,10 +66,11 @@ from core.schema import (
     NUMERIC_FEATURES,
     TRUSTED_LABEL_SOURCES,
 )
+from core.warehouse import DuckDBWarehouse, Warehouse
 from flows.alerts import alert_sender, send_drift_alert
 from flows.config import Settings
 from ml.audit import AuditLog, AuditLogUnreadable
-from ml.datasets import DuckDBWarehouse, normalise_features
+from ml.datasets import normalise_features
 from ml.drift import DriftReport, TimeWindow, compute_drift, iso_utc, write_drift_ndjson
 from ml.drift_report import write_drift_html
 from ml.retraining import RetrainDecision, RetrainingPolicy, RetrainingTrigger
@@ -138,16 +139,8 @@ def _hours(value: float | None, name: str) -> float | None:
 # --------------------------------------------------------------------------- warehouse
 
 
-def _has_table(warehouse: DuckDBWarehouse, name: str) -> bool:
-    found = warehouse.fetch(
-        "select count(*) as n from information_schema.tables "
-        f"where table_schema = '{warehouse.schema}' and table_name = '{name}'"
-    )["n"].iloc[0]
-    return int(found) > 0
-
-
-def _newest_trade_ms(warehouse: DuckDBWarehouse) -> int:
-    newest = warehouse.fetch(
+def _newest_trade_ms(warehouse: Warehouse) -> int:
+    newest = warehouse.query(
         f"select max(trade_ts_ms) as newest from {warehouse.table(FEATURES_TABLE)}"
     )["newest"].iloc[0]
     if pd.isna(newest):
@@ -158,7 +151,7 @@ def _newest_trade_ms(warehouse: DuckDBWarehouse) -> int:
 
 
 def _window_rows(
-    warehouse: DuckDBWarehouse, window: TimeWindow, *, labels: bool
+    warehouse: Warehouse, window: TimeWindow, *, labels: bool
 ) -> tuple[pd.DataFrame, int]:
     """Gold rows with start ≤ trade_ts < end (and their labels); (rows, rows in the window).
 
@@ -177,7 +170,7 @@ def _window_rows(
         f"where f.trade_ts_ms >= {_ms(window.start)} and f.trade_ts_ms < {_ms(window.end)}"
     )
     total = int(
-        warehouse.fetch(
+        warehouse.query(
             f"select count(*) as n from {warehouse.table(FEATURES_TABLE)} f {where}"
         )["n"].iloc[0]
     )
@@ -188,7 +181,7 @@ def _window_rows(
             f"select * from ({sql}) using sample reservoir({MAX_WINDOW_ROWS} rows) "
             f"repeatable ({_SAMPLE_SEED})"
         )
-    rows = warehouse.fetch(sql)
+    rows = warehouse.query(sql)
     if not labels:
         rows["is_anomaly"] = None
         rows["label_source"] = None
@@ -204,7 +197,7 @@ def _trusted_labels(rows: pd.DataFrame) -> np.ndarray:
 
 
 def _new_labelled_rows(
-    warehouse: DuckDBWarehouse, log: AuditLog, *, labels: bool
+    warehouse: Warehouse, log: AuditLog, *, labels: bool
 ) -> tuple[int, str]:
     """Trusted-labelled trades newer than any test window a gate decision has seen."""
     if not labels:
@@ -225,7 +218,7 @@ def _new_labelled_rows(
     where = f"l.label_source in ({sources})"
     if since is not None:
         where += f" and f.trade_ts_ms > {_ms(since)}"
-    count = warehouse.fetch(
+    count = warehouse.query(
         f"select count(*) as n from {warehouse.table(LABELS_TABLE)} l "
         f"join {warehouse.table(FEATURES_TABLE)} f on f.trade_id = l.trade_id where {where}"
     )["n"].iloc[0]
@@ -399,7 +392,7 @@ def run_drift(
     # The window ends just after the newest trade, so that trade is in it (end is exclusive).
     newest = _at_ms(_newest_trade_ms(warehouse) + 1)
     current_window = TimeWindow(newest - current_span, newest)
-    labels = _has_table(warehouse, LABELS_TABLE)
+    labels = warehouse.has_table(LABELS_TABLE)
     champion = _champion(settings, console)
 
     current, current_total = _window_rows(warehouse, current_window, labels=labels)

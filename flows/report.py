@@ -388,18 +388,17 @@ def _read_anomalies(scores_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.Da
 
 def _read_shadow(warehouse: Path) -> pd.DataFrame:
     """monitoring_shadow_summary (built by the cycle's publish step); empty before it exists."""
-    from ml.datasets import DuckDBWarehouse, MissingColumns
+    from core.warehouse import DuckDBWarehouse
 
     if not warehouse.exists():
         return _frame(SHADOW_COLUMNS)()
-    reader = DuckDBWarehouse(warehouse)
-    try:
-        return reader.fetch(
+    with DuckDBWarehouse(warehouse) as reader:
+        if not reader.has_table("monitoring_shadow_summary"):  # the model is not built yet
+            return _frame(SHADOW_COLUMNS)()
+        return reader.query(
             f"select * from {reader.table('monitoring_shadow_summary')} "
             "order by last_trade_ts desc, challenger_version desc"
         )
-    except MissingColumns:  # the model is not built yet
-        return _frame(SHADOW_COLUMNS)()
 
 
 def _links(reports: Path) -> dict[str, str]:

@@ -20,13 +20,13 @@ from rich.console import Console
 from rich.table import Table
 
 from core.alerts import AlertKind
+from core.warehouse import DuckDBWarehouse
 from flows.alerts import alert_sender, send_gate_outcome_alert
 from flows.config import Settings
 from flows.warehouse import warehouse_slot
 from ingest.simulator.anomalies import KINDS
 from ml.audit import AuditLog
 from ml.datasets import (
-    DuckDBWarehouse,
     load_ground_truth_events,
     load_scoring_frame,
     load_training_frame,
@@ -146,7 +146,7 @@ def run_train(settings: Settings, *, console: Console | None = None) -> TrainOut
     with warehouse_slot("read training data"):
         if training.history_days is not None:
             warehouse = DuckDBWarehouse(settings.paths.warehouse)
-            newest = warehouse.fetch(
+            newest = warehouse.query(
                 f"select max(trade_ts_ms) as newest from {warehouse.table('gold_trade_features')}"
             )["newest"].iloc[0]
             if newest == newest and newest is not None:  # not NaN: the table has rows

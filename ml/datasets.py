@@ -1,21 +1,19 @@
 """Training and scoring data: gold features joined to labels, read-only, split by time.
 
-The warehouse is read, never written (dbt is its only writer). Two backends share one query:
-a local DuckDB file and a Databricks SQL warehouse through the SQL connector. The split is by
-time with a purge gap as long as the longest feature window, so that no validation or test row
-has features computed from the same trades as a training row.
+The warehouse is read through core.warehouse, never written (dbt is its only writer): the same
+portable query runs on the local DuckDB file, a Spark session or a Databricks SQL warehouse.
+The split is by time with a purge gap as long as the longest feature window, so that no
+validation or test row has features computed from the same trades as a training row.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -30,20 +28,17 @@ from core.schema import (
     LABELS_TABLE,
     WEAK_LABEL_SOURCE,
 )
-
-_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+from core.warehouse import (
+    DuckDBWarehouse,
+    MissingTableOrColumn,
+    Warehouse,
+    as_warehouse,
+    identifier,
+)
 
 
 class DatasetError(ValueError):
     """The training or scoring data cannot be read or is unfit for use."""
-
-
-class WarehouseNotFound(DatasetError):
-    """The warehouse file does not exist."""
-
-
-class WarehouseBusy(DatasetError):
-    """Another process holds the warehouse's write lock (dbt is building it)."""
 
 
 class MissingColumns(DatasetError):
@@ -52,127 +47,6 @@ class MissingColumns(DatasetError):
 
 class InsufficientData(DatasetError):
     """Too few rows (or labels) to split into train, validation and test."""
-
-
-# --------------------------------------------------------------------------- warehouses
-
-
-class Warehouse(Protocol):
-    """A read-only SQL source of gold tables."""
-
-    def table(self, name: str) -> str:
-        """The fully qualified name of a gold table."""
-        ...
-
-    def fetch(self, sql: str) -> pd.DataFrame:
-        """Run one SELECT and return its rows."""
-        ...
-
-
-def _checked_identifier(value: str, what: str) -> str:
-    if not _IDENTIFIER.match(value):
-        raise DatasetError(f"{what} {value!r} is not a plain SQL identifier")
-    return value
-
-
-@dataclass(frozen=True)
-class DuckDBWarehouse:
-    """The local warehouse file written by dbt-duckdb, opened read-only for every query."""
-
-    path: Path
-    schema: str = "main"
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "path", Path(self.path))
-        _checked_identifier(self.schema, "schema")
-
-    def table(self, name: str) -> str:
-        return f"{self.schema}.{_checked_identifier(name, 'table')}"
-
-    def fetch(self, sql: str) -> pd.DataFrame:
-        import duckdb
-
-        if not self.path.exists():
-            raise WarehouseNotFound(
-                f"warehouse {self.path} does not exist: run `tradewatch transform` first"
-            )
-        try:
-            connection = duckdb.connect(str(self.path), read_only=True)
-        except duckdb.ConnectionException as exc:
-            if "different configuration" not in str(exc):
-                raise DatasetError(f"cannot open warehouse {self.path}: {exc}") from exc
-            # dbt ran in this process and its database instance is still cached; a connection
-            # with the default configuration shares that instance instead of opening the file
-            # again. Only SELECTs are run on it.
-            connection = duckdb.connect(str(self.path))
-        except duckdb.IOException as exc:
-            if "lock" in str(exc).lower():
-                raise WarehouseBusy(
-                    f"warehouse {self.path} is locked by another process (a dbt build?): "
-                    "retry when it has finished"
-                ) from exc
-            raise DatasetError(f"cannot open warehouse {self.path}: {exc}") from exc
-        try:
-            return connection.execute(sql).df()
-        except duckdb.CatalogException as exc:
-            raise MissingColumns(
-                f"warehouse {self.path}: {str(exc).splitlines()[0]}; "
-                "run `tradewatch transform` to build the gold tables"
-            ) from exc
-        except duckdb.Error as exc:
-            raise DatasetError(
-                f"query on warehouse {self.path} failed: {str(exc).splitlines()[0]}"
-            ) from exc
-        finally:
-            connection.close()
-
-
-@dataclass(frozen=True)
-class DatabricksWarehouse:
-    """A Databricks SQL warehouse reached with databricks-sql-connector.
-
-    The access token is read from the environment variable named by `token_env` at query
-    time; it is never stored on the object, so it cannot appear in a repr or a log line.
-    """
-
-    server_hostname: str
-    http_path: str
-    catalog: str
-    schema: str
-    token_env: str = "DATABRICKS_TOKEN"
-
-    def __post_init__(self) -> None:
-        _checked_identifier(self.catalog, "catalog")
-        _checked_identifier(self.schema, "schema")
-
-    def table(self, name: str) -> str:
-        return f"`{self.catalog}`.`{self.schema}`.`{_checked_identifier(name, 'table')}`"
-
-    def fetch(self, sql: str) -> pd.DataFrame:
-        token = os.environ.get(self.token_env, "")
-        if not token:
-            raise DatasetError(
-                f"set {self.token_env} to a Databricks access token to read the warehouse"
-            )
-        from databricks import sql as databricks_sql
-
-        with (
-            databricks_sql.connect(
-                server_hostname=self.server_hostname,
-                http_path=self.http_path,
-                access_token=token,
-            ) as connection,
-            connection.cursor() as cursor,
-        ):
-            cursor.execute(sql)
-            return cursor.fetchall_arrow().to_pandas()
-
-
-def as_warehouse(source: Warehouse | Path | str) -> Warehouse:
-    """A Warehouse as given, or a DuckDBWarehouse for a path to a DuckDB file."""
-    if isinstance(source, str | Path):
-        return DuckDBWarehouse(Path(source))
-    return source
 
 
 # --------------------------------------------------------------------------- queries
@@ -196,7 +70,7 @@ def training_query(
 ) -> str:
     """SELECT of gold features left-joined to labels, oldest trade first (portable SQL)."""
     columns = ",\n    ".join(
-        [f"f.{_checked_identifier(c, 'column')}" for c in (*ID_COLUMNS, *features)]
+        [f"f.{identifier(c)}" for c in (*ID_COLUMNS, *features)]
         + ["l.is_anomaly", "l.label_source", "l.anomaly_kind"]
     )
     return (
@@ -223,7 +97,7 @@ def scoring_query(
     champion scores what it has not scored yet), and a `never_scored` column says which rows
     have no score from any version (the trades that are new to the platform).
     """
-    columns = [f"f.{_checked_identifier(c, 'column')}" for c in (*ID_COLUMNS, *features)]
+    columns = [f"f.{identifier(c)}" for c in (*ID_COLUMNS, *features)]
     conditions = [
         part
         for part in (
@@ -255,7 +129,11 @@ def scoring_query(
 
 
 def _check_columns(warehouse: Warehouse, table: str, required: Iterable[str]) -> None:
-    present = set(warehouse.fetch(f"select * from {warehouse.table(table)} limit 0").columns)
+    present = warehouse.table_columns(table)
+    if present is None:
+        raise MissingTableOrColumn(
+            f"{table} is not in the warehouse: run `tradewatch transform` to build it"
+        )
     missing = [c for c in required if c not in present]
     if missing:
         raise MissingColumns(
@@ -357,10 +235,12 @@ def load_training_frame(
     Trades without a label row are dropped and counted (`unlabelled_rows`); the label-source
     mix is recorded, and a frame labelled only by the rule heuristic is flagged weak.
     """
-    warehouse = as_warehouse(source)
-    _check_columns(warehouse, FEATURES_TABLE, (*ID_COLUMNS, *features))
-    _check_columns(warehouse, LABELS_TABLE, ("trade_id", LABEL_COLUMN, "label_source"))
-    raw = warehouse.fetch(training_query(warehouse, features, start_ms=_ms(start), end_ms=_ms(end)))
+    with as_warehouse(source) as warehouse:
+        _check_columns(warehouse, FEATURES_TABLE, (*ID_COLUMNS, *features))
+        _check_columns(warehouse, LABELS_TABLE, ("trade_id", LABEL_COLUMN, "label_source"))
+        raw = warehouse.query(
+            training_query(warehouse, features, start_ms=_ms(start), end_ms=_ms(end))
+        )
     return training_frame_from(raw, features)
 
 
@@ -410,7 +290,7 @@ def load_scoring_frame(
         and any(Path(scores_dir).glob("date=*/*.parquet"))
     ):
         exclude = str(Path(scores_dir).resolve() / "date=*" / "*.parquet")
-    raw = warehouse.fetch(
+    raw = warehouse.query(
         scoring_query(
             warehouse,
             features,

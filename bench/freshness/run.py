@@ -109,9 +109,9 @@ def main() -> int:
                         help="market minutes landed before, to train the champion on")
     args = parser.parse_args()
 
+    from core.warehouse import DuckDBWarehouse
     from flows.config import load_settings
     from flows.pipeline import cycle_flow, training_flow, transform_flow
-    from ml.datasets import DuckDBWarehouse
 
     home = Path(tempfile.mkdtemp(prefix="tradewatch-freshness-"))
     settings = load_settings(environ={**os.environ, "TRADEWATCH_HOME": str(home)})
@@ -139,7 +139,7 @@ def main() -> int:
     build_warehouse(settings, select=PUBLISH_SELECTOR)
     print(f"bootstrap: {landed:,} trades landed, built, a champion trained and its scores "
           f"published in {time.monotonic() - started:.0f} s", flush=True)
-    known = set(DuckDBWarehouse(settings.paths.warehouse).fetch(
+    known = set(DuckDBWarehouse(settings.paths.warehouse).query(
         "select trade_id from gold_anomaly_scores")["trade_id"])
 
     # 2. the market in real time, one collector process, a cycle every `interval` seconds.
@@ -170,7 +170,7 @@ def main() -> int:
                 market_now = live_start + timedelta(seconds=time.monotonic() - live_t0)
                 result = cycle_flow(reference_time=market_now, report=True, settings=settings)
                 published = time.time()
-                scored = set(DuckDBWarehouse(settings.paths.warehouse).fetch(
+                scored = set(DuckDBWarehouse(settings.paths.warehouse).query(
                     "select trade_id from gold_anomaly_scores")["trade_id"])
                 for trade_id in scored - known:
                     queryable[trade_id] = published

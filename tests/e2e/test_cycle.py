@@ -22,11 +22,11 @@ import duckdb
 import pytest
 from e2e_support import PROXY_VARIABLES, land_market, webhook_server
 
+from core.warehouse import DuckDBWarehouse
 from flows.config import Settings, load_settings
 from flows.training import registry, run_rollback
 from ingest.simulator import SimulatorConfig
 from ml.audit import AuditLog
-from ml.datasets import DuckDBWarehouse
 
 # The module fixture trains a champion and runs three cycles: on a loaded 2-core machine that
 # alone can pass the default 900 s per-test timeout.
@@ -77,7 +77,7 @@ class Market:
 
 
 def _fetch(home: Path, sql: str):
-    return DuckDBWarehouse(home / "warehouse.duckdb").fetch(sql)
+    return DuckDBWarehouse(home / "warehouse.duckdb").query(sql)
 
 
 def _alerts(settings: Settings, kind: str) -> list[dict]:

@@ -21,11 +21,11 @@ import duckdb
 import pytest
 from e2e_support import land_market
 
+from core.warehouse import DuckDBWarehouse
 from flows.config import Settings, load_settings
 from flows.training import registry
 from ingest.simulator import SimulatorConfig
 from ml.audit import AuditLog
-from ml.datasets import DuckDBWarehouse
 
 pytestmark = pytest.mark.slow
 
@@ -63,7 +63,7 @@ def _market(home: Path) -> SimulatorConfig:
 
 def _count(home: Path, sql: str) -> int:
     # The reader the ML layer uses: read-only, and safe in a process that has run dbt.
-    return int(DuckDBWarehouse(home / "warehouse.duckdb").fetch(sql).iloc[0, 0])
+    return int(DuckDBWarehouse(home / "warehouse.duckdb").query(sql).iloc[0, 0])
 
 
 @pytest.fixture(scope="module")

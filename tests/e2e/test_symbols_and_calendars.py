@@ -18,10 +18,10 @@ import pytest
 from e2e_support import land_market
 
 from core.markets import ASSET_CLASSES_SEED, session_type
+from core.warehouse import DuckDBWarehouse
 from flows.config import load_settings
 from flows.transform import run_transform
 from ingest.simulator import SimulatorConfig
-from ml.datasets import DuckDBWarehouse
 
 pytestmark = pytest.mark.slow
 
@@ -47,7 +47,7 @@ def silver(tmp_path_factory):
             trades_per_second=0.1, anomaly_rate=0.0,
         ), SYMBOLS)
     run_transform(settings)
-    frame = DuckDBWarehouse(home / "warehouse.duckdb").fetch(
+    frame = DuckDBWarehouse(home / "warehouse.duckdb").query(
         "select symbol, asset_class, market_calendar, trade_ts_ms, ts_ny, trade_date_ny,"
         " session_type, trade_type, price, volume from silver_trades"
     )

@@ -12,14 +12,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ml.datasets import (
-    FEATURE_COLUMNS,
+from core.schema import FEATURE_COLUMNS
+from core.warehouse import (
     DatabricksWarehouse,
+    MissingWarehouseSetting,
+    WarehouseBusy,
+    WarehouseNotFound,
+)
+from ml.datasets import (
     DatasetError,
     InsufficientData,
     MissingColumns,
-    WarehouseBusy,
-    WarehouseNotFound,
     load_ground_truth_events,
     load_training_frame,
     normalise_features,
@@ -201,8 +204,8 @@ def test_databricks_query_is_qualified_and_the_token_stays_out_of_sight(monkeypa
     warehouse = DatabricksWarehouse(
         "adb-1.azuredatabricks.net",
         "/sql/1.0/warehouses/abc",
-        "main",
-        "tradewatch",
+        catalog="main",
+        schema="tradewatch",
         token_env="TW_TEST_DATABRICKS_TOKEN",
     )
 
@@ -213,10 +216,10 @@ def test_databricks_query_is_qualified_and_the_token_stays_out_of_sight(monkeypa
     assert "f.trade_ts_ms >= 1700000000000" in sql
     assert "dapi-secret-value" not in repr(warehouse)
     monkeypatch.delenv("TW_TEST_DATABRICKS_TOKEN")
-    with pytest.raises(DatasetError, match="set TW_TEST_DATABRICKS_TOKEN"):
-        warehouse.fetch(sql)
-    with pytest.raises(DatasetError, match="not a plain SQL identifier"):
-        DatabricksWarehouse("h", "/p", "main; drop table x", "s")
+    with pytest.raises(MissingWarehouseSetting, match="set TW_TEST_DATABRICKS_TOKEN"):
+        warehouse.query(sql)
+    with pytest.raises(ValueError, match="not a plain SQL identifier"):
+        DatabricksWarehouse("h", "/p", catalog="main; drop table x", schema="s")
 
 
 def test_ground_truth_skips_a_torn_last_line_but_not_damage_inside(tmp_path):

@@ -8,7 +8,8 @@ import duckdb
 import pyarrow.parquet as pq
 import pytest
 
-from ml.datasets import DatasetError, load_scoring_frame
+from core.warehouse import QueryFailed
+from ml.datasets import load_scoring_frame
 from ml.registry import CHAMPION
 from ml.scoring import SCORES_SCHEMA, ScoresUnreadable, score_new_trades, scored_trade_ids
 
@@ -109,7 +110,7 @@ def test_scoring_frame_from_the_warehouse_leaves_out_scored_trades(champion, spl
     assert len(pending) == len(split.test) - 700
     assert set(pending["trade_id"]).isdisjoint(scored_trade_ids(scores_dir))
     next(scores_dir.glob("date=*")).joinpath("scores-broken.parquet").write_bytes(b"not parquet")
-    with pytest.raises(DatasetError, match="query on warehouse"):
+    with pytest.raises(QueryFailed, match="query on warehouse"):
         load_scoring_frame(warehouse, scores_dir=scores_dir)
 
 
