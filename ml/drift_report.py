@@ -1,49 +1,21 @@
-"""The drift report as one self-contained HTML page.
-
-Everything the page needs is inside it: inline CSS, and each plot a PNG embedded as a
-base64 data URI, so it renders offline, from a mail attachment or a Unity Catalog volume
-alike. The markup is also well-formed XML (void elements closed, only XML entities), so
-tools can parse it. Matplotlib draws through its Agg canvas directly, never pyplot: no
-global figure state, safe in a worker thread.
+"""The drift report as one self-contained HTML page (core.html: inline CSS, each plot an
+embedded PNG, well-formed XML): a summary, the per-feature table, a plot per drifted feature.
 """
 
 from __future__ import annotations
 
-import base64
-import html
-import io
 from pathlib import Path, PurePath
 
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 
 from core.datahome import DataHome, as_data_home
+from core.html import Cell, escape, figure, new_figure, page, png, table
 from ml.drift import DriftHistogram, DriftReport, FeatureDrift, TimeWindow, iso_utc
 
 _REFERENCE_COLOUR = "#4c72b0"
 _CURRENT_COLOUR = "#dd8452"
-
-_CSS = """
-body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; margin: 2rem;
-       color: #1f2328; max-width: 1100px; }
-h1 { font-size: 1.5rem; margin-bottom: 0.2rem; }
-h2 { font-size: 1.15rem; margin-top: 2rem; }
-.meta { color: #59636e; margin-top: 0; }
-.summary { font-size: 1.05rem; padding: 0.6rem 0.9rem; border-radius: 6px; }
-.summary.ok { background: #dafbe1; }
-.summary.drift { background: #ffebe9; }
-table { border-collapse: collapse; width: 100%; font-size: 0.9rem; }
-th, td { border-bottom: 1px solid #d1d9e0; padding: 0.35rem 0.5rem; text-align: left; }
-td.num { text-align: right; font-variant-numeric: tabular-nums; }
-tr.drifted td { background: #fff5f4; }
-.yes { color: #cf222e; font-weight: 600; }
-.no { color: #1a7f37; }
-figure { margin: 1.5rem 0; }
-figcaption { color: #59636e; font-size: 0.85rem; }
-img { max-width: 100%; height: auto; border: 1px solid #d1d9e0; border-radius: 4px; }
-ul.notes { color: #59636e; }
-"""
+_YES = Cell('<span class="yes">yes</span>', markup=True)
+_NO = Cell('<span class="no">no</span>', markup=True)
 
 
 def render_drift_html(report: DriftReport) -> str:
@@ -64,32 +36,23 @@ def render_drift_html(report: DriftReport) -> str:
             else "; performance within tolerance"
         )
     parts = [
-        "<!DOCTYPE html>",
-        '<html lang="en">',
-        "<head>",
-        '<meta charset="utf-8"/>',
-        '<meta name="viewport" content="width=device-width, initial-scale=1"/>',
-        f"<title>Tradewatch drift report {_e(report.run_id)}</title>",
-        f"<style>{_CSS}</style>",
-        "</head>",
-        "<body>",
         "<h1>Tradewatch drift report</h1>",
-        f'<p class="meta">run <code>{_e(report.run_id)}</code> at {_e(iso_utc(report.run_ts))}'
+        f'<p class="meta">run <code>{escape(report.run_id)}</code> at '
+        f"{escape(iso_utc(report.run_ts))}"
         f" &#183; reference {_window(report.reference_window)}"
         f" &#183; current {_window(report.current_window)}</p>",
-        f'<p class="summary {state}">{_e(headline)}</p>',
+        f'<p class="summary {state}">{escape(headline)}</p>',
         _table(report.features),
     ]
     if report.notes:
         parts.append('<ul class="notes">')
-        parts += [f"<li>{_e(note)}</li>" for note in report.notes]
+        parts += [f"<li>{escape(note)}</li>" for note in report.notes]
         parts.append("</ul>")
     plotted = [f for f in drifted if f.histogram is not None]
     if plotted:
         parts.append("<h2>Drifted features: reference vs current</h2>")
         parts += [_figure(f) for f in plotted]
-    parts += ["</body>", "</html>", ""]
-    return "\n".join(parts)
+    return page(f"Tradewatch drift report {report.run_id}", parts)
 
 
 def write_drift_html(report: DriftReport, directory: DataHome | Path | str) -> PurePath:
@@ -100,28 +63,21 @@ def write_drift_html(report: DriftReport, directory: DataHome | Path | str) -> P
 
 
 def _table(features: tuple[FeatureDrift, ...]) -> str:
-    header = (
-        "<tr><th>feature</th><th>kind</th><th>statistic</th><th>value</th><th>threshold</th>"
-        "<th>drifted</th><th>reference rows</th><th>current rows</th><th>note</th></tr>"
+    return table(
+        ["feature", "kind", "statistic", "value", "threshold", "drifted", "reference rows",
+         "current rows", "note"],
+        [[f.feature, f.kind, f.statistic_name, f"{f.statistic:.4f}", f"{f.threshold:g}",
+          _YES if f.drifted else _NO, f"{f.reference_rows:,}", f"{f.current_rows:,}",
+          f.note or ""] for f in features],
+        numeric={3, 4, 6, 7},
+        row_classes=["drifted" if f.drifted else None for f in features],
     )
-    rows = []
-    for f in features:
-        css = ' class="drifted"' if f.drifted else ""
-        verdict = '<span class="yes">yes</span>' if f.drifted else '<span class="no">no</span>'
-        rows.append(
-            f"<tr{css}><td>{_e(f.feature)}</td><td>{_e(f.kind)}</td>"
-            f'<td>{_e(f.statistic_name)}</td><td class="num">{f.statistic:.4f}</td>'
-            f'<td class="num">{f.threshold:g}</td><td>{verdict}</td>'
-            f'<td class="num">{f.reference_rows:,}</td><td class="num">{f.current_rows:,}</td>'
-            f"<td>{_e(f.note or '')}</td></tr>"
-        )
-    return f"<table>\n<thead>{header}</thead>\n<tbody>\n" + "\n".join(rows) + "\n</tbody>\n</table>"
 
 
 def _figure(feature: FeatureDrift) -> str:
     histogram = feature.histogram
     assert histogram is not None
-    png = _plot(feature, histogram)
+    image = _plot(feature, histogram)
     caption = (
         f"{feature.feature}: {feature.statistic_name} {feature.statistic:.4f} "
         f"(threshold {feature.threshold:g}); bars are shares of all rows."
@@ -133,18 +89,17 @@ def _figure(feature: FeatureDrift) -> str:
             f" Missing: {histogram.reference_missing_share:.1%} of reference rows, "
             f"{histogram.current_missing_share:.1%} of current rows."
         )
-    return (
-        f'<figure id="plot-{_e(feature.kind)}-{_e(feature.feature)}" class="drift-plot">'
-        f'<img alt="{_e(feature.feature)}: reference vs current distribution" '
-        f'src="data:image/png;base64,{png}"/>'
-        f"<figcaption>{_e(caption)}</figcaption></figure>"
+    return figure(
+        image,
+        caption,
+        alt=f"{feature.feature}: reference vs current distribution",
+        element_id=f"plot-{feature.kind}-{feature.feature}",
+        css="drift-plot",
     )
 
 
 def _plot(feature: FeatureDrift, histogram: DriftHistogram) -> str:
-    figure = Figure(figsize=(8, 3.2), dpi=100, layout="constrained")
-    FigureCanvasAgg(figure)
-    axes = figure.add_subplot()
+    plot, axes = new_figure(8, 3.2)
     reference = np.asarray(histogram.reference_share)
     current = np.asarray(histogram.current_share)
     if histogram.categories is not None:
@@ -179,15 +134,8 @@ def _plot(feature: FeatureDrift, histogram: DriftHistogram) -> str:
         f"{feature.feature} - {feature.statistic_name} {feature.statistic:.3f}", fontsize=10
     )
     axes.legend(frameon=False)
-    buffer = io.BytesIO()
-    # No "Software" text chunk: the page should carry no addresses, even inside an image.
-    figure.savefig(buffer, format="png", metadata={"Software": None})
-    return base64.b64encode(buffer.getvalue()).decode("ascii")
+    return png(plot)
 
 
 def _window(window: TimeWindow) -> str:
-    return f"{_e(iso_utc(window.start))} to {_e(iso_utc(window.end))}"
-
-
-def _e(text: str) -> str:
-    return html.escape(str(text), quote=True)
+    return f"{escape(iso_utc(window.start))} to {escape(iso_utc(window.end))}"
