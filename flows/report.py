@@ -17,11 +17,8 @@ A fresh data home is never written to, except for the report itself.
 
 from __future__ import annotations
 
-import base64
-import html
-import io
 import json
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,12 +26,11 @@ from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 from rich.console import Console
 
 from core.datahome import DRIFT_RECORDS, QUALITY_RESULTS, SCORES_FILES, write_atomic
+from core.html import Cell, escape, figure, new_figure, page, png, table
 from flows.config import Settings
 from ml.audit import AuditLog
 
@@ -488,51 +484,6 @@ def run_report(settings: Settings, *, console: Console | None = None) -> Path:
 
 # ------------------------------------------------------------------------------ rendering
 
-_CSS = """
-body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; margin: 1.5rem 2rem;
-       color: #1f2328; max-width: 1200px; }
-h1 { font-size: 1.6rem; margin-bottom: 0.2rem; }
-h2 { font-size: 1.25rem; margin-top: 2.2rem; padding-bottom: 0.3rem;
-     border-bottom: 1px solid #d1d9e0; }
-h3 { font-size: 1rem; margin-top: 1.4rem; }
-.meta, .note, figcaption { color: #59636e; font-size: 0.85rem; }
-nav a { margin-right: 1rem; }
-a { color: #0969da; }
-.cards { display: flex; flex-wrap: wrap; gap: 0.8rem; margin: 1.2rem 0; }
-.card { flex: 1 1 190px; border: 1px solid #d1d9e0; border-left-width: 6px;
-        border-radius: 6px; padding: 0.55rem 0.8rem; }
-.card .label { font-size: 0.75rem; text-transform: uppercase; color: #59636e;
-               letter-spacing: 0.03em; }
-.card .value { font-size: 1.1rem; font-weight: 600; margin-top: 0.15rem; }
-.card .detail { font-size: 0.8rem; color: #59636e; }
-.card.ok { border-left-color: #1a7f37; }
-.card.warn { border-left-color: #bf8700; }
-.card.bad { border-left-color: #cf222e; }
-.card.none { border-left-color: #afb8c1; }
-.banner { padding: 0.6rem 0.9rem; border-radius: 6px; margin: 0.8rem 0; }
-.banner.promote { background: #dafbe1; }
-.banner.reject { background: #fff8c5; }
-.empty { color: #59636e; background: #f6f8fa; border: 1px dashed #afb8c1; border-radius: 6px;
-         padding: 0.7rem 0.9rem; }
-.error { background: #ffebe9; border: 1px solid #ff8182; border-radius: 6px;
-         padding: 0.7rem 0.9rem; }
-table { border-collapse: collapse; width: 100%; font-size: 0.86rem; margin: 0.5rem 0; }
-th, td { border-bottom: 1px solid #d1d9e0; padding: 0.3rem 0.5rem; text-align: left;
-         vertical-align: top; }
-th { background: #f6f8fa; }
-td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
-td.better { color: #1a7f37; font-weight: 600; }
-td.worse { color: #cf222e; font-weight: 600; }
-td.bad, tr.bad td { background: #ffebe9; }
-td.warn, tr.warn td { background: #fff8c5; }
-td.ok { background: #dafbe1; }
-tr.failed td { color: #cf222e; }
-code, .id { font-family: ui-monospace, SFMono-Regular, Menlo, monospace; font-size: 0.8rem; }
-figure { margin: 1rem 0; }
-img { max-width: 100%; height: auto; border: 1px solid #d1d9e0; border-radius: 4px; }
-"""
-
-
 def render_monitoring_report(data: MonitoringData) -> str:
     """The whole page as one self-contained HTML document (also well-formed XML)."""
     sections = {
@@ -543,24 +494,16 @@ def render_monitoring_report(data: MonitoringData) -> str:
         ANOMALIES: _anomalies_section,
         QUALITY: _quality_section,
     }
-    nav = " ".join(f'<a href="#{key}">{_e(title)}</a>' for key, title in SECTIONS.items())
+    nav = " ".join(f'<a href="#{key}">{escape(title)}</a>' for key, title in SECTIONS.items())
     links = " &#183; ".join(
-        f'<a href="{_e(href)}">{_e(label)}</a>' for label, href in data.links.items()
+        f'<a href="{escape(href)}">{escape(label)}</a>' for label, href in data.links.items()
     )
     parts = [
-        "<!DOCTYPE html>",
-        '<html lang="en">',
-        "<head>",
-        '<meta charset="utf-8"/>',
-        '<meta name="viewport" content="width=device-width, initial-scale=1"/>',
-        "<title>Tradewatch monitoring</title>",
-        f"<style>{_CSS}</style>",
-        "</head>",
-        "<body>",
         "<h1>Tradewatch monitoring</h1>",
-        f'<p class="meta">generated {_e(_ts(data.generated_at))} from <code>{_e(data.home)}</code>'
-        f" &#183; model <code>{_e(data.registered_model)}</code> &#183; MLflow experiment "
-        f"<code>{_e(data.experiment)}</code></p>",
+        f'<p class="meta">generated {escape(_ts(data.generated_at))} from '
+        f"<code>{escape(data.home)}</code>"
+        f" &#183; model <code>{escape(data.registered_model)}</code> &#183; MLflow experiment "
+        f"<code>{escape(data.experiment)}</code></p>",
         f"<nav>{nav}</nav>",
         _status_cards(data),
     ]
@@ -568,19 +511,18 @@ def render_monitoring_report(data: MonitoringData) -> str:
         parts.append(f'<p class="meta">more: {links}</p>')
     for key, render in sections.items():
         parts.append(f'<section id="{key}">')
-        parts.append(f"<h2>{_e(SECTIONS[key])}</h2>")
+        parts.append(f"<h2>{escape(SECTIONS[key])}</h2>")
         if key in data.errors:
             parts.append(
                 f'<p class="error">Could not read this section\'s source: '
-                f"{_e(data.errors[key])}</p>"
+                f"{escape(data.errors[key])}</p>"
             )
         else:
             parts.append(render(data))
         for note in data.notes.get(key, []):
-            parts.append(f'<p class="note">{_e(note)}</p>')
+            parts.append(f'<p class="note">{escape(note)}</p>')
         parts.append("</section>")
-    parts += ["</body>", "</html>", ""]
-    return "\n".join(parts)
+    return page("Tradewatch monitoring", parts)
 
 
 # --- status cards
@@ -588,8 +530,8 @@ def render_monitoring_report(data: MonitoringData) -> str:
 
 def _card(label: str, value: str, detail: str, state: str) -> str:
     return (
-        f'<div class="card {state}"><div class="label">{_e(label)}</div>'
-        f'<div class="value">{_e(value)}</div><div class="detail">{_e(detail)}</div></div>'
+        f'<div class="card {state}"><div class="label">{escape(label)}</div>'
+        f'<div class="value">{escape(value)}</div><div class="detail">{escape(detail)}</div></div>'
     )
 
 
@@ -688,10 +630,10 @@ def _models_section(data: MonitoringData) -> str:
             rows.append([
                 alias, version, info.model_name or "–",
                 _ts(info.created_at) if info.created_at else "–",
-                (f'<span class="id">{_e(info.run_id)}</span>', True) if info.run_id else "–",
+                _id(info.run_id) if info.run_id else "–",
             ])
         parts.append("<h3>Registry aliases now</h3>")
-        parts.append(_table(["alias", "version", "model", "registered", "MLflow run"], rows,
+        parts.append(table(["alias", "version", "model", "registered", "MLflow run"], rows,
                             numeric={1}))
     else:
         parts.append(_empty(f"No version of {data.registered_model} is registered."))
@@ -700,15 +642,17 @@ def _models_section(data: MonitoringData) -> str:
         return "\n".join(parts)
     last = data.gate_decisions[-1]
     window = (
-        f" Test window {_e(last.test_window_start)} to {_e(last.test_window_end)}."
+        f" Test window {escape(last.test_window_start)} to {escape(last.test_window_end)}."
         if last.test_window_start else ""
     )
     parts.append("<h3>Latest gate decision</h3>")
     parts.append(
-        f'<p class="banner {_e(last.decision)}"><strong>{_e(last.decision.upper())}</strong> '
-        f"challenger {_e(_version_label(data, last.challenger_version))} against champion "
-        f"{_e(_version_label(data, last.champion_version))} at {_e(_ts(last.decided_at))}. "
-        f"Reason: {_e(last.reason.rstrip('.'))}.{window}</p>"
+        f'<p class="banner {escape(last.decision)}">'
+        f"<strong>{escape(last.decision.upper())}</strong> "
+        f"challenger {escape(_version_label(data, last.challenger_version))} against champion "
+        f"{escape(_version_label(data, last.champion_version))} at "
+        f"{escape(_ts(last.decided_at))}. "
+        f"Reason: {escape(last.reason.rstrip('.'))}.{window}</p>"
     )
     parts.append(_metrics_table(data, last))
     if len(data.gate_decisions) > 1:
@@ -724,7 +668,7 @@ def _models_section(data: MonitoringData) -> str:
             ])
         parts.append(f"<h3>Gate decisions (newest {len(rows)} of "
                      f"{len(data.gate_decisions)})</h3>")
-        parts.append(_table(
+        parts.append(table(
             ["decided", "decision", "challenger", "champion", "challenger PR-AUC",
              "champion PR-AUC", "reason"], rows, numeric={4, 5},
         ))
@@ -758,7 +702,7 @@ def _shadow_section(data: MonitoringData) -> str:
     return (
         '<p class="note">Shadow scores are never alerted and never reach gold_anomaly_scores. '
         "Precision counts the flags on trades with an analyst's or the simulator's label.</p>"
-        + _table(header, rows, numeric=set(range(2, 10)))
+        + table(header, rows, numeric=set(range(2, 10)))
     )
 
 
@@ -782,14 +726,14 @@ def _metrics_table(data: MonitoringData, record: GateRecord) -> str:
             css = ""
             if better and abs(difference) > 1e-12:
                 css = "better" if difference * better > 0 else "worse"
-            delta = (f"{difference:+,.{digits}f}", css or None)
+            delta = Cell(f"{difference:+,.{digits}f}", css=css or None)
         rows.append([label, _num(mine, digits), _num(theirs, digits), delta])
     if not rows:
         return _empty("The gate decision carries no metrics (it rejected before scoring).")
     note = "" if champion else (
         '<p class="note">No champion at decision time: the challenger was judged on its own.</p>'
     )
-    return _table(header, rows, numeric={1, 2, 3}) + note
+    return table(header, rows, numeric={1, 2, 3}) + note
 
 
 # --- tournament history
@@ -805,9 +749,9 @@ def _tournament_section(data: MonitoringData) -> str:
     tournaments = runs.groupby("tournament", sort=True)
     parts = [
         f'<p class="meta">{tournaments.ngroups} tournament{"s" if tournaments.ngroups > 1 else ""}'
-        f", {len(runs)} model runs in MLflow experiment <code>{_e(data.experiment)}</code>."
+        f", {len(runs)} model runs in MLflow experiment <code>{escape(data.experiment)}</code>."
         "</p>",
-        _figure(_tournament_plot(runs),
+        figure(_tournament_plot(runs),
                 "Test PR-AUC of each model per tournament (all models judged on the same "
                 "newest test window of their run)."),
     ]
@@ -831,9 +775,9 @@ def _tournament_section(data: MonitoringData) -> str:
         ])
     parts.append(
         f"<h3>Latest leaderboard (tournament {int(latest_number)}, started "
-        f"{_e(_ts(latest['tournament_started_at'].iloc[0]))})</h3>"
+        f"{escape(_ts(latest['tournament_started_at'].iloc[0]))})</h3>"
     )
-    parts.append(_table(
+    parts.append(table(
         ["rank", "model", "PR-AUC", "ROC-AUC", "precision", "recall", "F1", "event recall",
          "trade precision", "train s", "p99 ms/row", ""],
         rows, numeric=set(range(2, 11)) | {0}, row_classes=classes,
@@ -850,7 +794,7 @@ def _tournament_section(data: MonitoringData) -> str:
             _num(int((group["status"] != "FINISHED").sum()), 0),
         ])
     parts.append(f"<h3>Tournaments (newest {len(history)})</h3>")
-    parts.append(_table(
+    parts.append(table(
         ["#", "started", "models", "winner", "winner PR-AUC", "failed"], history,
         numeric={0, 4, 5},
     ))
@@ -858,7 +802,7 @@ def _tournament_section(data: MonitoringData) -> str:
 
 
 def _tournament_plot(runs: pd.DataFrame) -> str:
-    figure, axes = _new_figure(10, 3.4)
+    plot, axes = new_figure(10, 3.4)
     finished = runs[(runs["status"] == "FINISHED") & runs["pr_auc"].notna()]
     for model, group in finished.groupby("model", sort=True):
         group = group.sort_values("tournament_started_at")
@@ -873,7 +817,7 @@ def _tournament_plot(runs: pd.DataFrame) -> str:
     axes.set_xlabel("tournament start (UTC)")
     if not finished.empty:
         axes.legend(frameon=False, fontsize=8, loc="center left", bbox_to_anchor=(1.0, 0.5))
-    return _png(figure)
+    return png(plot)
 
 
 # --- drift
@@ -892,13 +836,13 @@ def _drift_section(data: MonitoringData) -> str:
     link = data.links.get("latest drift report")
     parts = [
         f'<p class="meta">{len(runs)} drift run{"s" if len(runs) > 1 else ""} shown. Latest run '
-        f"<code>{_e(latest_id)}</code> at {_e(_ts(latest['run_ts'].iloc[0]))}: "
+        f"<code>{escape(latest_id)}</code> at {escape(_ts(latest['run_ts'].iloc[0]))}: "
         f"<strong>{int(inputs['drifted'].sum())} of {len(inputs)} input features drifted"
-        f"</strong>; current window {_e(_iso(latest['current_start'].iloc[0]))} to "
-        f"{_e(_iso(latest['current_end'].iloc[0]))}."
-        + (f' <a href="{_e(link)}">Open its full report.</a>' if link else "")
+        f"</strong>; current window {escape(_iso(latest['current_start'].iloc[0]))} to "
+        f"{escape(_iso(latest['current_end'].iloc[0]))}."
+        + (f' <a href="{escape(link)}">Open its full report.</a>' if link else "")
         + "</p>",
-        _figure(_drift_heatmap(drift),
+        figure(_drift_heatmap(drift),
                 "Statistic divided by its threshold, per feature (rows) and drift run "
                 "(columns): green is well below the threshold, red above it; x marks a "
                 "drifted feature. PSI for numeric features and scores, Jensen-Shannon "
@@ -913,7 +857,7 @@ def _drift_section(data: MonitoringData) -> str:
         "bad" if row.drifted else None,
     ) for row in latest.itertuples(index=False)]
     parts.append("<h3>Latest drift run</h3>")
-    parts.append(_table(
+    parts.append(table(
         ["feature", "kind", "statistic", "value", "threshold", "drifted", "reference rows",
          "current rows"],
         [r[0] for r in rows], numeric={3, 4, 6, 7}, row_classes=[r[1] for r in rows],
@@ -923,12 +867,12 @@ def _drift_section(data: MonitoringData) -> str:
         group_inputs = group[group["kind"].isin(["numeric", "categorical"])]
         names = sorted(group.loc[group["drifted"], "feature"])
         history.append([
-            _ts(group["run_ts"].iloc[0]), (f'<span class="id">{_e(run_id)}</span>', True),
+            _ts(group["run_ts"].iloc[0]), _id(run_id),
             f"{int(group_inputs['drifted'].sum())} of {len(group_inputs)}",
             ", ".join(names) or "none",
         ])
     parts.append(f"<h3>Drift runs (newest {len(history)})</h3>")
-    parts.append(_table(["run at", "run id", "input features drifted", "drifted"], history))
+    parts.append(table(["run at", "run id", "input features drifted", "drifted"], history))
     return "\n".join(parts)
 
 
@@ -954,7 +898,7 @@ def _drift_heatmap(drift: pd.DataFrame) -> str:
             ratio[i, j] = max(float(row.statistic), 0.0) / float(row.threshold)
         if row.drifted:
             marked.append((j, i))
-    figure, axes = _new_figure(10, 0.26 * len(features) + 1.9)
+    plot, axes = new_figure(10, 0.26 * len(features) + 1.9)
     cmap = _colormap("RdYlGn_r")
     image = axes.imshow(np.ma.masked_invalid(ratio), aspect="auto", cmap=cmap, vmin=0, vmax=2,
                         interpolation="nearest")
@@ -968,9 +912,9 @@ def _drift_heatmap(drift: pd.DataFrame) -> str:
         rotation=45, ha="right", fontsize=8,
     )
     axes.set_xlabel("drift run (UTC)")
-    bar = figure.colorbar(image, ax=axes, fraction=0.03, pad=0.01)
+    bar = plot.colorbar(image, ax=axes, fraction=0.03, pad=0.01)
     bar.set_label("statistic / threshold", fontsize=8)
-    return _png(figure)
+    return png(plot)
 
 
 # --- anomalies
@@ -986,11 +930,12 @@ def _anomalies_section(data: MonitoringData) -> str:
     start, end = hourly["hour"].min(), hourly["hour"].max() + pd.Timedelta(hours=1)
     scored, flagged = int(hourly["scored"].sum()), int(hourly["flagged"].sum())
     parts = [
-        f'<p class="meta">Champion scores of trades from {_e(_ts(start))} to {_e(_ts(end))} '
+        f'<p class="meta">Champion scores of trades from {escape(_ts(start))} to '
+        f"{escape(_ts(end))} "
         f"(at most the newest {ANOMALY_HOURS} hours of trade time with scores; a re-scored "
         f"trade counts once, with its newest score): <strong>{flagged:,} of {scored:,} trades "
         "flagged</strong>.</p>",
-        _figure(_anomaly_heatmap(hourly),
+        figure(_anomaly_heatmap(hourly),
                 "Flagged trades per symbol (rows) per hour of trade time (columns, UTC)."),
         "<h3>Per symbol</h3>",
     ]
@@ -1000,19 +945,19 @@ def _anomalies_section(data: MonitoringData) -> str:
         _num(row.critical, 0), _num(row.high, 0),
         _ts(row.last_flagged) if pd.notna(row.last_flagged) else "–",
     ] for row in data.anomalies_by_symbol.itertuples(index=False)]
-    parts.append(_table(
+    parts.append(table(
         ["symbol", "scored", "flagged", "flagged share", "critical", "high", "last flagged"],
         rows, numeric={1, 2, 3, 4, 5},
     ))
     top = data.top_anomalies
     if not top.empty:
         parts.append(f"<h3>Highest-scoring flagged trades (top {len(top)})</h3>")
-        parts.append(_table(
+        parts.append(table(
             ["trade time", "symbol", "score", "risk", "scored by", "trade id"],
             [[
                 _ts(row.trade_ts, seconds=True), row.symbol, _num(row.score, 4), row.risk_level,
                 f"{row.model_name} {_version_label(data, row.model_version)}",
-                (f'<span class="id">{_e(row.trade_id)}</span>', True),
+                _id(row.trade_id),
             ] for row in top.itertuples(index=False)],
             numeric={2},
         ))
@@ -1028,7 +973,7 @@ def _anomaly_heatmap(hourly: pd.DataFrame) -> str:
         .fillna(0)
     )
     counts = table.to_numpy(dtype=float)
-    figure, axes = _new_figure(10, 0.32 * len(symbols) + 1.9)
+    plot, axes = new_figure(10, 0.32 * len(symbols) + 1.9)
     image = axes.imshow(counts, aspect="auto", cmap=_colormap("Reds"), vmin=0,
                         vmax=max(1.0, float(counts.max())), interpolation="nearest")
     if len(hours) <= 36:
@@ -1044,11 +989,11 @@ def _anomaly_heatmap(hourly: pd.DataFrame) -> str:
     axes.set_xticks(ticks, [hours[t].strftime("%m-%d %H:00") for t in ticks], rotation=45,
                     ha="right", fontsize=8)
     axes.set_xlabel("hour of trade time (UTC)")
-    bar = figure.colorbar(image, ax=axes, fraction=0.03, pad=0.01)
+    bar = plot.colorbar(image, ax=axes, fraction=0.03, pad=0.01)
     bar.set_label("flagged trades", fontsize=8)
     bar.locator = MaxNLocator(integer=True)
     bar.update_ticks()
-    return _png(figure)
+    return png(plot)
 
 
 # --- data quality
@@ -1068,7 +1013,7 @@ def _quality_section(data: MonitoringData) -> str:
     rows = []
     for run_id, group in runs[:QUALITY_RUNS_SHOWN]:
         cells: list[Any] = [_ts(group["run_ts"].iloc[0]),
-                            (f'<span class="id">{_e(run_id)}</span>', True)]
+                            _id(run_id)]
         for suite in suites:
             in_suite = group[group["suite"] == suite]
             if in_suite.empty:
@@ -1077,7 +1022,7 @@ def _quality_section(data: MonitoringData) -> str:
             failed = in_suite[~in_suite["success"]]
             css = ("bad" if (failed["severity"] == "critical").any()
                    else "warn" if len(failed) else "ok")
-            cells.append((f"{len(in_suite) - len(failed)}/{len(in_suite)} passed", css))
+            cells.append(Cell(f"{len(in_suite) - len(failed)}/{len(in_suite)} passed", css=css))
         failed = group[~group["success"]]
         critical = int((failed["severity"] == "critical").sum())
         verdict = (f"{critical} critical failed" if critical
@@ -1089,7 +1034,7 @@ def _quality_section(data: MonitoringData) -> str:
         f'<p class="meta">{len(runs)} checkpoint run{"s" if len(runs) > 1 else ""} read; the '
         f"newest {len(rows)} below. Each cell: expectations passed of those evaluated "
         "(red: a critical one failed, amber: a warning failed).</p>",
-        _table(["run at", "run id", *suites, "result"], rows),
+        table(["run at", "run id", *suites, "result"], rows),
     ]
     latest_id, latest = runs[0]
     failures = latest[~latest["success"]].assign(
@@ -1100,10 +1045,10 @@ def _quality_section(data: MonitoringData) -> str:
     if failures.empty:
         parts.append(
             f'<p class="banner promote">All {len(latest)} expectations passed in run '
-            f"<code>{_e(latest_id)}</code>.</p>"
+            f"<code>{escape(latest_id)}</code>.</p>"
         )
     else:
-        parts.append(_table(
+        parts.append(table(
             ["severity", "suite", "expectation", "column", "observed", "details"],
             [[row.severity, row.suite, row.expectation,
               row.column if isinstance(row.column, str) else "(table)",
@@ -1112,7 +1057,7 @@ def _quality_section(data: MonitoringData) -> str:
             row_classes=["bad" if s == "critical" else "warn" for s in failures["severity"]],
         ))
     if docs:
-        parts.append(f'<p class="meta"><a href="{_e(docs)}">Data Docs</a> hold every '
+        parts.append(f'<p class="meta"><a href="{escape(docs)}">Data Docs</a> hold every '
                      "result in detail.</p>")
     return "\n".join(parts)
 
@@ -1120,48 +1065,13 @@ def _quality_section(data: MonitoringData) -> str:
 # --- helpers
 
 
+def _id(text: Any) -> Cell:
+    """An id (run, trade) in monospace."""
+    return Cell(f'<span class="id">{escape(text)}</span>', markup=True)
+
+
 def _empty(message: str) -> str:
-    return f'<p class="empty">No data yet. {_e(message)}</p>'
-
-
-def _table(
-    header: Sequence[str],
-    rows: Iterable[Sequence[Any]],
-    *,
-    numeric: set[int] | None = None,
-    row_classes: Sequence[str | None] | None = None,
-) -> str:
-    """A table; a cell is text (escaped) or (text_or_markup, css_or_True_for_markup)."""
-    numeric = numeric or set()
-    head = "".join(
-        ('<th class="num">' if i in numeric else "<th>") + f"{_e(title)}</th>"
-        for i, title in enumerate(header)
-    )
-    body = []
-    for index, row in enumerate(rows):
-        css = row_classes[index] if row_classes else None
-        cells = []
-        for i, cell in enumerate(row):
-            classes = ["num"] if i in numeric else []
-            if isinstance(cell, tuple):
-                value, extra = cell
-                text = value if extra is True else _e(value)
-                if isinstance(extra, str):
-                    classes.append(extra)
-            else:
-                text = _e(cell)
-            attribute = f' class="{" ".join(classes)}"' if classes else ""
-            cells.append(f"<td{attribute}>{text}</td>")
-        row_attribute = f' class="{css}"' if css else ""
-        body.append(f"<tr{row_attribute}>{''.join(cells)}</tr>")
-    return (f"<table>\n<thead><tr>{head}</tr></thead>\n<tbody>\n" + "\n".join(body)
-            + "\n</tbody>\n</table>")
-
-
-def _new_figure(width: float, height: float):
-    figure = Figure(figsize=(width, height), dpi=100, layout="constrained")
-    FigureCanvasAgg(figure)
-    return figure, figure.add_subplot()
+    return f'<p class="empty">No data yet. {escape(message)}</p>'
 
 
 def _colormap(name: str):
@@ -1176,20 +1086,6 @@ def _date_axis(axes: Any) -> None:
     locator = AutoDateLocator(maxticks=10)
     axes.xaxis.set_major_locator(locator)
     axes.xaxis.set_major_formatter(ConciseDateFormatter(locator))
-
-
-def _png(figure: Figure) -> str:
-    buffer = io.BytesIO()
-    # No "Software" text chunk: the page carries no addresses, even inside an image.
-    figure.savefig(buffer, format="png", metadata={"Software": None})
-    return base64.b64encode(buffer.getvalue()).decode("ascii")
-
-
-def _figure(png: str, caption: str) -> str:
-    return (
-        f'<figure><img alt="{_e(caption)}" src="data:image/png;base64,{png}"/>'
-        f"<figcaption>{_e(caption)}</figcaption></figure>"
-    )
 
 
 def _num(value: Any, digits: int = 3) -> str:
@@ -1221,6 +1117,3 @@ def _clip(value: Any, limit: int = 300) -> str:
     text = "" if value is None or (isinstance(value, float) and np.isnan(value)) else str(value)
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
-
-def _e(text: Any) -> str:
-    return html.escape(str(text), quote=True)
