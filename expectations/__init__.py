@@ -3,9 +3,9 @@
 A library: it takes plain arguments (a warehouse reader, the landing location, output
 directories, a QualityPolicy) and knows nothing of Prefect or project_config.yml.
 
+    from core.warehouse import DuckDBWarehouse
     from expectations import (
-        CheckpointPaths, DuckDBWarehouse, LocalLanding, QualityPolicy, raise_on_critical,
-        run_checkpoint,
+        CheckpointPaths, LocalLanding, QualityPolicy, raise_on_critical, run_checkpoint,
     )
 
     with DuckDBWarehouse("data/warehouse.duckdb") as warehouse:
@@ -17,10 +17,10 @@ directories, a QualityPolicy) and knows nothing of Prefect or project_config.yml
         )
     raise_on_critical(summary, stage="training")   # DataQualityFailed on a critical failure
 
-Modules: `suites` (the suites in code, severities, QualityPolicy), `readers` (DuckDB and
-Databricks readers, landing counters), `aggregates` (the SQL the aggregates suites check),
-`checkpoint` (the runner), `results` (the typed outcome, NDJSON, the gate), `data_docs`
-(offline Data Docs).
+Modules: `suites` (the suites in code, severities, QualityPolicy), `readers` (landing
+counters; the warehouse is read through core.warehouse), `aggregates` (the SQL the aggregates
+suites check), `checkpoint` (the runner), `results` (the typed outcome, NDJSON, the gate),
+`data_docs` (offline Data Docs).
 """
 
 from importlib import import_module
@@ -30,9 +30,7 @@ from typing import Any
 # so `from expectations.results import ...` stays cheap.
 _HOMES = {
     "CheckpointPaths": "checkpoint", "run_checkpoint": "checkpoint",
-    "DatabricksSettings": "readers", "DatabricksWarehouse": "readers",
-    "DuckDBWarehouse": "readers", "LocalLanding": "readers", "MissingWarehouseSetting": "readers",
-    "VolumeLanding": "readers", "WarehouseBusy": "readers", "WarehouseUnavailable": "readers",
+    "LocalLanding": "readers", "VolumeLanding": "readers",
     "DataQualityFailed": "results", "ExpectationOutcome": "results", "LayerOutcome": "results",
     "ValidationSummary": "results", "raise_on_critical": "results",
     "write_results_ndjson": "results",
@@ -49,18 +47,12 @@ def __getattr__(name: str) -> Any:
 __all__ = [
     "CheckpointPaths",
     "DataQualityFailed",
-    "DatabricksSettings",
-    "DatabricksWarehouse",
-    "DuckDBWarehouse",
     "ExpectationOutcome",
     "LayerOutcome",
     "LocalLanding",
-    "MissingWarehouseSetting",
     "QualityPolicy",
     "ValidationSummary",
     "VolumeLanding",
-    "WarehouseBusy",
-    "WarehouseUnavailable",
     "build_suites",
     "raise_on_critical",
     "run_checkpoint",

@@ -18,7 +18,8 @@ from datetime import UTC, datetime
 
 import pandas as pd
 
-from expectations.readers import LandingSource, WarehouseReader
+from core.warehouse import Warehouse
+from expectations.readers import LandingSource
 from expectations.suites import QualityPolicy, symbol_column
 
 Qualify = Callable[[str], str]
@@ -122,7 +123,7 @@ def _count(value: object) -> int | None:
 
 def layer_aggregates(
     layer: str,
-    warehouse: WarehouseReader,
+    warehouse: Warehouse,
     present: Collection[str],
     policy: QualityPolicy,
     *,
@@ -130,7 +131,7 @@ def layer_aggregates(
     reference_time: datetime,
 ) -> pd.DataFrame:
     """The one-row frame the `<layer>.aggregates` suite validates."""
-    qualify = warehouse.qualified
+    qualify = warehouse.table
     if layer == "bronze":
         row = warehouse.query(bronze_sql(present, qualify)).iloc[0]
         ingested = None

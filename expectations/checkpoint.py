@@ -21,8 +21,9 @@ from typing import Any
 
 import pandas as pd
 
+from core.warehouse import Warehouse
 from expectations.aggregates import layer_aggregates
-from expectations.readers import LandingSource, WarehouseReader
+from expectations.readers import LandingSource, frame_for_validation
 from expectations.results import (
     RUN_ID_PATTERN,
     ExpectationOutcome,
@@ -167,7 +168,7 @@ def _schema_frame(columns: dict[str, str] | None) -> pd.DataFrame:
 
 
 def run_checkpoint(
-    warehouse: WarehouseReader,
+    warehouse: Warehouse,
     landing: LandingSource,
     policy: QualityPolicy,
     paths: CheckpointPaths,
@@ -222,7 +223,9 @@ def run_checkpoint(
             if columns is None:
                 skipped[suite.layer].append(f"{suite.name}: {suite.table} is missing")
                 continue
-            frame = warehouse.read_table(suite.table, [c for c in suite.columns if c in columns])
+            frame = frame_for_validation(
+                warehouse.read_table(suite.table, [c for c in suite.columns if c in columns])
+            )
         else:
             frame = layer_aggregates(suite.layer, warehouse, present, policy, landing=landing,
                                      reference_time=reference)

@@ -17,16 +17,9 @@ from datetime import datetime, timedelta
 from rich.console import Console
 from rich.table import Table
 
+from core.warehouse import DatabricksWarehouse, DuckDBWarehouse, Warehouse
 from expectations.checkpoint import CheckpointPaths, run_checkpoint
-from expectations.readers import (
-    DatabricksSettings,
-    DatabricksWarehouse,
-    DuckDBWarehouse,
-    LandingSource,
-    LocalLanding,
-    VolumeLanding,
-    WarehouseReader,
-)
+from expectations.readers import LandingSource, LocalLanding, VolumeLanding
 from expectations.results import (
     DataQualityFailed,
     ExpectationOutcome,
@@ -81,7 +74,7 @@ def checkpoint_paths(settings: Settings, *, data_docs: bool = True) -> Checkpoin
 
 def open_warehouse(
     settings: Settings, target: str | None = None, settled_before: float | None = None
-) -> tuple[WarehouseReader, LandingSource]:
+) -> tuple[Warehouse, LandingSource]:
     """The warehouse reader and landing counter for `target` (default: settings.dbt.target).
 
     `settled_before`: when the build being checked started (epoch seconds); files landed
@@ -92,7 +85,7 @@ def open_warehouse(
         return (DuckDBWarehouse(settings.paths.warehouse),
                 LocalLanding(settings.paths.landing_trades, settled_before=settled_before))
     if target == "databricks":
-        warehouse = DatabricksWarehouse(DatabricksSettings.from_env())
+        warehouse = DatabricksWarehouse.from_env()
         # On Databricks the data home is a Unity Catalog volume (TRADEWATCH_HOME=/Volumes/...).
         return warehouse, VolumeLanding(warehouse, settings.paths.landing_trades.as_posix())
     raise UnsupportedValidationTarget(
@@ -151,7 +144,7 @@ def run_validate(
     """
     with warehouse_slot("data-quality checkpoint"):
         warehouse, landing = open_warehouse(settings, target, settled_before)
-        try:
+        with warehouse:  # one connection for the whole checkpoint
             summary = run_checkpoint(
                 warehouse,
                 landing,
@@ -159,8 +152,6 @@ def run_validate(
                 checkpoint_paths(settings, data_docs=data_docs),
                 reference_time=reference_time,
             )
-        finally:
-            warehouse.close()
     print_summary(summary, console)
     return summary
 

@@ -131,9 +131,10 @@ def main() -> int:
     if args.rows < 1:
         parser.error("--rows must be positive")
 
+    from core.warehouse import DuckDBWarehouse
     from expectations.aggregates import gold_sql
     from expectations.checkpoint import CheckpointPaths, open_context, run_checkpoint
-    from expectations.readers import DuckDBWarehouse, LocalLanding
+    from expectations.readers import LocalLanding
     from expectations.suites import QualityPolicy, build_suites
 
     policy = QualityPolicy(symbols=SYMBOLS)

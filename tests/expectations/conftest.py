@@ -20,8 +20,9 @@ from zoneinfo import ZoneInfo
 import duckdb
 import pytest
 
+from core.warehouse import DuckDBWarehouse
 from expectations.checkpoint import CheckpointPaths, run_checkpoint
-from expectations.readers import DuckDBWarehouse, LocalLanding
+from expectations.readers import LocalLanding
 from expectations.results import ValidationSummary
 from expectations.suites import QualityPolicy
 from ingest.finnhub import FinnhubCollector

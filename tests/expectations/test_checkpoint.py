@@ -17,8 +17,9 @@ import duckdb
 import pytest
 from conftest import SimulatedHome, validate
 
+from core.warehouse import DatabricksWarehouse
 from expectations.checkpoint import CheckpointPaths, run_checkpoint
-from expectations.readers import DatabricksSettings, DatabricksWarehouse, LocalLanding
+from expectations.readers import LocalLanding
 from expectations.results import DataQualityFailed, ValidationSummary, raise_on_critical
 from expectations.suites import QualityPolicy
 
@@ -222,13 +223,15 @@ def test_the_databricks_reader_reaches_the_same_verdicts_as_the_duckdb_reader(
     simulated_home: SimulatedHome, corrupted, tmp_path
 ):
     copy = corrupted(f"update silver_trades set price = -price where trade_id in ({SOME_TRADES})")
-    settings = DatabricksSettings("adb-0.azuredatabricks.net", "/sql/1.0/warehouses/x",
-                                  "dapi-unused", "tradewatch", "main")
     policy = QualityPolicy(symbols=simulated_home.symbols)
 
     local = validate(copy, tmp_path / "local")
     stand_in = _DuckDBAsDatabricks(copy.warehouse)
-    with DatabricksWarehouse(settings, connect=lambda **_: stand_in) as remote:
+    with DatabricksWarehouse(
+        "adb-0.azuredatabricks.net", "/sql/1.0/warehouses/x", catalog="tradewatch",
+        schema="main", environ={"DATABRICKS_TOKEN": "dapi-unused"},
+        connect=lambda **_: stand_in,
+    ) as remote:
         through_databricks = run_checkpoint(
             remote, LocalLanding(copy.trades_dir), policy,
             CheckpointPaths(tmp_path / "remote" / "quality", tmp_path / "remote" / "gx"),

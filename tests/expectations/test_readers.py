@@ -10,16 +10,16 @@ import threading
 import duckdb
 import pytest
 
-from expectations.readers import (
-    DatabricksSettings,
+from core.warehouse import (
     DatabricksWarehouse,
     DuckDBWarehouse,
-    LocalLanding,
     MissingWarehouseSetting,
-    VolumeLanding,
+    QueryFailed,
     WarehouseBusy,
-    WarehouseUnavailable,
+    WarehouseNotFound,
+    WarehouseUnreachable,
 )
+from expectations.readers import LocalLanding, VolumeLanding
 
 TOKEN = "dapi-not-a-real-token-0123456789"
 
@@ -61,7 +61,7 @@ def test_duckdb_reader_sees_declared_types_and_reads_only_the_asked_columns(smal
 
 
 def test_duckdb_reader_cannot_write_the_warehouse(small_warehouse):
-    with DuckDBWarehouse(small_warehouse) as warehouse, pytest.raises(duckdb.Error):
+    with DuckDBWarehouse(small_warehouse) as warehouse, pytest.raises(QueryFailed):
         warehouse.query("delete from silver_trades")
     with duckdb.connect(str(small_warehouse), read_only=True) as check:
         assert check.execute("select count(*) from silver_trades").fetchone() == (1,)
@@ -78,7 +78,7 @@ def test_duckdb_reader_shares_a_connection_this_process_already_opened(small_war
 
 
 def test_a_missing_warehouse_says_how_to_build_it(tmp_path):
-    with pytest.raises(WarehouseUnavailable, match="tradewatch transform"):
+    with pytest.raises(WarehouseNotFound, match="tradewatch transform"):
         DuckDBWarehouse(tmp_path / "warehouse.duckdb")
 
 
@@ -91,8 +91,9 @@ def test_a_warehouse_locked_by_another_process_is_a_clear_error(small_warehouse)
     )
     try:
         assert holder.stdout.readline().strip() == "open"
-        with pytest.raises(WarehouseBusy, match="another process"):
-            DuckDBWarehouse(small_warehouse)
+        with pytest.raises(WarehouseBusy, match="another process"), \
+                DuckDBWarehouse(small_warehouse):
+            pass
     finally:
         holder.kill()
         holder.wait()
@@ -100,12 +101,12 @@ def test_a_warehouse_locked_by_another_process_is_a_clear_error(small_warehouse)
 
 def test_databricks_settings_name_every_missing_variable():
     with pytest.raises(MissingWarehouseSetting) as missing:
-        DatabricksSettings.from_env({"DATABRICKS_HOST": "adb-1.azuredatabricks.net"})
+        DatabricksWarehouse.from_env({"DATABRICKS_HOST": "adb-1.azuredatabricks.net"})
     assert "DATABRICKS_HTTP_PATH, DATABRICKS_TOKEN" in str(missing.value)
 
 
 def test_databricks_settings_keep_the_token_out_of_their_repr():
-    settings = DatabricksSettings.from_env({
+    settings = DatabricksWarehouse.from_env({
         "DATABRICKS_HOST": "https://adb-1.azuredatabricks.net/",
         "DATABRICKS_HTTP_PATH": "/sql/1.0/warehouses/abc",
         "DATABRICKS_TOKEN": TOKEN,
@@ -151,13 +152,13 @@ class _RefusingServer:
 
 def test_an_unreachable_databricks_warehouse_fails_at_once_without_leaking_the_token():
     server = _RefusingServer()
-    settings = DatabricksSettings(
-        host=f"127.0.0.1:{server.port}", http_path="/sql/1.0/warehouses/abc",
-        token=TOKEN, catalog="tradewatch", schema="main",
+    warehouse = DatabricksWarehouse(
+        f"127.0.0.1:{server.port}", "/sql/1.0/warehouses/abc",
+        catalog="tradewatch", schema="main", environ={"DATABRICKS_TOKEN": TOKEN},
     )
     try:
-        with pytest.raises(WarehouseUnavailable) as unavailable:
-            DatabricksWarehouse(settings)
+        with pytest.raises(WarehouseUnreachable) as unavailable, warehouse:
+            pass
     finally:
         server.close()
     message = str(unavailable.value)
@@ -196,12 +197,13 @@ class _RecordingConnection:
 
 
 def test_databricks_queries_qualify_tables_in_the_catalog_and_reject_odd_names():
-    settings = DatabricksSettings("adb-1.azuredatabricks.net", "/sql/1.0/warehouses/abc", TOKEN,
-                                  "prod", "trading")
     connection = _RecordingConnection()
-    warehouse = DatabricksWarehouse(settings, connect=lambda **_: connection)
+    warehouse = DatabricksWarehouse(
+        "adb-1.azuredatabricks.net", "/sql/1.0/warehouses/abc", catalog="prod",
+        schema="trading", environ={"DATABRICKS_TOKEN": TOKEN}, connect=lambda **_: connection,
+    )
 
-    assert warehouse.qualified("silver_trades") == "`prod`.`trading`.`silver_trades`"
+    assert warehouse.table("silver_trades") == "`prod`.`trading`.`silver_trades`"
     assert warehouse.read_sql("silver_trades", ["trade_id", "price"]) == (
         "select `trade_id`, `price` from `prod`.`trading`.`silver_trades`"
     )
@@ -210,7 +212,7 @@ def test_databricks_queries_qualify_tables_in_the_catalog_and_reject_odd_names()
         warehouse.columns_sql("silver_trades")
     )
     with pytest.raises(ValueError, match="plain SQL identifier"):
-        warehouse.qualified("silver_trades; drop table x")
+        warehouse.table("silver_trades; drop table x")
 
     landing = VolumeLanding(warehouse, "/Volumes/prod/trading/data/landing/trades")
     assert landing.count_trade_lines() == 42
@@ -224,14 +226,16 @@ def test_databricks_queries_qualify_tables_in_the_catalog_and_reject_odd_names()
 
 
 def test_databricks_host_may_carry_a_port():
-    settings = DatabricksSettings("127.0.0.1:8443", "/sql/1.0/warehouses/abc", TOKEN, "c", "s")
+    token = {"DATABRICKS_TOKEN": TOKEN}
+    settings = DatabricksWarehouse("127.0.0.1:8443", "/sql/1.0/warehouses/abc", catalog="c",
+                                   schema="s", environ=token)
     assert settings.connect_arguments()["_port"] == 8443
     with pytest.raises(MissingWarehouseSetting):
-        DatabricksSettings("host:https", "/p", TOKEN, "c", "s")
+        DatabricksWarehouse("host:https", "/p", catalog="c", schema="s", environ=token)
 
 
 def test_identifiers_from_the_environment_are_checked():
     env = {"DATABRICKS_HOST": "h", "DATABRICKS_HTTP_PATH": "/p", "DATABRICKS_TOKEN": TOKEN,
            "DATABRICKS_CATALOG": "prod`; drop"}
     with pytest.raises(ValueError, match="plain SQL identifier"):
-        DatabricksSettings.from_env(env)
+        DatabricksWarehouse.from_env(env)

@@ -7,7 +7,7 @@ import io
 import pytest
 from rich.console import Console
 
-from expectations.readers import MissingWarehouseSetting
+from core.warehouse import MissingWarehouseSetting
 from flows.cli import main
 from flows.config import load_settings
 from flows.validate import UnsupportedValidationTarget, quality_policy, run_validate

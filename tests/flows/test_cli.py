@@ -51,7 +51,7 @@ def test_skipping_the_quality_gate_is_explicit_and_written_to_the_audit_log(tmp_
                            timeout=300, env=env)
     # Without the override the gate runs first: no warehouse, nothing scored.
     assert gated.returncode == 1
-    assert gated.stderr.startswith("tradewatch: WarehouseUnavailable:")
+    assert gated.stderr.startswith("tradewatch: WarehouseNotFound:")  # core.warehouse
     skipped = subprocess.run([str(TRADEWATCH), "score", "--skip-quality-gate"],
                              capture_output=True, text=True, timeout=300, env=env)
     assert "quality gate skipped before scoring" in skipped.stderr
