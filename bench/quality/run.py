@@ -28,14 +28,20 @@ sys.path.insert(0, str(REPO))
 
 import duckdb  # noqa: E402
 
+from core.schema import SESSION_TYPES, TRADE_TYPES  # noqa: E402
+
 SYMBOLS = ("AAPL", "MSFT", "NVDA", "AMZN", "GOOGL", "META", "TSLA", "JPM", "XOM", "KO")
 _FEATURES = ("price_change_pct", "log_return", "price_zscore", "vwap_deviation_pct",
              "macd_line", "macd_signal", "macd_hist", "bollinger_pct_b")
 
 
+def _list(values: tuple[str, ...]) -> str:
+    return "[" + ", ".join(f"'{value}'" for value in values) + "]"
+
+
 def write_gold(path: Path, rows: int) -> None:
     """A gold layer of `rows` trades with every contract column, values inside the suites."""
-    symbols = "[" + ", ".join(f"'{s}'" for s in SYMBOLS) + "]"
+    symbols = _list(SYMBOLS)
     features = ",\n".join(f"        (random() - 0.5) * 4 as {name}" for name in _FEATURES)
     with duckdb.connect(str(path)) as connection:
         connection.execute("set threads = 2")
@@ -65,8 +71,11 @@ def write_gold(path: Path, rows: int) -> None:
                 cast(hour(make_timestamp(trade_ts_ms * 1000)) as integer) as hour_of_day,
                 cast(minute(make_timestamp(trade_ts_ms * 1000)) as integer) as minute_of_hour,
                 cast(isodow(make_timestamp(trade_ts_ms * 1000)) as integer) as day_of_week,
-                (['pre_market', 'regular', 'after_hours', 'closed'])[1 + (i % 4)] as session_type,
-                (['block', 'standard', 'odd_lot'])[1 + (i % 3)] as trade_type
+                ({_list(SESSION_TYPES)})[1 + (i % {len(SESSION_TYPES)})] as session_type,
+                ({_list(TRADE_TYPES)})[1 + (i % {len(TRADE_TYPES)})] as trade_type,
+                random() * 3 as volume_to_median_100,
+                random() * 3 as trade_rate_ratio_10s,
+                cast(1 + floor(random() * 2) as integer) as same_print_count_2s
             from base
         """)
         connection.execute(
