@@ -6,6 +6,7 @@ file, missing settings, an unreachable workspace) are in tests/expectations/test
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -205,17 +206,13 @@ class ServerOperationError(Exception):
 
 
 class _RefusingConnection:
+    """A connection whose every statement the SQL warehouse refuses with `message`."""
+
     def __init__(self, message: str) -> None:
         self.message = message
 
     def cursor(self):
-        return self
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc_info):
-        return None
+        return contextlib.nullcontext(self)
 
     def execute(self, sql):
         raise ServerOperationError(self.message)
