@@ -58,6 +58,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from core.datahome import DRIFT_RECORDS
 from core.schema import (
     CATEGORICAL_FEATURES,
     FEATURE_COLUMNS,
@@ -320,7 +321,7 @@ def _same_as_last_report(directory: Path, report: DriftReport) -> str | None:
     again: its report is still written, but alerting the same drift every half hour is noise.
     """
     # Run ids start with the run time (YYYYmmddTHHMMSSZ), so the newest file sorts last.
-    previous = sorted(directory.glob("drift-*.ndjson"))
+    previous = sorted(directory.glob(DRIFT_RECORDS.pattern))
     if not previous:
         return None
     try:

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from core.datahome import SCORES_FILES
 from core.schema import (
     CATEGORY_LEVELS,
     FEATURE_COLUMNS,
@@ -287,9 +288,9 @@ def load_scoring_frame(
     if (
         scores_dir is not None
         and isinstance(warehouse, DuckDBWarehouse)
-        and any(Path(scores_dir).glob("date=*/*.parquet"))
+        and any(Path(scores_dir).glob(SCORES_FILES.pattern))
     ):
-        exclude = str(Path(scores_dir).resolve() / "date=*" / "*.parquet")
+        exclude = str(Path(scores_dir).resolve() / SCORES_FILES.pattern)
     raw = warehouse.query(
         scoring_query(
             warehouse,
