@@ -30,7 +30,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any
 
 from core.schema import logical_type
 
@@ -40,9 +40,6 @@ if TYPE_CHECKING:
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _BUILD = "run `tradewatch transform` to build the tables"
-
-#: The layers of the warehouse, each the prefix of its tables' names.
-LAYERS: Final = ("bronze", "silver", "gold", "monitoring")
 
 
 # --------------------------------------------------------------------------- errors
