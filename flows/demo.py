@@ -20,6 +20,7 @@ from prefect import flow
 from rich.console import Console
 from rich.table import Table
 
+from core.datahome import write_atomic
 from core.warehouse import DuckDBWarehouse
 from flows.config import Settings
 from ingest.alphavantage import AlphaVantageCollector, CallBudget
@@ -102,11 +103,7 @@ def next_window_start(end: datetime) -> datetime:
 
 def _save_window_end(settings: Settings, end: datetime) -> None:
     end = next_window_start(end)
-    path = _state_path(settings)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"next_start": end.isoformat()}))
-    tmp.replace(path)
+    write_atomic(_state_path(settings), json.dumps({"next_start": end.isoformat()}))
 
 
 def _collect_trades(

@@ -11,7 +11,6 @@ the check does not need the warehouse and runs even when a build fails.
 from __future__ import annotations
 
 import json
-import os
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -19,6 +18,7 @@ from pathlib import Path
 
 import orjson
 
+from core.datahome import write_atomic
 from core.markets import read_symbol_reference, regular_session_since
 from flows.alerts import alert_sender, send_feed_silent_alert
 from flows.config import Settings
@@ -109,8 +109,5 @@ def check_feeds(
     new = {s: c for s, c in silent.items() if s not in known}
     if new:
         send_feed_silent_alert(alert_sender(settings), new, {s: windows[s] for s in new})
-    state_path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = state_path.with_name(f".{state_path.name}.tmp")
-    temporary.write_text(json.dumps(sorted(silent)))
-    os.replace(temporary, state_path)
+    write_atomic(state_path, json.dumps(sorted(silent)))
     return FeedCheck(silent, new, tuple(windows))

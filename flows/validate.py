@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from rich.console import Console
 from rich.table import Table
 
+from core.datahome import QUALITY_RESULTS
 from core.warehouse import DatabricksWarehouse, DuckDBWarehouse, Warehouse
 from expectations.checkpoint import CheckpointPaths, run_checkpoint
 from expectations.readers import LandingSource, LocalLanding, VolumeLanding
@@ -159,7 +160,7 @@ def run_validate(
 def previous_failures(settings: Settings, run_id: str) -> frozenset[tuple[str, ...]] | None:
     """What failed in the quality run before `run_id` (None when there was none)."""
     directory = settings.paths.quality_results
-    names = sorted(p.name for p in directory.glob("quality-*.ndjson"))
+    names = sorted(p.name for p in directory.glob(QUALITY_RESULTS.pattern))
     earlier = [name for name in names if name < f"quality-{run_id}.ndjson"]
     if not earlier:
         return None
