@@ -32,7 +32,6 @@ CALENDAR_DAYS_SEED = SEEDS_DIR / "market_calendar_days.csv"
 NEW_YORK = ZoneInfo("America/New_York")
 ASSET_CLASSES = ("us_equity", "crypto", "forex")
 CALENDARS = ("XNYS", "24/7", "FX")
-SESSION_TYPES = ("pre_market", "regular", "after_hours", "closed")
 #: Minutes after New York midnight: the XNYS sessions' edges on a full day.
 PRE_MARKET_OPEN, REGULAR_OPEN, REGULAR_CLOSE, AFTER_HOURS_CLOSE = 240, 570, 960, 1200
 #: Forex opens Sunday 17:00 and closes Friday 17:00 New York time.
