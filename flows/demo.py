@@ -372,7 +372,10 @@ def demo_flow(settings: Settings, seed: int | None = None, minutes: float | None
         build_warehouse(settings, select=PUBLISH_SELECTOR)
 
     if registry(settings).version_for_alias("champion") is not None:
-        _stage(report, console, "publish the scores and monitoring (dbt build gold_anomaly_scores+ tag:monitoring)", publish)
+        from flows.pipeline import PUBLISH_SELECTOR
+
+        _stage(report, console,
+               f"publish the scores and monitoring (dbt build {PUBLISH_SELECTOR})", publish)
 
     def monitoring_report() -> None:
         from flows.report import run_report
