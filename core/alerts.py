@@ -15,7 +15,7 @@ class AlertKind(StrEnum):
     DRIFT = "drift"
     """Input, prediction or performance drift over the thresholds."""
     RETRAINING = "retraining"
-    """A retraining decision that needs attention (triggered, or blocked by its audit log)."""
+    """A retraining decision that needs attention (triggered, or held back by the daily limit)."""
     GATE = "gate"
     """The promotion gate could not judge, or rejected for a reason an operator must see."""
     ROLLBACK = "rollback"
@@ -31,4 +31,19 @@ class AlertKind(StrEnum):
     REJECTION = "rejection"
     """The gate kept the champion and rejected the challenger (it stays as the shadow)."""
     FEED_SILENT = "feed_silent"
-    """A feed delivered nothing for the configured minutes while its market was open."""
+    """A feed delivered nothing for the configured minutes while its market was open; or a
+    market-data connection delivered nothing, not even an answer to a ping, for longer than its
+    read-idle timeout (a half-open connection, or a feed that stopped sending): the collector
+    dropped it and reconnects."""
+    LANDING_FAILED = "landing_failed"
+    """The collector cannot write landed files (disk full, read-only or failing volume): it
+    stopped reading the feed, holds what it received in memory and retries with backoff.
+    Free space or fix the volume; trades the feed sends meanwhile are not received."""
+    AUDIT_LOG_DAMAGED = "audit_log_damaged"
+    """The audit log's record chain is broken (a file truncated, deleted, reordered or edited,
+    a record dated in the future) or cannot be read: decisions that depend on it (the
+    retraining cooldown and daily limit) are blocked until `tradewatch audit repair`."""
+    MODEL_INTEGRITY = "model_integrity"
+    """A registered model's artifacts do not match the content hash recorded when it was
+    registered (or carry none): Tradewatch refused to load it, so scoring, drift or the gate
+    could not use it. Someone or something changed the model store."""
