@@ -2,7 +2,8 @@
 
 `${VAR}` and `${VAR:-default}` are taken from the environment before validation; the block
 under `environments.<name>` is merged over the top level for the selected environment. A bad
-value fails with the field's dotted name and the reason.
+value fails with the field's dotted name and the reason. YAML aliases are refused (an alias
+bomb would otherwise take minutes and gigabytes to expand).
 """
 
 from __future__ import annotations
@@ -27,6 +28,33 @@ _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 class ConfigError(ValueError):
     """The configuration file is missing, unreadable or invalid."""
+
+
+class _AliasRefused(yaml.YAMLError):
+    """A settings file used a YAML alias."""
+
+
+class _NoAliasLoader(yaml.SafeLoader):
+    """yaml.SafeLoader that refuses aliases (`*name`).
+
+    Settings never need them, and aliases of aliases expand exponentially: a few hundred
+    bytes of "billion laughs" take minutes and gigabytes to load. Refused at the first alias,
+    before anything is expanded.
+    """
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise _AliasRefused(
+                f"line {event.start_mark.line + 1}: YAML aliases (*{event.anchor}) are not "
+                "allowed in settings; write the value out"
+            )
+        return super().compose_node(parent, index)
+
+
+def _load_yaml(text: str) -> Any:
+    """Parse settings YAML safely: no Python objects (SafeLoader), no aliases."""
+    return yaml.load(text, Loader=_NoAliasLoader)  # noqa: S506 - a SafeLoader subclass
 
 
 class _Strict(BaseModel):
@@ -386,9 +414,11 @@ def load_settings(
     )
     env = dict(os.environ if environ is None else environ)
     try:
-        raw = yaml.safe_load(config_path.read_text())
+        raw = _load_yaml(config_path.read_text())
     except FileNotFoundError as exc:
         raise ConfigError(f"config file {config_path} not found") from exc
+    except _AliasRefused as exc:
+        raise ConfigError(f"config file {config_path} {exc}") from None
     except (OSError, yaml.YAMLError) as exc:
         raise ConfigError(f"cannot read config file {config_path}: {exc}") from exc
     if not isinstance(raw, dict):

@@ -77,3 +77,26 @@ def test_settings_are_frozen():
 def test_missing_config_file_is_a_clear_error(tmp_path):
     with pytest.raises(ConfigError, match="not found"):
         load_settings(tmp_path / "nope.yml", environ={})
+
+
+def test_yaml_aliases_are_refused_before_they_expand(tmp_path):
+    # "Billion laughs": nine levels of nine aliases would expand to 9**9 strings (hundreds of
+    # millions) if the loader followed them; the settings loader refuses the first alias.
+    levels = ["a0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
+    for level in range(1, 10):
+        refs = ", ".join([f"*a{level - 1}"] * 9)
+        levels.append(f"a{level}: &a{level} [{refs}]")
+    path = tmp_path / "project_config.yml"
+    path.write_text(DEFAULT_CONFIG.read_text() + "\n" + "\n".join(levels) + "\n")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path, environ={})
+    message = str(caught.value)
+    assert "YAML aliases (*a0) are not allowed" in message
+    assert f"line {len(DEFAULT_CONFIG.read_text().splitlines()) + 3}" in message
+    assert "\n" not in message
+
+
+def test_an_anchor_without_aliases_still_loads(tmp_path):
+    path = _write(tmp_path, lambda d: None)
+    path.write_text(path.read_text().replace("drift:", "drift: &drift_settings", 1))
+    assert load_settings(path, environ={}).drift.bins == 10
