@@ -109,6 +109,15 @@ def build_parser() -> argparse.ArgumentParser:
     drift.add_argument("--current-hours", type=_positive(float), help="newest window, hours")
     drift.add_argument("--reference-hours", type=_positive(float), help="window before, hours")
 
+    audit = verbs.add_parser("audit", help="check or repair the audit log's record chain")
+    audit_verbs = audit.add_subparsers(dest="audit_verb", required=True, parser_class=_Parser)
+    audit_verbs.add_parser("verify", help="check the chain; exit 1 while it is damaged")
+    repair = audit_verbs.add_parser(
+        "repair", help="acknowledge the damage on record (retraining waits a day after)"
+    )
+    repair.add_argument("--reason", required=True, help="what happened and who checked it")
+    repair.add_argument("--operator", help="who repairs (default: the login name)")
+
     verbs.add_parser("report", help="the monitoring report (self-contained HTML)")
     verbs.add_parser("serve", help="serve every Prefect deployment from one process")
     ui = verbs.add_parser(
@@ -221,6 +230,12 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         raise_on_critical(run_validate(settings, target=args.target))
         return 0
+    if args.verb == "audit":
+        from flows.audit import run_audit_repair, run_audit_verify
+
+        if args.audit_verb == "verify":
+            return run_audit_verify(settings)
+        return run_audit_repair(settings, reason=args.reason, operator=args.operator)
     if args.verb == "report":
         from flows.report import run_report
 

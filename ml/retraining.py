@@ -9,9 +9,12 @@ midnight cannot double the allowance).
 Both limits are read from the durable audit log (records of kind `retrain_triggered`), never
 from memory, so they hold across restarts, processes and machines sharing the log. The
 read-decide-append runs under an exclusive file lock in the log's directory, so two checks
-racing each other cannot both trigger. A log that cannot be read blocks retraining (fail
-closed) and raises a critical alert. Every decision is appended to the log as
-`retrain_triggered` or `retrain_skipped`.
+racing each other cannot both trigger. A log that cannot be read or whose record chain is
+broken blocks retraining (fail closed) and raises a critical `audit_log_damaged` alert; so does
+a decision dated in the future (it would hold the limits until then). After `tradewatch audit
+repair` the limits assume the worst about what was lost: automatic retraining waits 24 hours
+from the repair (`tradewatch train` still works by hand). Every decision is appended to the
+log as `retrain_triggered` or `retrain_skipped`.
 
 Starting the training run is the caller's job (flows); this module only decides.
 """
@@ -28,7 +31,14 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Literal
 
 from core.alerts import AlertKind
-from ml.audit import AuditLog, AuditLogUnreadable
+from ml.audit import (
+    MAX_CLOCK_SKEW,
+    REPAIRED,
+    AuditLog,
+    AuditLogDamaged,
+    AuditLogUnreadable,
+    ahead_text,
+)
 
 if TYPE_CHECKING:
     # Only the report's attributes are read: deciding needs neither pandas nor scikit-learn.
@@ -53,6 +63,8 @@ class BlockedBy(StrEnum):
     COOLDOWN = "cooldown"
     DAILY_LIMIT = "daily_limit"
     AUDIT_LOG_UNREADABLE = "audit_log_unreadable"
+    AUDIT_REPAIR = "audit_repair"
+    FUTURE_TIMESTAMP = "future_timestamp"
 
 
 class RetrainingInputError(ValueError):
@@ -95,6 +107,7 @@ class AlertMessage:
     title: str
     text: str
     fields: dict[str, str] = field(default_factory=dict)
+    kind: AlertKind = AlertKind.RETRAINING
 
 
 @dataclass(frozen=True)
@@ -163,7 +176,8 @@ class RetrainingTrigger:
         """Decide, append the decision to the audit log, alert if it deserves it, return it."""
         if new_labelled_rows < 0:
             raise RetrainingInputError(f"new_labelled_rows cannot be negative: {new_labelled_rows}")
-        now = (now or datetime.now(UTC)).astimezone(UTC)
+        clock = datetime.now(UTC)
+        now = (now or clock).astimezone(UTC)
         reasons, evidence = self._reasons(report, new_labelled_rows)
         context = {
             **evidence,
@@ -171,17 +185,21 @@ class RetrainingTrigger:
             "policy": self.policy.as_dict(),
         }
         run_id = report.run_id if report is not None else None
-        try:
-            with self._locked():
-                decision = self._decide_from_log(reasons, run_id, now)
+        if now > clock + MAX_CLOCK_SKEW:
+            decision = self._from_the_future(reasons, run_id, now, clock)
+            decision = self._record(decision, {**context, "requested_at": iso_utc(now)}, clock)
+        else:
+            try:
+                with self._locked():
+                    decision = self._decide_from_log(reasons, run_id, now)
+                    decision = self._record(decision, context, now)
+            except (AuditLogUnreadable, OSError) as exc:
+                decision = self._unreadable(reasons, run_id, now, exc)
                 decision = self._record(decision, context, now)
-        except (AuditLogUnreadable, OSError) as exc:
-            decision = self._unreadable(reasons, run_id, now, exc)
-            decision = self._record(decision, context, now)
         if decision.alert is not None and self._notify is not None:
             alert = decision.alert
             self._notify(
-                kind=AlertKind.RETRAINING,
+                kind=alert.kind,
                 severity=alert.severity, title=alert.title, text=alert.text, fields=alert.fields
             )
         return decision
@@ -210,11 +228,20 @@ class RetrainingTrigger:
     def _decide_from_log(
         self, reasons: tuple[RetrainReason, ...], run_id: str | None, now: datetime
     ) -> RetrainDecision:
-        triggers = sorted(r.event_ts.astimezone(UTC) for r in self.audit_log.records(TRIGGERED))
+        records = list(self.audit_log.records())
+        triggers = sorted(r.event_ts.astimezone(UTC) for r in records if r.kind == TRIGGERED)
+        repairs = [
+            r.event_ts.astimezone(UTC) for r in records
+            if r.kind == REPAIRED and now - _DAY < r.event_ts.astimezone(UTC) <= now
+        ]
         last = triggers[-1] if triggers else None
         recent = [t for t in triggers if t > now - _DAY]
         blocked: list[BlockedBy] = []
         waits: list[datetime] = []
+        if repairs:
+            # The repaired damage may have hidden triggers: assume a full day's worth.
+            blocked.append(BlockedBy.AUDIT_REPAIR)
+            waits.append(max(repairs) + _DAY)
         cooldown = timedelta(hours=self.policy.cooldown_hours)
         if last is not None and now < last + cooldown:
             blocked.append(BlockedBy.COOLDOWN)
@@ -270,10 +297,26 @@ class RetrainingTrigger:
         now: datetime,
         error: Exception,
     ) -> RetrainDecision:
-        detail = (
-            f"retraining blocked: the audit log cannot be read, so the cooldown and daily limit "
-            f"cannot be checked ({error}); repair or move the damaged file"
-        )
+        damaged = isinstance(error, AuditLogDamaged)
+        state = "damaged" if damaged else "unreadable"
+        if damaged:
+            detail = (
+                f"retraining blocked: the audit log's record chain is broken, so the cooldown "
+                f"and daily limit cannot be trusted ({error})"
+            )
+        elif isinstance(error, _Unwritable):
+            state = "not writable"
+            detail = (
+                f"retraining blocked: the trigger could not be recorded ({error}), and a "
+                "trigger the log does not hold would escape the cooldown; free space on the "
+                "volume of the data home"
+            )
+        else:
+            detail = (
+                f"retraining blocked: the audit log cannot be read, so the cooldown and daily "
+                f"limit cannot be checked ({error}); fix the file or its permissions, then run "
+                "`tradewatch audit verify`"
+            )
         log.error("%s", detail)
         return RetrainDecision(
             retrain=False,
@@ -284,9 +327,41 @@ class RetrainingTrigger:
             drift_run_id=run_id,
             alert=AlertMessage(
                 "critical",
-                "Retraining blocked: audit log unreadable",
+                f"Retraining blocked: audit log {state}",
                 detail,
                 {"audit log": str(self.audit_log.directory), "drift run": run_id or "-"},
+                kind=AlertKind.AUDIT_LOG_DAMAGED,
+            ),
+        )
+
+    def _from_the_future(
+        self,
+        reasons: tuple[RetrainReason, ...],
+        run_id: str | None,
+        now: datetime,
+        clock: datetime,
+    ) -> RetrainDecision:
+        detail = (
+            f"retraining blocked: the decision is dated {iso_utc(now)}, "
+            f"{ahead_text(now - clock)} ahead of this machine's clock ({iso_utc(clock)}); a "
+            "trigger recorded at that time would hold the cooldown and daily limit until then. "
+            "Check the clock (NTP) of the machine or the time passed to the check"
+        )
+        log.error("%s", detail)
+        return RetrainDecision(
+            retrain=False,
+            reasons=reasons,
+            blocked_by=(BlockedBy.FUTURE_TIMESTAMP,),
+            decided_at=clock,
+            detail=detail,
+            drift_run_id=run_id,
+            alert=AlertMessage(
+                "critical",
+                "Retraining blocked: decision dated in the future",
+                detail,
+                {"requested at": iso_utc(now), "clock": iso_utc(clock),
+                 "drift run": run_id or "-"},
+                kind=AlertKind.AUDIT_LOG_DAMAGED,
             ),
         )
 
@@ -296,10 +371,10 @@ class RetrainingTrigger:
         kind = TRIGGERED if decision.retrain else SKIPPED
         try:
             record = self.audit_log.append(kind, {**decision.as_payload(), **context}, now=now)
-        except OSError as exc:
+        except (OSError, AuditLogUnreadable) as exc:
             if decision.retrain:
                 # A trigger the log does not hold would escape the cooldown: do not retrain.
-                raise AuditLogUnreadable(f"cannot append to audit log: {exc}") from exc
+                raise _Unwritable(f"cannot append to the audit log: {exc}") from exc
             log.error("retraining decision not recorded in the audit log: %s", exc)
             return decision
         return replace(decision, audit_event_id=record.event_id)
@@ -318,6 +393,10 @@ class RetrainingTrigger:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+class _Unwritable(AuditLogUnreadable):
+    """A trigger could not be appended to the audit log."""
+
+
 _REASON_TEXT = {
     RetrainReason.DATA_DRIFT: "data drift",
     RetrainReason.PREDICTION_DRIFT: "prediction drift",
@@ -328,6 +407,8 @@ _BLOCK_TEXT = {
     BlockedBy.COOLDOWN: "the cooldown",
     BlockedBy.DAILY_LIMIT: "the daily limit",
     BlockedBy.AUDIT_LOG_UNREADABLE: "an unreadable audit log",
+    BlockedBy.AUDIT_REPAIR: "the day after an audit log repair",
+    BlockedBy.FUTURE_TIMESTAMP: "a decision dated in the future",
 }
 
 

@@ -247,17 +247,17 @@ def test_the_sender_is_wired_from_settings(tmp_path, webhook):
     assert SECRET not in repr(alerts)
 
 
-def test_a_trigger_with_an_unreadable_audit_log_alerts_through_the_webhook(webhook, audit, caplog):
+def test_a_trigger_with_a_damaged_audit_log_alerts_through_the_webhook(webhook, audit, caplog):
     audit.append("retrain_triggered", {"reasons": ["data_drift"]})
     (damaged,) = audit.directory.glob("audit-*.ndjson")
-    damaged.write_text('{"event_id": "torn' + "\n" + damaged.read_text())
+    damaged.write_text('{"event_id": "inserted by hand"}' + "\n" + damaged.read_text())
     alerts = sender(audit, webhook.url)
 
     decision = RetrainingTrigger(audit, notify=alerts.send).decide(new_labelled_rows=10_000)
 
     assert not decision.retrain and decision.blocked_by == (BlockedBy.AUDIT_LOG_UNREADABLE,)
     (body,) = webhook.received
-    assert body["text"].startswith("[CRITICAL] Retraining blocked: audit log unreadable")
+    assert body["text"].startswith("[CRITICAL] Retraining blocked: audit log damaged")
     lines = [json.loads(line) for line in damaged.read_text().splitlines()[1:]]
     assert [line["kind"] for line in lines] == ["retrain_triggered", "retrain_skipped", "alert"]
     assert lines[-1]["payload"]["delivered"] is True

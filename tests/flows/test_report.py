@@ -533,7 +533,7 @@ def test_an_unreadable_source_is_reported_and_the_other_sections_still_render(tm
     page = run_report(settings_for(tmp_path)).read_text(encoding="utf-8")
 
     root = parse_page(page)
-    for section, source in ((MODELS, "AuditLogUnreadable"),
+    for section, source in ((MODELS, "AuditLogDamaged"),
                             (ANOMALIES, "scores-run1.parquet")):
         errors = [p for p in root.by_id(section).find_all("p")
                   if p.attrs.get("class") == "error"]

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from core.alerts import AlertKind
 from ml.audit import AuditLog
 from ml.drift import DriftReport, FeatureDrift, TimeWindow
 from ml.retraining import (
@@ -155,6 +156,7 @@ def test_daily_limit_holds_across_restarts_in_a_rolling_24_hours(audit_dir):
 DECIDE_IN_ANOTHER_PROCESS = """
 import json, os, sys, time
 from datetime import datetime
+from core.alerts import AlertKind
 from ml.audit import AuditLog
 from ml.retraining import RetrainingPolicy, RetrainingTrigger
 directory, now, start_line = sys.argv[1], datetime.fromisoformat(sys.argv[2]), sys.argv[3]
@@ -218,10 +220,11 @@ def test_racing_processes_trigger_only_once(audit_dir, tmp_path):
     assert kinds(audit_dir).count("retrain_triggered") == 1
 
 
-def test_an_unreadable_audit_log_blocks_retraining_and_alerts(audit_dir):
+def test_a_damaged_audit_log_blocks_retraining_and_alerts(audit_dir):
     trigger(audit_dir).decide(report(data=True), now=T0)
-    damaged = audit_dir / "audit-2024-03-08.ndjson"
-    damaged.write_text("{not json at all\n" + damaged.read_text())
+    (damaged,) = audit_dir.glob("audit-*.ndjson")
+    # Complete JSON that is no audit record: written by hand, not torn by a killed writer.
+    damaged.write_text('{"event_id": "inserted"}\n' + damaged.read_text())
     alerts = Alerts()
 
     decision = trigger(audit_dir, alerts).decide(report(data=True), now=T0 + timedelta(days=2))
@@ -229,12 +232,12 @@ def test_an_unreadable_audit_log_blocks_retraining_and_alerts(audit_dir):
     assert not decision.retrain
     assert decision.blocked_by == (BlockedBy.AUDIT_LOG_UNREADABLE,)
     assert decision.reasons == (RetrainReason.DATA_DRIFT,)  # it would have retrained
-    assert "audit-2024-03-08.ndjson line 1" in decision.detail
+    assert f"{damaged.name} line 1" in decision.detail
     (alert,) = alerts
-    assert alert["severity"] == "critical"
-    assert alert["title"] == "Retraining blocked: audit log unreadable"
-    # The refusal itself is still appended (to the newest day's file).
-    tail = (audit_dir / "audit-2024-03-10.ndjson").read_text()
+    assert alert["severity"] == "critical" and alert["kind"] == AlertKind.AUDIT_LOG_DAMAGED
+    assert alert["title"] == "Retraining blocked: audit log damaged"
+    # The refusal itself is still appended, chained after the last good record.
+    tail = damaged.read_text().splitlines()[-1]
     assert '"kind": "retrain_skipped"' in tail and "audit_log_unreadable" in tail
 
 
