@@ -29,6 +29,8 @@ import contextlib
 import os
 import re
 import secrets
+import socket
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePath, PurePosixPath
@@ -291,21 +293,27 @@ FILE_CONTRACTS: Final = (
 #: What `write_atomic` takes: bytes (or a buffer), text (written as UTF-8) or chunks of bytes.
 Data = bytes | bytearray | memoryview | str | Iterable[bytes | bytearray | memoryview]
 
-# ".<final name>.<token>.<pid>.tmp": the writer's pid tells whether it may still be writing.
-_TEMP_NAME = re.compile(r"^\..+\.(\d+)\.tmp$")
+# ".<final name>.<token>.<pid>@<host>.tmp": the writer's pid and host tell whether it may still
+# be writing (older writers left ".<final name>.<token>.<pid>.tmp", without the host).
+_TEMP_NAME = re.compile(r"^\..+\.(\d+)(?:@([A-Za-z0-9-]+))?\.tmp$")
+_HOST = re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname())[:48] or "host"
+#: A temporary untouched this long is no live writer's, whichever host it came from.
+STALE_TEMP_SECONDS = 15 * 60
 
 
 def write_atomic(path: Path | str, data: Data) -> Path:
     """Write `data` to `path` so that `path` appears complete or not at all; return `path`.
 
-    The data goes to a hidden temporary beside `path` (".<name>.<token>.<pid>.tmp"), is
+    The data goes to a hidden temporary beside `path` (".<name>.<token>.<pid>@<host>.tmp"), is
     fsynced, renamed over `path`, and the directory is fsynced: neither a crash nor a concurrent
     reader sees a partial file, and a reader that skips hidden names never sees the temporary.
     On any error the temporary is removed and the error raised; `path` keeps what it had.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}.{os.getpid()}.tmp")
+    temporary = path.with_name(
+        f".{path.name}.{secrets.token_hex(4)}.{os.getpid()}@{_HOST}.tmp"
+    )
     try:
         with open(temporary, "wb") as handle:
             if isinstance(data, str):
@@ -343,11 +351,17 @@ def _process_alive(pid: int) -> bool:
     return True
 
 
-def remove_stale_temp_files(root: Path | str) -> list[Path]:
+def remove_stale_temp_files(
+    root: Path | str, *, min_age_seconds: float = STALE_TEMP_SECONDS
+) -> list[Path]:
     """Delete temporaries under `root` left by writers that no longer run; return them.
 
-    A temporary whose writer is alive (another process, or this one) is left alone.
+    A temporary of this host whose writer is alive (another process, or this one) is left
+    alone. `os.kill(pid, 0)` only sees this host's processes, so a temporary of another host
+    sharing the volume (or of an older writer that did not name its host) is deleted only once
+    it has not changed for `min_age_seconds`.
     """
+    now = time.time()
     root = Path(root)
     removed: list[Path] = []
     if not root.is_dir():
@@ -357,11 +371,14 @@ def remove_stale_temp_files(root: Path | str) -> list[Path]:
             match = _TEMP_NAME.match(name)
             if match is None:
                 continue
-            pid = int(match.group(1))
-            if pid == os.getpid() or _process_alive(pid):
-                continue
+            pid, host = int(match.group(1)), match.group(2)
             path = Path(directory) / name
             with contextlib.suppress(FileNotFoundError):
+                if host == _HOST:
+                    if pid == os.getpid() or _process_alive(pid):
+                        continue
+                elif now - path.stat().st_mtime < min_age_seconds:
+                    continue
                 path.unlink()
                 removed.append(path)
     return removed

@@ -10,7 +10,9 @@ Every file is written with `core.datahome.write_atomic`: under a temporary name 
 "." in its final directory, fsynced, renamed into place and the directory fsynced, so a reader
 sees either the whole file or nothing. Readers skip names starting with "."; a writer killed
 mid-file leaves such a temporary behind, which `core.datahome.remove_stale_temp_files` deletes
-once its process is gone.
+once its process is gone. The name carries the writer's pid and host: a temporary of another
+host sharing the volume (whose processes this host cannot see) is deleted only once it has not
+changed for 15 minutes.
 """
 
 from __future__ import annotations
@@ -35,6 +37,12 @@ BARS = "bars"
 
 #: Longest raw payload kept in a reject record; `raw_bytes` still gives the full size.
 REJECT_RAW_LIMIT = 64 * 1024
+#: Longest reject line. JSON escaping can grow a raw payload up to six times (a control byte
+#: becomes \\u0001); ordinary JSON grows by its escaped quotes. Beyond twice the raw limit the
+#: kept payload is cut further until the line fits.
+REJECT_LINE_LIMIT = 2 * REJECT_RAW_LIMIT + 4 * 1024
+#: Reject bytes kept per UTC day in a landing directory; beyond it rejects are counted only.
+REJECT_BYTES_PER_DAY = 64 * 1024 * 1024
 
 _INTERVAL = re.compile(r"^(?:[1-9][0-9]{0,2}min|daily|weekly|monthly)$")
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -132,21 +140,85 @@ class PartitionedNdjsonWriter:
         return written
 
 
+class RejectWriter(PartitionedNdjsonWriter):
+    """Reject lines per UTC day, bounded in bytes: a hostile feed cannot fill the disk.
+
+    At most `max_bytes_per_day` of reject lines land per day partition, counting what earlier
+    runs landed there. Beyond it each reject is only counted (`dropped`, `dropped_bytes`), and
+    the next flush lands one `rejects_dropped` line per day saying how many and how large, so
+    the loss is visible in the data as well as in the collector's counts.
+    """
+
+    def __init__(
+        self, root: Path, prefix: str, *, source: str,
+        max_bytes_per_day: int = REJECT_BYTES_PER_DAY,
+    ) -> None:
+        super().__init__(root, prefix)
+        self.source = source
+        self.max_bytes_per_day = max_bytes_per_day
+        self.dropped = 0  #: reject lines not kept because the day's budget was spent
+        self.dropped_bytes = 0
+        self._used: dict[str, int] = {}
+        self._unreported: dict[str, tuple[int, int]] = {}
+
+    def _used_bytes(self, date: str) -> int:
+        used = self._used.get(date)
+        if used is None:
+            partition = self.root / f"date={date}"
+            used = 0
+            if partition.is_dir() and _DATE.match(date):
+                used = sum(
+                    entry.stat().st_size for entry in os.scandir(partition)
+                    if entry.is_file() and not entry.name.startswith(".")
+                )
+        return used
+
+    def add(self, date: str, chunk: bytes, lines: int = 1) -> None:
+        used = self._used_bytes(date)
+        if used + len(chunk) > self.max_bytes_per_day:
+            self.dropped += lines
+            self.dropped_bytes += len(chunk)
+            count, size = self._unreported.get(date, (0, 0))
+            self._unreported[date] = (count + lines, size + len(chunk))
+            return
+        super().add(date, chunk, lines)
+        self._used[date] = used + len(chunk)
+
+    def flush(self) -> list[Path]:
+        for date, (count, size) in sorted(self._unreported.items()):
+            # The summary line itself is exempt from the budget: it is what makes it visible.
+            PartitionedNdjsonWriter.add(self, date, reject_record(
+                received_at=utc_now_iso(), source=self.source,
+                reason=(
+                    f"rejects_dropped: {count} reject(s) of {size} bytes not kept: the "
+                    f"{self.max_bytes_per_day}-byte daily reject budget is spent"
+                ),
+                raw=b"", raw_bytes=size,
+            ))
+        self._unreported.clear()
+        return super().flush()
+
+
 def reject_record(
     *, received_at: str, source: str, reason: str, raw: bytes | bytearray | str, raw_bytes: int
 ) -> bytes:
     """One rejects line: the payload truncated to REJECT_RAW_LIMIT, its full size in raw_bytes."""
     if isinstance(raw, str):
         raw = raw.encode("utf-8", "replace")
-    text = bytes(raw[:REJECT_RAW_LIMIT]).decode("utf-8", "replace")
-    record = {
-        "received_at": received_at,
-        "source": source,
-        "reason": reason,
-        "raw": text,
-        "raw_bytes": int(raw_bytes),
-    }
-    return orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE)
+    keep = min(len(raw), REJECT_RAW_LIMIT)
+    while True:
+        record = {
+            "received_at": received_at,
+            "source": source,
+            "reason": reason[:1024],
+            "raw": bytes(raw[:keep]).decode("utf-8", "replace"),
+            "raw_bytes": int(raw_bytes),
+        }
+        line = orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE)
+        if len(line) <= REJECT_LINE_LIMIT or keep == 0:
+            return line
+        # Escaping grew the payload: keep proportionally less of it.
+        keep = max(0, keep * (REJECT_LINE_LIMIT - 2048) // len(line) - 16)
 
 
 def validate_interval(interval: str) -> str:
@@ -186,8 +258,9 @@ def write_bars(
 
     Each bar needs `bar_ts_utc` (the merge key) and `month` is taken from `bar_local`
     (exchange-local year-month, so one trading day stays in one file). Bars already in the
-    file for another timestamp are kept; for the same timestamp the new bar wins. A lock file
-    serialises concurrent writers of the same month.
+    file for another timestamp are kept; for the same timestamp the new bar wins. A line of the
+    existing file that does not parse is kept as it was, at the end (the warehouse quarantines
+    it with its line number). A lock file serialises concurrent writers of the same month.
     """
     by_month: dict[str, list[dict]] = {}
     for bar in bars:
@@ -202,18 +275,22 @@ def write_bars(
         path = bars_path(landing_dir, interval, symbol, month)
         with _locked(path.with_name(".bars.lock")):
             merged: dict[str, dict] = {}
+            unparseable: list[bytes] = []
             if path.exists():
                 with path.open("rb") as handle:
                     for line in handle:
                         if line.strip():
-                            old = orjson.loads(line)
-                            merged[old["bar_ts_utc"]] = old
+                            try:
+                                old = orjson.loads(line)
+                                merged[old["bar_ts_utc"]] = old
+                            except (orjson.JSONDecodeError, KeyError, TypeError):
+                                unparseable.append(line.rstrip(b"\n") + b"\n")
             for bar in by_month[month]:
                 merged[bar["bar_ts_utc"]] = bar
             lines = [
                 orjson.dumps(merged[key], option=orjson.OPT_APPEND_NEWLINE)
                 for key in sorted(merged)
-            ]
+            ] + unparseable
             write_atomic(path, lines)
         written.append(path)
     return written

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import os
+import re
+import socket
 import subprocess
 import sys
+import time
 
 import orjson
 import pytest
 
 from core.datahome import remove_stale_temp_files
 from ingest.landing import (
+    REJECT_LINE_LIMIT,
     REJECT_RAW_LIMIT,
     LandingError,
     PartitionedNdjsonWriter,
@@ -88,18 +92,26 @@ def test_stale_temporary_of_a_dead_writer_is_removed_and_a_live_ones_kept(tmp_pa
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
                           capture_output=True, text=True, check=True)
     dead_pid = int(dead.stdout)
-    stale = partition / f".trades-x.ndjson.{dead_pid}.tmp"
+    host = re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname())[:48]
+    stale = partition / f".trades-x.ndjson.{dead_pid}@{host}.tmp"
     stale.write_bytes(b'{"trade_id": "half')  # what a kill -9 mid-write leaves
-    live = partition / f".trades-y.ndjson.{os.getpid()}.tmp"
+    # The same pid is dead here, but another host on a shared volume is writing these.
+    elsewhere = partition / f".trades-w.ndjson.{dead_pid}@another-host.tmp"
+    elsewhere.write_bytes(b'{"trade_id": "being written')
+    abandoned = partition / f".trades-v.ndjson.{dead_pid}@another-host.tmp"
+    abandoned.write_bytes(b'{"trade_id": "long gone')
+    an_hour_ago = time.time() - 3600
+    os.utime(abandoned, (an_hour_ago, an_hour_ago))
+    live = partition / f".trades-y.ndjson.{os.getpid()}@{host}.tmp"
     live.write_bytes(b"{}\n")
     landed = partition / "trades-z.ndjson"
     landed.write_bytes(b'{"n": 1}\n')
 
     removed = remove_stale_temp_files(tmp_path / "trades")
 
-    assert removed == [stale]
-    assert not stale.exists()
-    assert live.exists()
+    assert sorted(removed) == sorted([stale, abandoned])
+    assert not stale.exists() and not abandoned.exists()
+    assert live.exists() and elsewhere.exists()
     assert list(iter_landed_files(tmp_path / "trades")) == [landed]
     assert list(read_landed_records(tmp_path / "trades")) == [{"n": 1}]
 
@@ -113,6 +125,18 @@ def test_reject_record_truncates_raw_but_keeps_the_full_size():
     assert len(record["raw"]) == REJECT_RAW_LIMIT
     assert record["raw_bytes"] == REJECT_RAW_LIMIT + 1000
     assert record["reason"] == "oversized_frame: too big"
+
+
+def test_a_reject_of_control_bytes_cannot_grow_past_the_line_limit():
+    raw = b"\x01\x02\x03" * 100_000  # each byte becomes six characters of JSON
+
+    line = reject_record(received_at="2024-03-08T14:30:00.000Z", source="finnhub",
+                         reason="malformed_json: no", raw=raw, raw_bytes=len(raw))
+
+    record = orjson.loads(line)
+    assert len(line) <= REJECT_LINE_LIMIT
+    assert len(record["raw"]) > 10_000 and ("\x01\x02\x03" * 100_000).startswith(record["raw"])
+    assert record["raw_bytes"] == 300_000
 
 
 def _bar(ts: str, local: str, close: float) -> dict:
@@ -138,6 +162,21 @@ def test_bars_rerun_replaces_the_month_file_newest_fetch_winning(tmp_path):
     closes = [orjson.loads(line)["close"] for line in march.read_bytes().splitlines()]
     assert closes == [1.0, 20.0, 3.0]
     assert len(list(iter_landed_files(tmp_path / "bars"))) == 2
+
+
+def test_a_bars_file_line_that_does_not_parse_survives_the_next_merge(tmp_path):
+    write_bars(tmp_path, symbol="AAPL", interval="5min",
+               bars=[_bar("2024-03-08T14:30:00Z", "2024-03-08 09:30:00", 1.0)])
+    march = bars_path(tmp_path, "5min", "AAPL", "2024-03")
+    with march.open("ab") as handle:
+        handle.write(b'{"symbol": "AAPL", "bar_ts_utc": "2024-03-08T14:3\n')  # damaged
+
+    write_bars(tmp_path, symbol="AAPL", interval="5min",
+               bars=[_bar("2024-03-08T14:35:00Z", "2024-03-08 09:35:00", 2.0)])
+
+    lines = march.read_bytes().splitlines()
+    assert [orjson.loads(line)["close"] for line in lines[:2]] == [1.0, 2.0]
+    assert lines[2] == b'{"symbol": "AAPL", "bar_ts_utc": "2024-03-08T14:3'  # kept for silver
 
 
 def test_bars_paths_refuse_traversal(tmp_path):
