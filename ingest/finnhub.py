@@ -6,11 +6,28 @@ websocket-client's `recv`, for two reasons: a frame larger than the size limit i
 chunks while only its first 64 KiB are kept for the reject record (websocket-client would
 assemble the whole payload, twice over, before we could look at its size), and reading
 256 KiB at a time into one buffer takes fewer system calls than its three reads per frame.
+
+When the world misbehaves:
+
+- A connection that delivers nothing is pinged after `ping_interval_seconds`; one that stays
+  silent for `read_idle_timeout_seconds` (not even a pong: half-open, or a feed that stopped)
+  is dropped and reconnected, and `notify` gets one `feed_silent` alert per silent spell.
+- When landed files cannot be written (disk full, a failing or read-only volume), the
+  collector stops reading the socket (TCP back-pressure), keeps every trade it received in
+  memory, retries with capped exponential backoff and raises one `landing_failed` alert; once
+  a write succeeds it goes on reading. An error that retrying cannot fix (the landing path is
+  a file) ends the run instead. At the end of a run a blocked landing is retried for
+  `landing_grace_seconds` before the run fails with the number of trades it could not land.
+- Rejects are bounded in bytes per line and per day (ingest.landing.RejectWriter), the cache
+  of condition-code texts in bytes; what is dropped or not cached is counted.
+- Trade ids follow ingest.trade_id: a message's bytes, the identical messages before it on
+  the connection, the trade's position.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import math
 import random
@@ -26,18 +43,22 @@ from urllib.parse import urlsplit
 import orjson
 import websocket
 
+from core.alerts import AlertKind
 from core.datahome import remove_stale_temp_files
 from ingest.api_keys import ApiKey, protect_library_loggers, redact_credentials
 from ingest.landing import (
+    REJECT_BYTES_PER_DAY,
     REJECT_RAW_LIMIT,
     REJECTS,
     TRADES,
     LandingError,
     PartitionedNdjsonWriter,
+    RejectWriter,
     reject_record,
     utc_date_of_ms,
 )
 from ingest.symbols import validate_symbols
+from ingest.trade_id import MessageCounter
 
 SOURCE = "finnhub"
 #: Frames (or fragmented messages) larger than this are rejected unread.
@@ -50,9 +71,23 @@ _READ_CHUNK = 256 * 1024
 _POLL_SECONDS = 0.25
 _POLICY_VIOLATION = 1008
 _REJECT_FLUSH_LINES = 10_000
-_CONDITION_CACHE = 4096  # distinct condition lists remembered as JSON text
+#: Condition lists are remembered as JSON text up to this many bytes in all; a list is cached
+#: only while its text is short (real ones are a few codes), so hostile lists cannot pin memory.
+_CONDITION_CACHE_BYTES = 1024 * 1024
+_CONDITION_CACHE_ENTRY_BYTES = 256
+_CONDITION_CACHE_ENTRY_CODES = 32
+#: Write errors that may go away (space freed, a volume back): retried with back-pressure.
+_TRANSIENT_WRITE_ERRORS = frozenset(
+    code for code in (
+        errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS, errno.ENOMEM, errno.EAGAIN,
+        errno.EINTR, errno.ETIMEDOUT, getattr(errno, "ESTALE", None), errno.EBUSY,
+        errno.ENOBUFS, errno.EMFILE, errno.ENFILE,
+    ) if code is not None
+)
 
 ProgressCallback = Callable[["CollectorStats"], None]
+#: notify(kind=, severity=, title=, text=, fields=) — flows.alerts.AlertSender.send fits.
+Notify = Callable[..., object]
 
 
 class FinnhubError(RuntimeError):
@@ -76,6 +111,10 @@ class _ProtocolError(Exception):
     """The server broke the WebSocket framing rules; the connection cannot be trusted."""
 
 
+class _FeedSilent(Exception):
+    """Nothing arrived on the connection, not even a pong, for the read-idle timeout."""
+
+
 @dataclass
 class CollectorStats:
     """Running counts of one collector; a copy is handed to progress callbacks."""
@@ -93,13 +132,30 @@ class CollectorStats:
     elapsed_seconds: float = 0.0
     last_problem: str | None = None  #: the latest connection problem, already redacted
     reject_reasons: dict[str, int] = field(default_factory=dict)
+    pings_sent: int = 0  #: WebSocket pings sent to a quiet connection
+    silent_disconnects: int = 0  #: connections dropped after the read-idle timeout
+    landing_stalls: int = 0  #: times landing failed and reading stopped until it recovered
+    landing_retries: int = 0  #: failed landing attempts (the first included)
+    landing_stalled_seconds: float = 0.0  #: time spent not reading because landing failed
+    rejects_dropped: int = 0  #: reject lines counted but not kept (daily byte budget spent)
+    uncached_conditions: int = 0  #: condition lists formatted without the bounded cache
 
     def summary(self) -> str:
-        """One line: received, landed, rejected, reconnects."""
-        return (
+        """One line: received, landed, rejected, reconnects (and any faults met)."""
+        line = (
             f"received {self.received:,} trades in {self.messages:,} messages, "
             f"landed {self.landed:,}, rejected {self.rejected:,}, reconnects {self.reconnects:,}"
         )
+        if self.silent_disconnects:
+            line += f", silent connections dropped {self.silent_disconnects:,}"
+        if self.landing_stalls:
+            line += (
+                f", landing stalled {self.landing_stalls:,}x for "
+                f"{self.landing_stalled_seconds:.1f} s"
+            )
+        if self.rejects_dropped:
+            line += f", rejects not kept {self.rejects_dropped:,}"
+        return line
 
 
 @dataclass(frozen=True)
@@ -142,6 +198,7 @@ class _FrameReader:
         self._oversized_head = bytearray()
         self._skip = 0  # payload bytes of the current oversized frame still to skip
         self._skip_fin = False
+        self.last_received = time.monotonic()  #: when bytes last arrived (pongs included)
 
     def next_message(self) -> bytes | bytearray | _Oversized:
         """The next complete data message; raises TimeoutError when none arrives in time."""
@@ -158,6 +215,7 @@ class _FrameReader:
         received = self._sock.recv_into(self._view)
         if received == 0:
             raise _ConnectionClosed("the server closed the connection")
+        self.last_received = time.monotonic()
         self._buf += self._view[:received]
 
     def _capture(self, start: int, count: int) -> None:
@@ -295,6 +353,13 @@ class FinnhubCollector:
         connect_timeout_seconds: float = 10.0,
         on_progress: ProgressCallback | None = None,
         progress_every_seconds: float = 0.5,
+        ping_interval_seconds: float = 20.0,
+        read_idle_timeout_seconds: float = 60.0,
+        landing_retry_initial_seconds: float = 1.0,
+        landing_retry_max_seconds: float = 30.0,
+        landing_grace_seconds: float = 60.0,
+        max_reject_bytes_per_day: int = REJECT_BYTES_PER_DAY,
+        notify: Notify | None = None,
     ) -> None:
         self._symbols = validate_symbols(list(symbols))
         if urlsplit(url).scheme not in ("ws", "wss"):
@@ -305,6 +370,14 @@ class FinnhubCollector:
             raise ValueError("flush_trades and flush_seconds must be positive")
         if reconnect_initial_seconds <= 0 or reconnect_max_seconds < reconnect_initial_seconds:
             raise ValueError("reconnect delays must be positive with initial <= max")
+        if not 0 < ping_interval_seconds < read_idle_timeout_seconds:
+            raise ValueError(
+                "ping_interval_seconds must be positive and shorter than read_idle_timeout_seconds"
+            )
+        if landing_retry_initial_seconds <= 0 or (
+            landing_retry_max_seconds < landing_retry_initial_seconds
+        ) or landing_grace_seconds < 0:
+            raise ValueError("landing retry delays must be positive with initial <= max")
         self.url = url
         self._api_key = api_key
         self.landing_dir = Path(landing_dir)
@@ -318,14 +391,29 @@ class FinnhubCollector:
         self.connect_timeout_seconds = connect_timeout_seconds
         self._on_progress = on_progress
         self._progress_every = progress_every_seconds
+        self.ping_interval_seconds = ping_interval_seconds
+        self.read_idle_timeout_seconds = read_idle_timeout_seconds
+        self.landing_retry_initial_seconds = landing_retry_initial_seconds
+        self.landing_retry_max_seconds = landing_retry_max_seconds
+        self.landing_grace_seconds = landing_grace_seconds
+        self._notify = notify
         self._symbol_set = frozenset(self._symbols)
         self._trades = PartitionedNdjsonWriter(self.landing_dir / TRADES, "trades")
-        self._rejects = PartitionedNdjsonWriter(self.landing_dir / REJECTS, "rejects")
+        self._rejects = RejectWriter(
+            self.landing_dir / REJECTS, "rejects", source=SOURCE,
+            max_bytes_per_day=max_reject_bytes_per_day,
+        )
         self._stats = CollectorStats()
+        self._messages = MessageCounter()
+        self._landing_blocked_since: float | None = None
+        self._landing_retry_at = 0.0
+        self._landing_attempt = 0
+        self._silence_alerted = False
         self._stopping = False
         self._ws: websocket.WebSocket | None = None
         self._dates: dict[int, str] = {}
         self._condition_texts: dict[tuple, str] = {}
+        self._condition_bytes = 0
         self._second = -1
         self._second_text = ""
         self._random = random.Random()
@@ -356,7 +444,8 @@ class FinnhubCollector:
         """Collect until stopped; return the final counts.
 
         Raises FinnhubAuthError when the token is refused and LandingError when trades cannot
-        be written (the trades stay buffered, nothing is dropped silently).
+        be written: at once for an error retrying cannot fix, else when the run ends with
+        trades still unlanded after `landing_grace_seconds` (the count is in the message).
         """
         started = time.monotonic()
         self._deadline = started + self.duration_seconds if self.duration_seconds else None
@@ -369,6 +458,9 @@ class FinnhubCollector:
         connected_before = False
         try:
             while not self._should_stop():
+                if self._landing_blocked_since is not None:
+                    self._wait_for_landing()  # no new connection while nothing can be landed
+                    continue
                 try:
                     ws = self._connect()
                 except FinnhubAuthError:
@@ -396,6 +488,8 @@ class FinnhubCollector:
                             "FINNHUB_API_KEY, or pass --url to use the simulator"
                         ) from None
                     self._note_problem(f"connection lost: {self._describe(exc)}")
+                except _FeedSilent as exc:
+                    self._on_silent(str(exc))
                 except (OSError, websocket.WebSocketException, _ProtocolError) as exc:
                     self._note_problem(f"connection lost: {self._describe(exc)}")
                 finally:
@@ -406,7 +500,7 @@ class FinnhubCollector:
                 attempt = 0 if self._stats.messages > messages_before else attempt + 1
                 self._backoff(attempt)
         finally:
-            self._flush()
+            self._final_flush()
             self._stats.elapsed_seconds = time.monotonic() - started
             self._report_progress(force=True)
         return self.stats
@@ -427,6 +521,32 @@ class FinnhubCollector:
 
     def _note_problem(self, text: str) -> None:
         self._stats.last_problem = text
+
+    def _alert(self, kind: AlertKind, severity: str, title: str, text: str,
+               fields: dict[str, str]) -> None:
+        if self._notify is None:
+            return
+        try:
+            self._notify(kind=kind, severity=severity, title=title, text=text, fields=fields)
+        except Exception as exc:  # an alert path must not stop collection
+            print(f"alert {title!r} could not be sent: {type(exc).__name__}", file=sys.stderr)
+
+    def _on_silent(self, detail: str) -> None:
+        """A connection went silent: count it, and alert once until data flows again."""
+        self._stats.silent_disconnects += 1
+        self._note_problem(f"connection silent: {detail}")
+        if self._silence_alerted:
+            return
+        self._silence_alerted = True
+        self._alert(
+            AlertKind.FEED_SILENT, "warning", "Finnhub feed silent: reconnecting",
+            f"The connection to {redact_credentials(self.url, self._api_key)} delivered "
+            f"nothing, not even an answer to a ping, for {detail}; it was dropped and the "
+            "collector reconnects. If this repeats, check the network path and the provider's "
+            "status.",
+            {"symbols": ", ".join(self._symbols[:10]),
+             "read-idle timeout": f"{self.read_idle_timeout_seconds:g} s"},
+        )
 
     def _backoff(self, attempt: int) -> None:
         """Sleep a capped exponential delay with jitter, waking early when asked to stop."""
@@ -468,6 +588,8 @@ class FinnhubCollector:
             self._close(ws)
             raise
         self._ws = ws
+        # Identical messages are counted per connection (see ingest.trade_id).
+        self._messages = MessageCounter()
         return ws
 
     @staticmethod
@@ -480,10 +602,29 @@ class FinnhubCollector:
     def _receive(self, ws: websocket.WebSocket) -> None:
         reader = _FrameReader(ws.sock, ws.pong, self.max_message_bytes)
         monotonic = time.monotonic
+        last_ping = monotonic()
         while not self._should_stop():
+            if self._landing_blocked_since is not None:
+                # Back-pressure: read nothing more until what we hold is on disk. The wait
+                # is not the server's silence, so the idle clock starts again afterwards.
+                self._wait_for_landing()
+                reader.last_received = last_ping = monotonic()
+                continue
             try:
                 message = reader.next_message()
             except TimeoutError:
+                now = monotonic()
+                idle = now - reader.last_received
+                if idle >= self.read_idle_timeout_seconds:
+                    raise _FeedSilent(
+                        f"{idle:.0f} s (read-idle timeout {self.read_idle_timeout_seconds:g} s)"
+                    ) from None
+                if idle >= self.ping_interval_seconds and (
+                    now - last_ping >= self.ping_interval_seconds
+                ):
+                    ws.ping(b"tradewatch")
+                    last_ping = now
+                    self._stats.pings_sent += 1
                 self._maybe_flush()
                 self._report_progress()
                 continue
@@ -558,7 +699,7 @@ class FinnhubCollector:
                     payload, received_at,
                 )
                 return
-            self._on_trades(data, received_at, int(now * 1000))
+            self._on_trades(data, received_at, int(now * 1000), self._messages.key(payload))
         elif kind == "ping":
             self._stats.pings += 1
         elif kind == "error":
@@ -569,7 +710,7 @@ class FinnhubCollector:
             shown = repr(kind)[:60]
             self._reject(f"unknown_type: message type {shown}", payload, received_at)
 
-    def _on_trades(self, data: list, received_at: str, now_ms: int) -> None:
+    def _on_trades(self, data: list, received_at: str, now_ms: int, message_key: str) -> None:
         """Validate and buffer every trade of one message (the hot path: keep it lean)."""
         symbols = self._symbol_set
         dates = self._dates
@@ -640,21 +781,28 @@ class FinnhubCollector:
                 lines = batches.setdefault(date, [])
                 current_day = day
             # The id key exactly as ingest.trade_id.trade_id builds it (a test holds the two
-            # together); the same float reprs are valid JSON numbers and go into the line, so
-            # each trade is formatted once instead of hashed by one function and dumped by
-            # another.
+            # together). Float reprs are valid JSON numbers: each trade is formatted once.
             price_text = repr(float(price))
             volume_text = repr(float(volume))
-            key = f"{symbol}|{ts}|{price_text}|{volume_text}|{position}"
+            key = f"{message_key}|{position}"
             if conditions is None:
                 conditions_text = "null"
+            elif len(conditions) > _CONDITION_CACHE_ENTRY_CODES:
+                conditions_text = dumps(conditions).decode()
+                self._stats.uncached_conditions += 1
             else:
                 shape = tuple(conditions)
                 conditions_text = condition_texts.get(shape)
                 if conditions_text is None:
                     conditions_text = dumps(conditions).decode()
-                    if len(condition_texts) < _CONDITION_CACHE:
+                    size = len(conditions_text)
+                    if size <= _CONDITION_CACHE_ENTRY_BYTES and (
+                        self._condition_bytes + size <= _CONDITION_CACHE_BYTES
+                    ):
                         condition_texts[shape] = conditions_text
+                        self._condition_bytes += size
+                    else:
+                        self._stats.uncached_conditions += 1
             exchange_text = "null" if exchange is None else dumps(exchange).decode()
             lines.append(
                 f'{{"trade_id":"{blake2b(key.encode(), digest_size=16).hexdigest()}",'
@@ -672,26 +820,97 @@ class FinnhubCollector:
     # ------------------------------------------------------------------ landing
 
     def _maybe_flush(self) -> None:
-        if time.monotonic() - self._last_flush >= self.flush_seconds:
+        now = time.monotonic()
+        if self._landing_blocked_since is not None:
+            if now >= self._landing_retry_at:
+                self._flush()
+        elif now - self._last_flush >= self.flush_seconds:
             self._flush()
 
-    def _flush(self) -> None:
-        """Land every buffered trade and reject; counts move from accepted to landed."""
+    def _flush(self) -> bool:
+        """Land every buffered trade and reject; counts move from accepted to landed.
+
+        Returns False when landing failed with an error worth retrying (the lines stay
+        buffered and the collector stops reading until a retry succeeds); raises LandingError
+        for one that retrying cannot fix.
+        """
         pending = self._trades.pending
         try:
             files = self._trades.flush()
             self._rejects.flush()
         except OSError as exc:
-            # Not a connection problem: raised as LandingError so run() ends instead of
-            # reconnecting while the buffer grows.
-            raise LandingError(
-                f"cannot land trades under {self.landing_dir}: {type(exc).__name__}: "
-                f"{exc.strerror or exc}"
-            ) from exc
+            if exc.errno not in _TRANSIENT_WRITE_ERRORS:
+                # Not a connection problem: raised as LandingError so run() ends instead of
+                # reconnecting while the buffer grows.
+                raise LandingError(
+                    f"cannot land trades under {self.landing_dir}: {type(exc).__name__}: "
+                    f"{exc.strerror or exc}"
+                ) from exc
+            self._landing_failed(exc)
+            return False
         finally:
             self._stats.landed += pending - self._trades.pending
+            self._stats.rejects_dropped = self._rejects.dropped
         self._stats.files += len(files)
         self._last_flush = time.monotonic()
+        if self._landing_blocked_since is not None:
+            stalled = self._last_flush - self._landing_blocked_since
+            self._stats.landing_stalled_seconds += stalled
+            self._landing_blocked_since = None
+            self._landing_attempt = 0
+            self._note_problem(f"landing resumed after {stalled:.1f} s")
+        return True
+
+    def _landing_failed(self, exc: OSError) -> None:
+        now = time.monotonic()
+        self._stats.landing_retries += 1
+        delay = reconnect_delay(
+            self._landing_attempt, self.landing_retry_initial_seconds,
+            self.landing_retry_max_seconds, self._random,
+        )
+        self._landing_attempt += 1
+        self._landing_retry_at = now + delay
+        problem = f"{type(exc).__name__}: {exc.strerror or exc}"
+        self._note_problem(f"cannot land trades ({problem}); retrying in {delay:.1f} s")
+        if self._landing_blocked_since is not None:
+            return
+        self._landing_blocked_since = now
+        self._stats.landing_stalls += 1
+        held = self._trades.pending
+        self._alert(
+            AlertKind.LANDING_FAILED, "critical", "Collector cannot land trades",
+            f"Writing under {self.landing_dir} failed ({problem}). The Finnhub collector "
+            f"holds {held:,} trades in memory, has stopped reading the feed and retries with "
+            "backoff; trades the feed sends meanwhile are not received. Free space on (or fix) "
+            "the volume of the data home.",
+            {"landing": str(self.landing_dir), "trades held": f"{held:,}", "error": problem},
+        )
+
+    def _wait_for_landing(self) -> None:
+        """Retry the blocked landing with backoff until it succeeds or the run must stop."""
+        while self._landing_blocked_since is not None and not self._should_stop():
+            remaining = self._landing_retry_at - time.monotonic()
+            if remaining > 0:
+                time.sleep(min(remaining, _POLL_SECONDS))
+                self._report_progress()
+                continue
+            self._flush()
+
+    def _final_flush(self) -> None:
+        """Land what is held before run() returns, retrying a blocked landing for a while."""
+        if self._flush():
+            return
+        give_up = time.monotonic() + self.landing_grace_seconds
+        while time.monotonic() < give_up:
+            time.sleep(max(0.0, min(self._landing_retry_at, give_up) - time.monotonic()))
+            if self._flush():
+                return
+        if self._landing_blocked_since is not None:
+            self._stats.landing_stalled_seconds += time.monotonic() - self._landing_blocked_since
+        raise LandingError(
+            f"cannot land trades under {self.landing_dir} ({self._stats.last_problem}); "
+            f"{self._trades.pending:,} trades received in this run were not landed"
+        )
 
     def _report_progress(self, force: bool = False) -> None:
         if self._on_progress is None:

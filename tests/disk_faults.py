@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import stat
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -43,10 +44,11 @@ _MOUNTABLE: bool | None = None
 
 
 def mountable() -> bool:
-    """Whether this process can mount a tmpfs (checked once)."""
+    """Whether this process can mount a tmpfs (checked once; TRADEWATCH_TEST_INJECT_ENOSPC=1
+    forces the injected fault, to try that path where mounting works)."""
     global _MOUNTABLE
     if _MOUNTABLE is None:
-        _MOUNTABLE = _can_mount()
+        _MOUNTABLE = os.environ.get("TRADEWATCH_TEST_INJECT_ENOSPC") != "1" and _can_mount()
     return _MOUNTABLE
 
 
@@ -86,11 +88,14 @@ class SmallDisk:
                 self._ballast.unlink()
 
     def _under(self, fd: int) -> bool:
+        """A regular file on this disk (a directory's fsync writes no data: it never fails
+        for lack of space)."""
         try:
             target = os.readlink(f"/proc/self/fd/{fd}")
+            regular = stat.S_ISREG(os.fstat(fd).st_mode)
         except OSError:
             return False
-        return target.startswith(str(self.path))
+        return regular and target.startswith(str(self.path))
 
     def _inject(self) -> None:
         real_write, real_fsync = os.write, os.fsync

@@ -35,7 +35,7 @@ from ingest.simulator.market import CONDITIONS, Market, Trades
 from ingest.simulator.sessions import DAY_MS, day_open_ms, trading_days_from
 from ingest.simulator.stats import Counters
 from ingest.symbols import InvalidSymbol, validate_symbol
-from ingest.trade_id import trade_id
+from ingest.trade_id import MessageCounter, trade_id
 
 # A new client is sent trades once its subscriptions have been quiet this long, so that a
 # client that subscribes symbol by symbol starts with all of them (and two runs see the same
@@ -86,6 +86,9 @@ class _FeedConnection:
         self.alive = True
         self.started = False  # trades have been sent to it
         self.trade_messages = 0
+        # Trade ids depend on identical messages before on the same connection, as the
+        # collector counts them (ingest.trade_id).
+        self.message_keys = MessageCounter()
 
     @property
     def listening(self) -> bool:
@@ -331,15 +334,18 @@ class Feed:
         connection.trade_messages += 1
         self.counters.add(trades_sent=len(selected), trade_messages_sent=1)
         self.counters.set(market_time_ms=int(batch.trades.ts_ms[selected[-1]]))
-        self._record(batch.trades, selected, rows)
+        self._record(batch.trades, selected, rows, connection.message_keys.key(payload))
         self._inject_faults(connection, rows)
 
-    def _record(self, trades: Trades, selected: np.ndarray, rows: list[dict[str, Any]]) -> None:
-        """Ground truth for the anomalous trades of a sent message, ids by message position."""
+    def _record(
+        self, trades: Trades, selected: np.ndarray, rows: list[dict[str, Any]], key: str
+    ) -> None:
+        """Ground truth for the anomalous trades of a sent message, ids as a collector makes
+        them from the message's key and each trade's position."""
         labels = trades.event[selected]
         positions = np.flatnonzero(labels >= 0).tolist()
         if self.config.record_sent_ids:
-            ids = [trade_id(r["s"], r["t"], r["p"], r["v"], i) for i, r in enumerate(rows)]
+            ids = [trade_id(key, i) for i in range(len(rows))]
             with self._sent_ids_lock:
                 self._sent_ids.update(ids)
         if not positions:
@@ -354,7 +360,7 @@ class Feed:
                 self._events_written.add(event.event_id)
                 new_events.append(event.record())
             truth.append({
-                "trade_id": trade_id(row["s"], row["t"], row["p"], row["v"], position),
+                "trade_id": trade_id(key, position),
                 "event_id": event.event_id,
                 "kind": event.kind,
                 "symbol": row["s"],
@@ -378,7 +384,9 @@ class Feed:
             bad = [
                 _CORRUPTIONS[(k + i) % len(_CORRUPTIONS)](row) for i, row in enumerate(rows[:4])
             ]
-            frames.append(("wrong_types_sent", orjson.dumps({"type": "trade", "data": bad})))
+            wrong = orjson.dumps({"type": "trade", "data": bad})
+            connection.message_keys.key(wrong)  # a trade message to the collector's count too
+            frames.append(("wrong_types_sent", wrong))
         if due(faults.oversized_every_n):
             one = orjson.dumps(rows[0])
             copies = OVERSIZED_BYTES // (len(one) + 1) + 1

@@ -19,7 +19,7 @@ import numpy as np
 import orjson
 import pandas as pd
 
-from ingest.trade_id import trade_id
+from ingest.trade_id import message_key, trade_id
 
 NEW_YORK = ZoneInfo("America/New_York")
 DAYS = ("2024-03-08", "2024-03-11")
@@ -94,7 +94,9 @@ def _next_gap(rng: np.random.Generator, mean_gap: int, made: int) -> int:
 
 def _record(symbol: str, ts: int, price: float, volume: float, position: int) -> dict:
     return {
-        "trade_id": trade_id(symbol, ts, price, volume, position),
+        # As if each trade came in a message of its own content (ingest.trade_id).
+        "trade_id": trade_id(message_key(f"{symbol}|{ts}|{price!r}|{volume!r}".encode(), 0),
+                             position),
         "symbol": symbol,
         "price": price,
         "volume": volume,

@@ -27,7 +27,7 @@ import duckdb
 import orjson
 
 from ingest.landing import PartitionedNdjsonWriter, utc_date_of_ms, write_bars
-from ingest.trade_id import trade_id
+from ingest.trade_id import message_key, trade_id
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 NEW_YORK = ZoneInfo("America/New_York")
@@ -167,7 +167,9 @@ def iso_ms(epoch_ms: int) -> str:
 def trade(symbol: str, ts_ms: int, price: float, volume: float, position: int = 0) -> dict:
     """One landed trade record, as the Finnhub collector writes it."""
     return {
-        "trade_id": trade_id(symbol, ts_ms, price, volume, position),
+        # As if each trade came in a message of its own content (ingest.trade_id).
+        "trade_id": trade_id(message_key(f"{symbol}|{ts_ms}|{price!r}|{volume!r}".encode(), 0),
+                             position),
         "symbol": symbol,
         "price": price,
         "volume": volume,

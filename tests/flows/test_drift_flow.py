@@ -38,7 +38,7 @@ from flows.drift import (
 from ingest.finnhub import FinnhubCollector
 from ingest.landing import read_landed_records, utc_date_of_ms
 from ingest.simulator import Simulator, SimulatorConfig
-from ingest.trade_id import trade_id
+from ingest.trade_id import message_key, trade_id
 from ml.audit import AuditLog
 from ml.retraining import BlockedBy, RetrainReason
 
@@ -110,8 +110,10 @@ def _land_replay(home: Path, records: list[dict], shift: timedelta) -> None:
         received = datetime.fromisoformat(record["received_at"].replace("Z", "+00:00")) + shift
         moved = {
             **record,
-            "trade_id": trade_id(record["symbol"], ts, record["price"], record["volume"],
-                                 position),
+            "trade_id": trade_id(
+                message_key(f"{record['symbol']}|{ts}|{record['price']!r}".encode(), 0),
+                position,
+            ),
             "trade_ts_ms": ts,
             "received_at": received.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
         }

@@ -23,7 +23,7 @@ import websocket
 
 from ingest.simulator import Simulator, SimulatorConfig, SimulatorHandle
 from ingest.symbols import SYMBOL_PATTERN
-from ingest.trade_id import trade_id
+from ingest.trade_id import MessageCounter, trade_id
 
 
 @pytest.fixture
@@ -54,6 +54,7 @@ class FeedRecording:
     """Everything one client received, frame by frame, across its connections."""
 
     frames: list[str] = field(default_factory=list)  # every text frame, in order
+    frame_connections: list[int] = field(default_factory=list)  # the connection of each frame
     connections: int = 0
     abrupt_ends: int = 0  # connections that ended without a close frame
     close_codes: list[int] = field(default_factory=list)
@@ -77,12 +78,20 @@ class FeedRecording:
         ]
 
     def trade_ids(self) -> list[str]:
-        """Ids of every trade in every well-formed trade message, by position in its message."""
-        return [
-            trade_id(t["s"], t["t"], t["p"], t["v"], i)
-            for data in self.trade_messages()
-            for i, t in enumerate(data)
-        ]
+        """Ids of every trade in every well-formed trade message, as a collector makes them:
+        from the message's key on its connection and each trade's position."""
+        ids: list[str] = []
+        counters: dict[int, MessageCounter] = {}
+        for frame, message, connection in zip(
+            self.frames, self.messages(), self.frame_connections, strict=True
+        ):
+            if not (isinstance(message, dict) and message.get("type") == "trade"
+                    and isinstance(message.get("data"), list) and len(frame) <= ONE_MIB):
+                continue
+            key = counters.setdefault(connection, MessageCounter()).key(frame.encode())
+            if all(is_valid_trade(t) for t in message["data"]):
+                ids.extend(trade_id(key, i) for i in range(len(message["data"])))
+        return ids
 
 
 ONE_MIB = 1024 * 1024
@@ -128,6 +137,7 @@ def _record_feed(
                 opcode, data = ws.recv_data_frame(control_frame=True)
                 if opcode == websocket.ABNF.OPCODE_TEXT:
                     recording.frames.append(data.data.decode())
+                    recording.frame_connections.append(recording.connections)
                 elif opcode == websocket.ABNF.OPCODE_CLOSE:
                     payload = data.data
                     recording.close_codes.append(

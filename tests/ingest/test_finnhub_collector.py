@@ -21,7 +21,7 @@ from ingest.finnhub import FinnhubAuthError, FinnhubCollector, reconnect_delay
 from ingest.landing import REJECT_RAW_LIMIT, LandingError
 from ingest.simulator import FaultConfig
 from ingest.symbols import InvalidSymbol
-from ingest.trade_id import trade_id
+from ingest.trade_id import message_key, trade_id
 
 SYMBOLS = ("AAPL", "MSFT", "NVDA", "AMZN", "GOOGL", "META", "TSLA", "JPM", "XOM", "KO")
 FAST_RECONNECT = {"reconnect_initial_seconds": 0.01, "reconnect_max_seconds": 0.05}
@@ -148,8 +148,8 @@ def test_each_bad_trade_is_rejected_and_its_good_neighbours_kept(tmp_path):
         stats = _collector(url, landing, symbols=("AAPL", "MSFT"), max_trades=4).run()
 
     kept = {0, 1, 2, 14}
-    expected = {trade_id(d["s"], d["t"], d["p"], d["v"], i) for i, d in enumerate(data)
-                if i in kept}
+    key = message_key(frames[0].encode(), 0)
+    expected = {trade_id(key, i) for i in kept}
     records = landed_trades(landing)
     assert {r["trade_id"] for r in records} == expected
     assert next(r for r in records if r["symbol"] == "MSFT")["price"] == 10.0
@@ -177,12 +177,13 @@ def test_ids_computed_in_the_hot_path_match_the_reference_trade_id(tmp_path):
     landing = tmp_path / "landing"
     with scripted_server(frames, subscriptions=2) as url:
         _collector(url, landing, symbols=("AAPL", "BRK.B"), max_trades=300).run()
-    expected = {trade_id(d["s"], d["t"], d["p"], d["v"], i % 150) for i, d in enumerate(data)}
+    keys = [message_key(frame.encode(), 0) for frame in frames]
+    expected = [trade_id(keys[i // 150], i % 150) for i in range(len(data))]
     records = landed_trades(landing)
-    assert {r["trade_id"] for r in records} == expected
+    assert {r["trade_id"] for r in records} == set(expected)
     by_id = {r["trade_id"]: r for r in records}
     for i, d in enumerate(data):
-        record = by_id[trade_id(d["s"], d["t"], d["p"], d["v"], i % 150)]
+        record = by_id[expected[i]]
         assert record["price"] == float(d["p"]) and record["volume"] == float(d["v"])
 
 
