@@ -66,6 +66,10 @@ def silver_sql(present: Collection[str], qualify: Qualify) -> str:
             "quarantine_rows": (
                 "select count(*) from {silver_trades_quarantine}", ("silver_trades_quarantine",)
             ),
+            "unparseable_lines": (
+                "select count(*) from {silver_trades_quarantine} "
+                "where quarantine_rule = 'unparseable_line'", ("silver_trades_quarantine",)
+            ),
             "duplicate_rows": (duplicates, ("bronze_trades", "silver_trades_quarantine")),
             "newest_received_at": ("select max(received_at) from {silver_trades}", tables[1:2]),
             "newest_trade_ts": ("select max(trade_ts) from {silver_trades}", tables[1:2]),
@@ -156,6 +160,7 @@ def layer_aggregates(
             "bronze_rows": bronze,
             "silver_rows": silver,
             "quarantine_rows": quarantine,
+            "unparseable_lines": _count(row["unparseable_lines"]),
             "duplicate_rows": duplicates,
             "silver_plus_quarantine_plus_duplicates": accounted,
             "quarantine_share": (quarantine / bronze) if bronze and quarantine is not None else 0.0,

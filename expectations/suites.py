@@ -396,6 +396,10 @@ def _aggregates(layer: str, policy: QualityPolicy) -> SuiteDefinition:
                    f"at most {policy.max_quarantine_share:.1%} of bronze rows break a rule",
                    column="quarantine_share", min_value=0,
                    max_value=policy.max_quarantine_share),
+            expect(gxe.ExpectColumnValuesToBeBetween, "warning",
+                   "every landed line parses (lines that do not are in silver_trades_quarantine "
+                   "with their file, line_number and parse_error; the build went on)",
+                   column="unparseable_lines", min_value=0, max_value=0),
             expect(gxe.ExpectColumnValuesToNotBeNull, "warning",
                    "silver has a newest trade whose age can be measured",
                    column="newest_trade_age_seconds"),

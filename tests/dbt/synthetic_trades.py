@@ -11,6 +11,7 @@ starts trading on the second day.
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -19,7 +20,12 @@ import numpy as np
 import orjson
 import pandas as pd
 
-from ingest.trade_id import message_key, trade_id
+
+def synthetic_trade_id(symbol: str, ts_ms: int, price: float, volume: float, position: int) -> str:
+    """A deterministic id for a made-up trade (no feed message: ingest.trade_id does not apply)."""
+    key = f"{symbol}|{int(ts_ms)}|{float(price)!r}|{float(volume)!r}|{int(position)}"
+    return hashlib.blake2b(key.encode(), digest_size=16).hexdigest()
+
 
 NEW_YORK = ZoneInfo("America/New_York")
 DAYS = ("2024-03-08", "2024-03-11")
@@ -94,9 +100,7 @@ def _next_gap(rng: np.random.Generator, mean_gap: int, made: int) -> int:
 
 def _record(symbol: str, ts: int, price: float, volume: float, position: int) -> dict:
     return {
-        # As if each trade came in a message of its own content (ingest.trade_id).
-        "trade_id": trade_id(message_key(f"{symbol}|{ts}|{price!r}|{volume!r}".encode(), 0),
-                             position),
+        "trade_id": synthetic_trade_id(symbol, ts, price, volume, position),
         "symbol": symbol,
         "price": price,
         "volume": volume,

@@ -12,6 +12,7 @@ read-only between builds; builds are session-scoped and run a handful of times p
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -27,7 +28,6 @@ import duckdb
 import orjson
 
 from ingest.landing import PartitionedNdjsonWriter, utc_date_of_ms, write_bars
-from ingest.trade_id import message_key, trade_id
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 NEW_YORK = ZoneInfo("America/New_York")
@@ -70,6 +70,12 @@ if args.get("spark_queries") and out["ok"]:
     }
     print("SPARK-RESULT " + json.dumps(rows, default=str), flush=True)
 """
+
+
+def synthetic_trade_id(symbol: str, ts_ms: int, price: float, volume: float, position: int) -> str:
+    """A deterministic id for a made-up trade (no feed message: ingest.trade_id does not apply)."""
+    key = f"{symbol}|{int(ts_ms)}|{float(price)!r}|{float(volume)!r}|{int(position)}"
+    return hashlib.blake2b(key.encode(), digest_size=16).hexdigest()
 
 
 @dataclass
@@ -167,9 +173,7 @@ def iso_ms(epoch_ms: int) -> str:
 def trade(symbol: str, ts_ms: int, price: float, volume: float, position: int = 0) -> dict:
     """One landed trade record, as the Finnhub collector writes it."""
     return {
-        # As if each trade came in a message of its own content (ingest.trade_id).
-        "trade_id": trade_id(message_key(f"{symbol}|{ts_ms}|{price!r}|{volume!r}".encode(), 0),
-                             position),
+        "trade_id": synthetic_trade_id(symbol, ts_ms, price, volume, position),
         "symbol": symbol,
         "price": price,
         "volume": volume,

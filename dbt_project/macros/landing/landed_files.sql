@@ -11,6 +11,14 @@
     torn by a killed writer is then skipped instead of failing the read (its fields are null on
     Spark and Databricks, and the models drop rows without their key).
 
+    A source that sets meta line_errors (landed trades and bars) never fails the read on a line
+    that does not parse either, and keeps it: the relation gains `_line_number`, `_parse_error`
+    (why the line does not parse: not valid UTF-8, not valid JSON, a JSON value that is not an
+    object) and `_raw_line` (the line's first 4,096 characters), set on the unparseable rows,
+    whose other fields are null. On DuckDB the files with such a line are read again line by
+    line, so each of their rows carries its line number (other files are read at full speed);
+    Spark and Databricks keep the raw line of a malformed record, without its line number.
+
     Arguments:
       source_name, table_name  the dbt source table
       skip_files_in            a relation with a _source_file column (the model itself when
@@ -44,6 +52,7 @@
             'file_glob': meta['file_glob'],
             'format': meta['file_format'],
             'skip_bad_lines': meta.get('skip_bad_lines', false),
+            'line_errors': meta.get('line_errors', false),
         }) }}
     {%- endfor -%}
     {{ return(none) }}
@@ -51,13 +60,24 @@
 
 
 {# A select with the declared columns (and _source_file) and no rows. #}
-{% macro empty_landed_relation(columns) -%}
+{% macro empty_landed_relation(columns, line_errors=false) -%}
     select
     {%- for column in columns %}
         cast(null as {{ warehouse_type(column.type) }}) as {{ adapter.quote(column.name) }},
     {%- endfor %}
+    {%- if line_errors %}
+        {{ line_error_columns() }},
+    {%- endif %}
         cast(null as {{ warehouse_type('string') }}) as _source_file
     where 1 = 0
+{%- endmacro %}
+
+
+{# The line-error columns of a row that parsed (or of a read without line numbers). #}
+{% macro line_error_columns(line_number='null', parse_error='null', raw_line='null') -%}
+        cast({{ line_number }} as {{ dbt.type_bigint() }}) as _line_number,
+        cast({{ parse_error }} as {{ warehouse_type('string') }}) as _parse_error,
+        cast({{ raw_line }} as {{ warehouse_type('string') }}) as _raw_line
 {%- endmacro %}
 
 
@@ -85,7 +105,7 @@
     {%- endset -%}
     {%- set files = run_query(listing_sql).columns[0].values() -%}
     {%- if files | length == 0 -%}
-        {{ return(empty_landed_relation(landed.columns)) }}
+        {{ return(empty_landed_relation(landed.columns, landed.line_errors)) }}
     {%- endif -%}
     {%- set file_list -%}
         [{% for file in files %}'{{ file | replace("'", "''") }}'{{ ", " if not loop.last }}{% endfor %}]
@@ -102,11 +122,14 @@
                 },
                 filename = true,
                 hive_partitioning = false
-                {%- if landed.skip_bad_lines %},
+                {%- if landed.skip_bad_lines or landed.line_errors %},
                 ignore_errors = true
                 {%- endif %}
             )
         {%- endset -%}
+        {%- if landed.line_errors -%}
+            {{ return(duckdb_landed_lines(landed, file_list, reader)) }}
+        {%- endif -%}
     {%- else -%}
         {%- set reader -%}
             read_parquet({{ file_list }}, filename = true, union_by_name = true, hive_partitioning = false)
@@ -119,6 +142,94 @@
         {%- endfor %}
             filename as _source_file
         from {{ reader }}
+    {%- endset -%}
+    {{ return(sql) }}
+{%- endmacro %}
+
+
+{#
+    DuckDB, NDJSON with line errors kept. read_json with ignore_errors gives one row per
+    non-blank line, all fields null where the line does not parse. A file with such a row is
+    read again as bytes and split into lines: BLOB-to-text casts write every byte outside
+    printable ASCII (quotes, backslashes, newlines) as a \xNN escape, so splitting on the text
+    \x0A splits on newline bytes only, and casting each piece back to BLOB restores its bytes.
+    Rows of those files then come from the lines, each with its number.
+#}
+{% macro duckdb_landed_lines(landed, file_list, reader) -%}
+    {%- set struct -%}
+        {{ '{' }}{% for column in landed.columns %}"{{ column.name }}": "VARCHAR"{{ ", " if not loop.last }}{% endfor %}{{ '}' }}
+    {%- endset -%}
+    {%- set sql -%}
+        with fast as (
+            select
+            {%- for column in landed.columns %}
+                {{ adapter.quote(column.name) }},
+            {%- endfor %}
+                filename as _source_file
+            from {{ reader }}
+        ),
+        files_with_bad_lines as (
+            select distinct _source_file
+            from fast
+            where {% for column in landed.columns %}{{ adapter.quote(column.name) }} is null{{ " and " if not loop.last }}{% endfor %}
+        ),
+        reread as (
+            select
+                filename as _source_file,
+                string_split(cast(content as varchar), '\x0A') as escaped_lines
+            from read_blob({{ file_list }})
+            where filename in (select _source_file from files_with_bad_lines)
+        ),
+        numbered as (
+            select
+                _source_file,
+                unnest(escaped_lines) as escaped,
+                generate_subscripts(escaped_lines, 1) as line_number
+            from reread
+        ),
+        decoded as (
+            select
+                _source_file,
+                line_number,
+                escaped,
+                try(decode(cast(escaped as blob))) as line
+            from numbered
+            where trim(escaped) != ''
+        ),
+        classified as (
+            select
+                decoded.*,
+                case
+                    when line is null then 'not valid UTF-8'
+                    when not json_valid(line) then 'not valid JSON (cut short or corrupted)'
+                    when json_type(line) != 'OBJECT'
+                        then 'a JSON ' || lower(json_type(line)) || ', not an object'
+                end as parse_error
+            from decoded
+        ),
+        parsed as (
+            select
+                classified.*,
+                case when parse_error is null then json_transform(line, '{{ struct }}') end as fields
+            from classified
+        )
+        select
+        {%- for column in landed.columns %}
+            {{ adapter.quote(column.name) }},
+        {%- endfor %}
+            {{ line_error_columns() }},
+            _source_file
+        from fast
+        where _source_file not in (select _source_file from files_with_bad_lines)
+        union all
+        select
+        {%- for column in landed.columns %}
+            fields.{{ adapter.quote(column.name) }} as {{ adapter.quote(column.name) }},
+        {%- endfor %}
+            {{ line_error_columns('line_number', 'parse_error',
+                                  'case when parse_error is not null then left(coalesce(line, escaped), 4096) end') }},
+            _source_file
+        from parsed
     {%- endset -%}
     {{ return(sql) }}
 {%- endmacro %}
@@ -149,11 +260,15 @@
     {%- call statement('create_landed_' ~ landed.name) -%}
         create table {{ table_name }} (
         {%- for column in landed.columns %}
-            {{ adapter.quote(column.name) }} {{ 'string' if landed.format == 'ndjson' else warehouse_type(column.type) }}{{ "," if not loop.last }}
+            {{ adapter.quote(column.name) }} {{ 'string' if landed.format == 'ndjson' else warehouse_type(column.type) }}{{ "," if not loop.last or landed.line_errors }}
         {%- endfor %}
+        {%- if landed.line_errors %}
+            _corrupt_record string
+        {%- endif %}
         )
         using {{ spark_format }}
-        options (recursiveFileLookup 'true', pathGlobFilter '{{ landed.file_glob }}')
+        options (recursiveFileLookup 'true', pathGlobFilter '{{ landed.file_glob }}'
+        {%- if landed.line_errors %}, mode 'PERMISSIVE', columnNameOfCorruptRecord '_corrupt_record'{% endif %})
         location '{{ landed.path }}'
     {%- endcall -%}
     {%- set sql -%}
@@ -161,6 +276,9 @@
         {%- for column in landed.columns %}
             {{ adapter.quote(column.name) }},
         {%- endfor %}
+        {%- if landed.line_errors %}
+            {{ spark_line_error_columns() }},
+        {%- endif %}
             _metadata.file_path as _source_file
         from {{ table_name }}
         {%- if skip_files_in is not none %}
@@ -183,17 +301,25 @@
         {%- for column in landed.columns -%}
             `{{ column.name }}` {{ 'string' if landed.format == 'ndjson' else warehouse_type(column.type) }}{{ ", " if not loop.last }}
         {%- endfor -%}
+        {%- if landed.line_errors %}, `_corrupt_record` string{% endif -%}
     {%- endset -%}
     {%- set sql -%}
         select
         {%- for column in landed.columns %}
             {{ adapter.quote(column.name) }},
         {%- endfor %}
+        {%- if landed.line_errors %}
+            {{ spark_line_error_columns() }},
+        {%- endif %}
             _metadata.file_path as _source_file
         from read_files(
             '{{ landed.path }}',
             format => '{{ 'json' if landed.format == 'ndjson' else landed.format }}',
             schema => '{{ schema_ddl }}',
+            {%- if landed.line_errors %}
+            mode => 'PERMISSIVE',
+            columnNameOfCorruptRecord => '_corrupt_record',
+            {%- endif %}
             recursiveFileLookup => true,
             pathGlobFilter => '{{ landed.file_glob }}'
         )
@@ -204,4 +330,14 @@
         {%- endif %}
     {%- endset -%}
     {{ return(sql) }}
+{%- endmacro %}
+
+
+{# Spark and Databricks: a malformed record keeps its raw text; the reader has no line numbers. #}
+{% macro spark_line_error_columns() -%}
+    {{ line_error_columns(
+        'null',
+        "case when _corrupt_record is not null then 'not valid JSON (cut short or corrupted)' end",
+        'substring(_corrupt_record, 1, 4096)',
+    ) }}
 {%- endmacro %}

@@ -1,3 +1,5 @@
+{{ config(on_schema_change='append_new_columns') }}
+
 {#
     Append-only. A re-fetch replaces a month's file in place under the same name, so files are
     not skipped by name: a bar file's rows are appended when that (file, fetched_at) pair is not
@@ -40,6 +42,9 @@ stamped as (
         volume,
         source,
         fetched_at,
+        _line_number,
+        _parse_error,
+        _raw_line,
         _source_file,
         cast({{ dbt.current_timestamp() }} as {{ dbt.type_timestamp() }}) as _ingested_at
     from new_fetches

@@ -1,6 +1,9 @@
-{{ config(incremental_strategy='append') }}
+{{ config(incremental_strategy='append', on_schema_change='append_new_columns') }}
 
-{# Append-only: each run adds the newly ingested bronze rows that broke a rule. #}
+{#
+    Append-only: each run adds the newly ingested bronze rows that broke a rule. A landed line
+    that did not parse arrives with its line number, the reason and its raw text.
+#}
 with validated as (
 
     select * from {{ ref('silver_trades_validated') }}
@@ -20,6 +23,9 @@ rejected as (
         raw_received_at as received_at,
         raw_source as source,
         quarantine_rule,
+        _line_number as line_number,
+        _parse_error as parse_error,
+        _raw_line as raw_line,
         _source_file,
         _ingested_at
     from validated

@@ -50,6 +50,9 @@ typed as (
         nullif(trim(exchange), '') as exchange,
         {{ parse_iso_utc('received_at') }} as received_at,
         source,
+        _line_number,
+        _parse_error,
+        _raw_line,
         _source_file,
         _ingested_at
     from bronze
@@ -61,6 +64,7 @@ checked as (
     select
         typed.*,
         case
+            when _parse_error is not null then 'unparseable_line'
             when trade_id is null or trade_id = '' then 'missing_trade_id'
             when symbol is null or symbol = '' then 'empty_symbol'
             when raw_trade_ts_ms is null or trim(raw_trade_ts_ms) = '' then 'missing_timestamp'
