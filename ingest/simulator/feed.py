@@ -123,7 +123,9 @@ class Feed:
         self.finished = threading.Event()
         self._events_written: set[str] = set()
         self._sent_ids: set[str] = set()
-        self._sent_ids_lock = threading.Lock()
+        # Held from a message's send until its ids are recorded, so that a snapshot of the sent
+        # ids never misses a message a client may already have read.
+        self._sent_ids_lock = threading.RLock()
         self._trades_sent = 0
 
     # ---- connections (one handler thread each) ----
@@ -327,14 +329,15 @@ class Feed:
             rows = self._rows(batch.trades, selected)
             encoded[key] = (selected, orjson.dumps({"type": "trade", "data": rows}), rows)
         selected, payload, rows = encoded[key]
-        if not connection.alive or not self._send(connection, payload):
-            return
-        self._trades_sent += len(selected)
-        connection.started = True
-        connection.trade_messages += 1
-        self.counters.add(trades_sent=len(selected), trade_messages_sent=1)
-        self.counters.set(market_time_ms=int(batch.trades.ts_ms[selected[-1]]))
-        self._record(batch.trades, selected, rows, connection.message_keys.key(payload))
+        with self._sent_ids_lock:
+            if not connection.alive or not self._send(connection, payload):
+                return
+            self._trades_sent += len(selected)
+            connection.started = True
+            connection.trade_messages += 1
+            self.counters.add(trades_sent=len(selected), trade_messages_sent=1)
+            self.counters.set(market_time_ms=int(batch.trades.ts_ms[selected[-1]]))
+            self._record(batch.trades, selected, rows, connection.message_keys.key(payload))
         self._inject_faults(connection, rows)
 
     def _record(
