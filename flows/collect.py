@@ -2,8 +2,16 @@
 
 Each entry point returns an exit code: 0 when everything asked for was collected, 1 when a
 run failed or stopped early (a refused key, a rate limit, a spent budget), 2 for bad input
-(a missing key, a bad symbol or URL). Failures are one line on stderr, `tradewatch: <Type>:
-<what to do>`; the summary line goes to stdout whatever happened.
+(a missing key, a bad symbol or URL, a key that would go in clear text or to a foreign host).
+Failures are one line on stderr, `tradewatch: <Type>: <what to do>`; the summary line goes to
+stdout whatever happened.
+
+API keys go only over TLS to the provider (finnhub.io, alphavantage.co), or to a URL listed in
+the provider's `key_urls` setting, which each run reports on stderr. Any other URL (the
+simulator on 127.0.0.1) gets no key, even when the variable is set.
+
+The collectors' alerts (a silent feed, landed files that cannot be written) go through
+flows.alerts.AlertSender: the webhook and the audit log.
 """
 
 from __future__ import annotations
@@ -15,43 +23,69 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from urllib.parse import urlsplit
 
 from rich.console import Console
 from rich.live import Live
 from rich.text import Text
 
+from flows.alerts import alert_sender
 from flows.config import Settings
-from ingest.alphavantage import AlphaVantageCollector, CallBudget, SymbolResult, budget_path
-from ingest.api_keys import ApiKey, MissingApiKey
-from ingest.finnhub import CollectorStats, FinnhubCollector
+from ingest.alphavantage import (
+    ALPHAVANTAGE_DOMAIN,
+    AlphaVantageCollector,
+    BarSchedule,
+    CallBudget,
+    SymbolResult,
+    budget_path,
+    schedule_path,
+)
+from ingest.api_keys import (
+    ApiKey,
+    KeyNotAllowed,
+    MissingApiKey,
+    is_provider_host,
+    key_destination,
+    redact_credentials,
+    refuse_key_destination,
+)
+from ingest.finnhub import FINNHUB_DOMAIN, CollectorStats, FinnhubCollector
 from ingest.landing import LandingError
 from ingest.symbols import InvalidSymbol, validate_symbols
-
-FINNHUB_HOST = "finnhub.io"
-ALPHAVANTAGE_HOST = "alphavantage.co"
-#: Sent as the key when the simulator is used without one: Alpha Vantage requires the parameter.
-SIMULATOR_PLACEHOLDER_KEY = "simulator"
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
 
-def _is_provider(url: str, host: str) -> bool:
-    hostname = (urlsplit(url).hostname or "").lower()
-    return hostname == host or hostname.endswith(f".{host}")
+def resolve_api_key(
+    env_name: str,
+    url: str,
+    provider_domain: str,
+    key_urls: tuple[str, ...] = (),
+    *,
+    say: Callable[[str], None] = lambda text: print(text, file=sys.stderr),
+) -> ApiKey | None:
+    """The key from `env_name` when `url` may receive it; None when it gets no key.
 
-
-def resolve_api_key(env_name: str, url: str, provider_host: str) -> ApiKey | None:
-    """The key from `env_name`; None for a non-provider URL (the simulator) without one.
-
-    Raises MissingApiKey when the URL is the real provider's and the variable is unset.
+    Raises MissingApiKey when the URL is the real provider's and the variable is unset, and
+    KeyNotAllowed for the provider's host in clear text. A key sent to a listed URL, or held
+    back from an unlisted one, is reported through `say` (stderr).
     """
     value = os.environ.get(env_name, "")
-    if value:
-        return ApiKey(value)
-    if _is_provider(url, provider_host):
-        raise MissingApiKey(f"set {env_name} or pass --url to use the simulator")
-    return None
+    provider = is_provider_host(url, provider_domain)
+    allowed = key_destination(url, provider_domain, key_urls)
+    if provider and allowed is None:
+        raise refuse_key_destination(url, provider_domain, env_name)
+    if not value:
+        if provider:
+            raise MissingApiKey(f"set {env_name} or pass --url to use the simulator")
+        return None
+    shown = redact_credentials(url)
+    if allowed is None:
+        say(f"tradewatch: {env_name} is set but not sent to {shown} (keys go only over TLS to "
+            f"{provider_domain}, or to a URL listed in key_urls)")
+        return None
+    if not provider:
+        say(f"tradewatch: sending {env_name} to {shown}: {allowed}")
+    return ApiKey(value)
 
 
 def _fail(exc: BaseException) -> None:
@@ -128,22 +162,28 @@ def run_collect_finnhub(
     console = Console(stderr=True)
     try:
         chosen = validate_symbols(list(symbols or settings.symbols))
-        api_key = resolve_api_key(config.api_key_env, endpoint, FINNHUB_HOST)
+        api_key = resolve_api_key(config.api_key_env, endpoint, FINNHUB_DOMAIN, config.key_urls)
         progress = _FinnhubProgress(console)
         collector = FinnhubCollector(
             url=endpoint,
             symbols=chosen,
             landing_dir=settings.paths.landing,
             api_key=api_key,
+            key_urls=config.key_urls,
             flush_trades=config.flush_trades,
             flush_seconds=config.flush_seconds,
             reconnect_initial_seconds=config.reconnect_initial_seconds,
             reconnect_max_seconds=config.reconnect_max_seconds,
+            ping_interval_seconds=config.ping_interval_seconds,
+            read_idle_timeout_seconds=config.read_idle_timeout_seconds,
+            landing_retry_max_seconds=config.landing_retry_max_seconds,
+            landing_grace_seconds=config.landing_grace_seconds,
             duration_seconds=duration,
             max_trades=max_trades,
             on_progress=progress,
+            notify=alert_sender(settings).send,
         )
-    except (InvalidSymbol, MissingApiKey, LandingError, ValueError) as exc:
+    except (InvalidSymbol, MissingApiKey, KeyNotAllowed, LandingError, ValueError) as exc:
         _fail(exc)
         return EXIT_BAD_INPUT
 
@@ -172,20 +212,46 @@ def run_collect_alphavantage(
     url: str | None,
     symbols: tuple[str, ...] | None,
     interval: str | None,
+    scheduled: bool = False,
+    clock: Callable[[], float] = time.time,
 ) -> int:
-    """Fetch bars for every symbol within the persistent call budget and land them."""
+    """Fetch bars for every symbol within the persistent call budget and land them.
+
+    `scheduled` (the ingest deployment) fetches only the symbols whose bars are due
+    (ingest.alphavantage.BarSchedule), so a run every five minutes spreads the daily budget
+    over the day instead of spending it in the first runs; with none due it lands nothing and
+    succeeds. Every successful fetch, scheduled or not, is noted in the schedule.
+    """
     config = settings.alphavantage
     endpoint = url or config.url
     console = Console(stderr=True)
     try:
         # Alpha Vantage's intraday series are US equities': crypto and forex come from Finnhub.
         chosen = validate_symbols(list(symbols or settings.asset_class_symbols("us_equity")))
-        api_key = resolve_api_key(config.api_key_env, endpoint, ALPHAVANTAGE_HOST)
+        api_key = resolve_api_key(
+            config.api_key_env, endpoint, ALPHAVANTAGE_DOMAIN, config.key_urls
+        )
         budget = CallBudget(
             budget_path(settings.paths.home),
             calls_per_minute=config.calls_per_minute,
             calls_per_day=config.calls_per_day,
+            clock=clock,
         )
+        schedule = BarSchedule(
+            schedule_path(settings.paths.home), calls_per_day=config.calls_per_day, clock=clock
+        )
+        if scheduled:
+            _, used = budget.used()
+            due, next_at = schedule.due(chosen, config.calls_per_day - used)
+            if not due:
+                when = (
+                    f"next due at {time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime(next_at))}Z"
+                    if next_at is not None else
+                    f"the budget is spent ({used} of {config.calls_per_day} calls in 24 h)"
+                )
+                print(f"alphavantage: no bars due ({when})", flush=True)
+                return EXIT_OK
+            chosen = tuple(due)
 
         def report(outcome: SymbolResult) -> None:
             if console.is_terminal:
@@ -198,7 +264,8 @@ def run_collect_alphavantage(
 
         collector = AlphaVantageCollector(
             base_url=endpoint,
-            api_key=api_key or ApiKey(SIMULATOR_PLACEHOLDER_KEY),
+            api_key=api_key,
+            key_urls=config.key_urls,
             symbols=chosen,
             interval=interval or config.interval,
             landing_dir=settings.paths.landing,
@@ -207,7 +274,7 @@ def run_collect_alphavantage(
             retries=config.retries,
             on_symbol=report,
         )
-    except (InvalidSymbol, MissingApiKey, LandingError, ValueError) as exc:
+    except (InvalidSymbol, MissingApiKey, KeyNotAllowed, LandingError, ValueError) as exc:
         _fail(exc)
         return EXIT_BAD_INPUT
 
@@ -218,6 +285,7 @@ def run_collect_alphavantage(
         except Exception as exc:
             _fail(exc)
             return EXIT_FAILED
+    schedule.record([outcome.symbol for outcome in result.results if not outcome.error])
     print(
         f"alphavantage: {result.summary()} -> {settings.paths.landing_bars}", flush=True
     )

@@ -98,6 +98,9 @@ class FinnhubSettings(_Strict):
     """WebSocket URL of the feed (`tradewatch collect finnhub --url` overrides it)."""
     api_key_env: str = "FINNHUB_API_KEY"
     """Name of the environment variable holding the API key (never the key itself)."""
+    key_urls: tuple[str, ...] = ()
+    """URLs besides TLS to finnhub.io that may receive the key (an explicit opt-in, logged on
+    every connection); any other URL, and plain text to finnhub.io, gets no key."""
     flush_trades: int = Field(50_000, gt=0)
     """Land a file after this many trades ..."""
     flush_seconds: float = Field(2.0, gt=0)
@@ -106,6 +109,17 @@ class FinnhubSettings(_Strict):
     """First wait before reconnecting after a dropped connection; doubles on each failure."""
     reconnect_max_seconds: float = Field(30.0, gt=0)
     """Longest wait between reconnection attempts."""
+    ping_interval_seconds: float = Field(20.0, gt=0)
+    """Send a WebSocket ping after this many seconds without a message."""
+    read_idle_timeout_seconds: float = Field(60.0, gt=0)
+    """Drop the connection (and alert feed_silent) after this many seconds with nothing
+    received, not even a pong: a half-open connection is noticed and reconnected."""
+    landing_retry_max_seconds: float = Field(30.0, gt=0)
+    """Longest wait between attempts to land a file while the disk is full or failing (the
+    collector stops reading the feed meanwhile and keeps what it holds)."""
+    landing_grace_seconds: float = Field(60.0, ge=0)
+    """After the run's duration ends, keep retrying a failing landing this long before the run
+    fails with the count of trades it could not land."""
 
 
 class AlphaVantageSettings(_Strict):
@@ -115,6 +129,9 @@ class AlphaVantageSettings(_Strict):
     """Base URL of the API (`tradewatch collect alphavantage --url` overrides it)."""
     api_key_env: str = "ALPHAVANTAGE_API_KEY"
     """Name of the environment variable holding the API key (never the key itself)."""
+    key_urls: tuple[str, ...] = ()
+    """URLs besides TLS to alphavantage.co that may receive the key (an explicit opt-in, logged
+    on every request); any other URL, and plain text to alphavantage.co, gets no key."""
     interval: Literal["1min", "5min", "15min", "30min", "60min", "daily"] = "5min"
     """Bar interval to fetch."""
     calls_per_minute: int = Field(5, gt=0)
@@ -189,6 +206,9 @@ class TrainingSettings(_Strict):
     """MLflow experiment every tournament run is logged to."""
     registered_model: str = "tradewatch_anomaly"
     """Registered model holding the champion, challenger and previous aliases."""
+    model_signing_key_env: str = "TRADEWATCH_MODEL_SIGNING_KEY"
+    """Environment variable holding the key that signs registered models' content hashes
+    (optional). Unset: the hashes are checked, not signed."""
     validation_share: float = Field(0.15, gt=0, lt=0.5)
     """Share of the newest rows (by time) before the test window used for validation."""
     test_share: float = Field(0.15, gt=0, lt=0.5)

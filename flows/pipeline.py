@@ -24,6 +24,11 @@ from prefect import flow, get_run_logger, task
 
 from flows.config import Settings, load_settings
 
+
+class CollectionFailed(RuntimeError):
+    """A collector run ended without everything it was asked for (see its stderr line)."""
+
+
 #: Failures worth another try: the world was briefly unavailable, not the data wrong.
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (ConnectionError, TimeoutError)
 
@@ -77,16 +82,22 @@ def collect_trades_task(
         settings, url=url, symbols=None, duration=duration, max_trades=max_trades
     )
     if code != 0:
-        raise RuntimeError(f"the Finnhub collector exited with code {code}")
+        raise CollectionFailed(f"the Finnhub collector exited with code {code}")
     return code
 
 
-@task(name="collect bars", retries=3, retry_delay_seconds=[5, 30, 60],
+@task(name="collect bars", retries=1, retry_delay_seconds=[60],
       retry_condition_fn=retry_if_transient)
 def collect_bars_task(settings: Settings, url: str | None) -> int:
+    """The bars that are due, within the daily call budget; a failed run fails the task."""
     from flows.collect import run_collect_alphavantage
 
-    return run_collect_alphavantage(settings, url=url, symbols=None, interval=None)
+    code = run_collect_alphavantage(
+        settings, url=url, symbols=None, interval=None, scheduled=True
+    )
+    if code != 0:
+        raise CollectionFailed(f"the Alpha Vantage collector exited with code {code}")
+    return code
 
 
 @task(name="feed check")

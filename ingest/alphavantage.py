@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import logging
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,7 +24,14 @@ import orjson
 import requests
 
 from core.datahome import remove_stale_temp_files, write_atomic
-from ingest.api_keys import ApiKey, protect_library_loggers, redact_credentials
+from ingest.api_keys import (
+    ApiKey,
+    is_provider_host,
+    key_destination,
+    protect_library_loggers,
+    redact_credentials,
+    refuse_key_destination,
+)
 from ingest.landing import (
     BARS,
     REJECTS,
@@ -36,12 +44,18 @@ from ingest.landing import (
 from ingest.symbols import validate_symbols
 
 SOURCE = "alphavantage"
+#: The provider's domain: the API key goes there over TLS (https://), nowhere else unless listed.
+ALPHAVANTAGE_DOMAIN = "alphavantage.co"
+#: Sent as `apikey` without a key (the simulator): the parameter is required, the value not.
+KEYLESS = "keyless"
 INTRADAY_INTERVALS = ("1min", "5min", "15min", "30min", "60min")
 INTERVALS = (*INTRADAY_INTERVALS, "daily")
 DEFAULT_TIME_ZONE = "US/Eastern"
 _MINUTE = 60.0
 _DAY = 86_400.0
 _SLEEP_SLICE = 0.25
+
+log = logging.getLogger(__name__)
 
 
 class AlphaVantageError(RuntimeError):
@@ -166,6 +180,90 @@ class CallBudget:
                 wait = in_minute[0] + _MINUTE - now
             # Wait outside the lock so another process can read the budget meanwhile.
             _sleep_unless(self._sleep, max(wait, 0.01), should_stop)
+
+
+class BarSchedule:
+    """When each symbol's bars are due again, so that a frequent schedule fits the daily budget.
+
+    A scheduled run every five minutes cannot fetch every symbol every time: 10 symbols against
+    25 calls a day spent the budget on the third run. The day's calls are spread instead: each
+    symbol is refreshed every `refresh_seconds` = 24 h x symbols / (calls per day - reserve),
+    the reserve (a fifth of the budget, at least one call) covering retries. A run fetches the
+    symbols whose last fetch is older than that, stalest first, and no more than the calls the
+    rolling day has left beyond the reserve. The last successful fetch of each symbol is kept
+    in a small JSON file beside the call budget.
+    """
+
+    def __init__(
+        self,
+        path: Path | str,
+        *,
+        calls_per_day: int,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if calls_per_day <= 0:
+            raise ValueError("calls_per_day must be positive")
+        self.path = Path(path)
+        self.calls_per_day = calls_per_day
+        self.reserve = max(1, calls_per_day // 5)
+        self._clock = clock
+
+    def refresh_seconds(self, symbols: int) -> float:
+        """How often each of `symbols` symbols can be refreshed within the budget."""
+        usable = max(1, self.calls_per_day - self.reserve)
+        return _DAY * max(1, symbols) / usable
+
+    def _load(self) -> dict[str, float]:
+        try:
+            data = orjson.loads(self.path.read_bytes())
+            return {str(symbol): float(stamp) for symbol, stamp in data["last_fetched"].items()}
+        except FileNotFoundError:
+            return {}
+        except (OSError, orjson.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError):
+            return {}  # unreadable: every symbol is due; the call budget still caps the calls
+
+    def due(
+        self, symbols: tuple[str, ...] | list[str], calls_left: int
+    ) -> tuple[list[str], float | None]:
+        """(the symbols to fetch now, stalest first; when the next one falls due if none is)."""
+        now = self._clock()
+        last = self._load()
+        every = self.refresh_seconds(len(symbols))
+        stale = sorted(  # stalest first; ties in the configured order
+            (last.get(symbol, float("-inf")), index, symbol)
+            for index, symbol in enumerate(symbols)
+            if now - last.get(symbol, float("-inf")) >= every
+        )
+        room = max(0, calls_left - self.reserve)
+        chosen = [symbol for _, _, symbol in stale[:room]]
+        if chosen:
+            return chosen, None
+        upcoming = [last[symbol] + every for symbol in symbols if symbol in last]
+        return [], (min(upcoming) if upcoming and not stale else None)
+
+    def record(self, symbols: list[str]) -> None:
+        """Note a successful fetch of `symbols` now."""
+        if not symbols:
+            return
+        now = self._clock()
+        lock = self.path.with_name(f".{self.path.name}.lock")
+        lock.parent.mkdir(parents=True, exist_ok=True)
+        with lock.open("a") as handle:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+            try:
+                last = self._load()
+                last.update({symbol: now for symbol in symbols})
+                write_atomic(
+                    self.path,
+                    [orjson.dumps({"last_fetched": last}, option=orjson.OPT_APPEND_NEWLINE)],
+                )
+            finally:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+def schedule_path(home: Path | str) -> Path:
+    """Where the bar schedule of a data home lives."""
+    return Path(home) / "state" / "alphavantage_schedule.json"
 
 
 def _sleep_unless(sleep: Callable[[float], None], seconds: float, should_stop: Callable[[], bool]):
@@ -320,7 +418,7 @@ class AlphaVantageCollector:
         self,
         *,
         base_url: str,
-        api_key: ApiKey | str,
+        api_key: ApiKey | str | None,
         symbols: tuple[str, ...] | list[str],
         interval: str,
         landing_dir: Path | str,
@@ -332,6 +430,7 @@ class AlphaVantageCollector:
         session: requests.Session | None = None,
         sleep: Callable[[float], None] = time.sleep,
         on_symbol: Callable[[SymbolResult], None] | None = None,
+        key_urls: Sequence[str] = (),
     ) -> None:
         self._symbols = validate_symbols(list(symbols))
         if interval not in INTERVALS:
@@ -339,7 +438,17 @@ class AlphaVantageCollector:
         validate_interval(interval)
         if not base_url.startswith(("http://", "https://")):
             raise ValueError(f"the Alpha Vantage URL must start with http(s)://, got {base_url!r}")
-        self._api_key = api_key if isinstance(api_key, ApiKey) else ApiKey(api_key)
+        if isinstance(api_key, str):
+            api_key = ApiKey(api_key)
+        if api_key is not None:
+            allowed = key_destination(base_url, ALPHAVANTAGE_DOMAIN, key_urls)
+            if allowed is None:
+                raise refuse_key_destination(base_url, ALPHAVANTAGE_DOMAIN,
+                                             "the Alpha Vantage API key")
+            if not is_provider_host(base_url, ALPHAVANTAGE_DOMAIN):
+                log.warning("sending the Alpha Vantage API key to %s: %s",
+                            redact_credentials(base_url), allowed)
+        self._api_key = api_key
         self.base_url = base_url.rstrip("/")
         self.interval = interval
         self.landing_dir = Path(landing_dir)
@@ -378,7 +487,7 @@ class AlphaVantageCollector:
         else:
             params = {"function": "TIME_SERIES_INTRADAY", "symbol": symbol,
                       "interval": self.interval}
-        params["apikey"] = self._api_key.reveal()
+        params["apikey"] = self._api_key.reveal() if self._api_key is not None else KEYLESS
         return params
 
     def fetch(self, symbol: str) -> dict:
@@ -493,6 +602,7 @@ def budget_path(home: Path | str) -> Path:
 
 __all__ = [
     "AlphaVantageCollector",
+    "BarSchedule",
     "AlphaVantageError",
     "ApiError",
     "BudgetExhausted",
@@ -506,5 +616,6 @@ __all__ = [
     "SymbolResult",
     "budget_path",
     "check_body",
+    "schedule_path",
     "parse_bars",
 ]

@@ -1,10 +1,17 @@
-"""API keys: held so that they never reach a log line, a file, an exception message or a repr."""
+"""API keys: held so that they never reach a log line, a file, an exception message or a repr,
+and sent only where they belong.
+
+A key goes only over TLS (wss://, https://) to its provider's domain, or to a URL an operator
+listed explicitly (`key_urls` in the settings: a relay, a proxy, a test server); anywhere else
+it is not sent at all. `key_destination` decides, the collectors refuse to start otherwise.
+"""
 
 from __future__ import annotations
 
 import logging
 import re
-from urllib.parse import quote
+from collections.abc import Sequence
+from urllib.parse import quote, urlsplit
 
 _MASK = "***"
 # Query parameters that carry a credential in the two providers' URLs.
@@ -13,6 +20,61 @@ _CREDENTIAL_PARAM = re.compile(r"(?i)\b(token|apikey|api_key)=[^&\s'\"]*")
 
 class MissingApiKey(RuntimeError):
     """No API key in the environment for a provider that needs one."""
+
+
+class KeyNotAllowed(ValueError):
+    """An API key would go somewhere it must not: in clear text, or to a foreign host."""
+
+
+_TLS = {"wss": "wss", "https": "https", "ws": "wss", "http": "https"}
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:
+        port = -1  # a malformed port matches nothing
+    return parts.scheme.lower(), (parts.hostname or "").lower(), port
+
+
+def is_provider_host(url: str, provider_domain: str) -> bool:
+    """True when the URL's host is `provider_domain` or one of its subdomains."""
+    host = _origin(url)[1]
+    domain = provider_domain.lower()
+    return host == domain or host.endswith(f".{domain}")
+
+
+def key_destination(
+    url: str, provider_domain: str, key_urls: Sequence[str] = ()
+) -> str | None:
+    """Why `url` may receive the provider's API key, or None when it may not.
+
+    Allowed: TLS (wss/https) to `provider_domain` or a subdomain; or a URL whose scheme, host
+    and port equal one of `key_urls` (the explicit opt-in, plain text included).
+    """
+    scheme, host, port = _origin(url)
+    for listed in key_urls:
+        if (scheme, host, port) == _origin(listed) and host:
+            return f"{scheme}://{host}{f':{port}' if port else ''} is listed in key_urls"
+    if scheme in ("wss", "https") and is_provider_host(url, provider_domain):
+        return f"TLS to {provider_domain}"
+    return None
+
+
+def refuse_key_destination(url: str, provider_domain: str, env_name: str) -> KeyNotAllowed:
+    """The error for a key that may not go to `url`, saying what would make it allowed."""
+    shown = redact_credentials(url)
+    if is_provider_host(url, provider_domain):
+        scheme = _origin(url)[0]
+        return KeyNotAllowed(
+            f"refusing to send {env_name} in clear text to {shown}: use "
+            f"{_TLS.get(scheme, 'wss')}://"
+        )
+    return KeyNotAllowed(
+        f"refusing to send {env_name} to {shown}: keys go only over TLS to {provider_domain}; "
+        "to send it there anyway, list the URL in the settings' key_urls"
+    )
 
 
 class ApiKey:

@@ -29,13 +29,14 @@ from __future__ import annotations
 import contextlib
 import errno
 import hashlib
+import logging
 import math
 import random
 import socket
 import struct
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -45,7 +46,14 @@ import websocket
 
 from core.alerts import AlertKind
 from core.datahome import remove_stale_temp_files
-from ingest.api_keys import ApiKey, protect_library_loggers, redact_credentials
+from ingest.api_keys import (
+    ApiKey,
+    is_provider_host,
+    key_destination,
+    protect_library_loggers,
+    redact_credentials,
+    refuse_key_destination,
+)
 from ingest.landing import (
     REJECT_BYTES_PER_DAY,
     REJECT_RAW_LIMIT,
@@ -61,6 +69,8 @@ from ingest.symbols import validate_symbols
 from ingest.trade_id import MessageCounter
 
 SOURCE = "finnhub"
+#: The provider's domain: the API key goes there over TLS (wss://), nowhere else unless listed.
+FINNHUB_DOMAIN = "finnhub.io"
 #: Frames (or fragmented messages) larger than this are rejected unread.
 MAX_MESSAGE_BYTES = 1024 * 1024
 #: 2000-01-01T00:00:00Z: anything earlier is not a plausible trade time.
@@ -84,6 +94,8 @@ _TRANSIENT_WRITE_ERRORS = frozenset(
         errno.ENOBUFS, errno.EMFILE, errno.ENFILE,
     ) if code is not None
 )
+
+log = logging.getLogger(__name__)
 
 ProgressCallback = Callable[["CollectorStats"], None]
 #: notify(kind=, severity=, title=, text=, fields=) — flows.alerts.AlertSender.send fits.
@@ -360,12 +372,20 @@ class FinnhubCollector:
         landing_grace_seconds: float = 60.0,
         max_reject_bytes_per_day: int = REJECT_BYTES_PER_DAY,
         notify: Notify | None = None,
+        key_urls: Sequence[str] = (),
     ) -> None:
         self._symbols = validate_symbols(list(symbols))
         if urlsplit(url).scheme not in ("ws", "wss"):
             raise ValueError(f"the Finnhub URL must start with ws:// or wss://, got {url!r}")
         if isinstance(api_key, str):
             api_key = ApiKey(api_key)
+        if api_key is not None:
+            allowed = key_destination(url, FINNHUB_DOMAIN, key_urls)
+            if allowed is None:
+                raise refuse_key_destination(url, FINNHUB_DOMAIN, "the Finnhub API key")
+            if not is_provider_host(url, FINNHUB_DOMAIN):
+                log.warning("sending the Finnhub API key to %s: %s",
+                            redact_credentials(url), allowed)
         if flush_trades <= 0 or flush_seconds <= 0:
             raise ValueError("flush_trades and flush_seconds must be positive")
         if reconnect_initial_seconds <= 0 or reconnect_max_seconds < reconnect_initial_seconds:

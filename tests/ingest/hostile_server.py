@@ -43,6 +43,7 @@ class Frames:
 class Connection:
     script: Silent | Frames
     received: list[tuple[int, bytes]] = field(default_factory=list)
+    request_target: str = ""  #: the upgrade request's path and query, as the client sent it
 
     def opcodes(self) -> list[int]:
         return [opcode for opcode, _ in self.received]
@@ -130,6 +131,7 @@ class HostileServer:
                 if not chunk:
                     return
                 request += chunk
+            connection.request_target = request.split(b"\r\n", 1)[0].split(b" ")[1].decode()
             key = next(
                 line.split(b":", 1)[1].strip() for line in request.split(b"\r\n")
                 if line.lower().startswith(b"sec-websocket-key:")

@@ -44,7 +44,7 @@ def _budget(tmp_path, per_minute: int = 100, per_day: int = 100, clock: _Clock |
 
 
 def _collector(url, tmp_path, symbols=("AAPL", "MSFT"), *, budget=None, **options):
-    options.setdefault("api_key", "sim-key")
+    options.setdefault("api_key", None)  # the simulator needs none; a loopback URL gets none
     return AlphaVantageCollector(
         base_url=url, symbols=symbols, interval="5min", landing_dir=tmp_path / "landing",
         budget=budget or _budget(tmp_path), backoff_initial_seconds=0.01, **options)
@@ -161,7 +161,7 @@ def test_timeouts_are_retried_then_reported_for_that_symbol(simulator, tmp_path)
 def test_bad_key_is_invalid_api_key_and_stops_the_run(simulator, tmp_path):
     market = simulator(seed=2, av_api_key="the-right-key")
     result = _collector(market.av_url, tmp_path, ("AAPL", "MSFT"),
-                        api_key="WRONG-av-key-0815").collect()
+                        api_key="WRONG-av-key-0815", key_urls=[market.av_url]).collect()
     assert isinstance(result.error, InvalidApiKey)
     assert "WRONG-av-key-0815" not in str(result.error)
     assert market.stats().av_requests == 1

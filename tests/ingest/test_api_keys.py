@@ -8,7 +8,15 @@ import re
 
 import pytest
 
-from ingest.api_keys import ApiKey, RedactCredentials, protect_library_loggers, redact_credentials
+from ingest.api_keys import (
+    ApiKey,
+    KeyNotAllowed,
+    RedactCredentials,
+    key_destination,
+    protect_library_loggers,
+    redact_credentials,
+    refuse_key_destination,
+)
 
 KEY = "SECRET-KEY-9f8e7d"
 
@@ -48,3 +56,30 @@ def test_library_debug_logs_are_redacted(caplog):
     # The request line is logged with the key masked: by our filter (***) or, when
     # databricks-sql was imported first, by its own (<REDACTED>) before ours sees it.
     assert re.search(r"apikey=(\*\*\*|<REDACTED>)", caplog.text)
+
+
+@pytest.mark.parametrize(
+    ("url", "listed", "allowed"),
+    [
+        ("wss://ws.finnhub.io", (), True),
+        ("wss://ws.finnhub.io:443/?x=1", (), True),
+        ("ws://ws.finnhub.io", (), False),  # the provider, in clear text
+        ("wss://finnhub.io.evil.example", (), False),
+        ("wss://evilfinnhub.io", (), False),
+        ("ws://127.0.0.1:8765", (), False),
+        ("ws://127.0.0.1:8765", ("ws://127.0.0.1:8765",), True),
+        ("ws://127.0.0.1:8766", ("ws://127.0.0.1:8765",), False),  # another port
+        ("wss://127.0.0.1:8765", ("ws://127.0.0.1:8765",), False),  # another scheme
+    ],
+)
+def test_a_key_goes_only_over_tls_to_its_provider_or_a_listed_url(url, listed, allowed):
+    assert (key_destination(url, "finnhub.io", listed) is not None) is allowed
+
+
+def test_a_key_refused_for_the_provider_in_clear_text_says_to_use_tls():
+    error = refuse_key_destination("ws://ws.finnhub.io?token=abc", "finnhub.io", "FINNHUB_API_KEY")
+    assert isinstance(error, KeyNotAllowed)
+    assert str(error) == (
+        "refusing to send FINNHUB_API_KEY in clear text to ws://ws.finnhub.io?token=***: "
+        "use wss://"
+    )

@@ -225,7 +225,8 @@ def test_a_landing_dir_that_cannot_be_written_ends_the_run_with_a_clear_error(
 
 def test_a_refused_token_is_a_clear_error_without_the_token(simulator, tmp_path):
     market = simulator(seed=1, token="the-right-token")
-    collector = _collector(market.ws_url, tmp_path / "landing", api_key="WRONG-token-4711")
+    collector = _collector(market.ws_url, tmp_path / "landing", api_key="WRONG-token-4711",
+                           key_urls=[market.ws_url])
     with pytest.raises(FinnhubAuthError, match="check FINNHUB_API_KEY") as caught:
         collector.run()
     assert "WRONG-token-4711" not in str(caught.value)
@@ -235,6 +236,7 @@ def test_a_refused_token_is_a_clear_error_without_the_token(simulator, tmp_path)
 def test_the_right_token_is_accepted(simulator, tmp_path):
     market = simulator(seed=1, token="the-right-token", max_trades=200)
     stats = _collector(market.ws_url, tmp_path / "landing", api_key="the-right-token",
+                       key_urls=[market.ws_url],
                        max_trades=200).run()
     assert stats.landed == 200
 

@@ -57,10 +57,14 @@ def guarded_market(simulator):
 def test_no_key_in_anything_the_cli_runs_write_or_print(guarded_market, tmp_path):
     market = guarded_market
     home = tmp_path / "home"
-    config = write_config(tmp_path / "config",
-                          finnhub={"reconnect_initial_seconds": 0.05},
-                          alphavantage={"timeout_seconds": 0.5, "retries": 1})
     dead = _dead_port()
+    # The simulator checks the keys, so it is listed as a place keys may go (an opt-in the
+    # runs report); the dead ports are not, and get no key.
+    config = write_config(tmp_path / "config",
+                          finnhub={"reconnect_initial_seconds": 0.05,
+                                   "key_urls": [market.ws_url]},
+                          alphavantage={"timeout_seconds": 0.5, "retries": 1,
+                                        "key_urls": [market.av_url]})
     runs = [
         # (environment, arguments, expected exit code)
         ({"FINNHUB_API_KEY": FINNHUB_KEY},
@@ -106,10 +110,11 @@ def test_no_key_in_reprs_errors_or_debug_logs(guarded_market, tmp_path, caplog):
     caplog.set_level(logging.DEBUG)
 
     good = FinnhubCollector(url=market.ws_url, symbols=["AAPL", "MSFT"], api_key=FINNHUB_KEY,
-                            landing_dir=tmp_path / "landing", max_trades=100)
+                            landing_dir=tmp_path / "landing", max_trades=100,
+                            key_urls=[market.ws_url])
     good.run()
     wrong = FinnhubCollector(url=market.ws_url, symbols=["AAPL"], api_key=WRONG_KEY,
-                             landing_dir=tmp_path / "landing")
+                             landing_dir=tmp_path / "landing", key_urls=[market.ws_url])
     with pytest.raises(FinnhubAuthError) as refused:
         wrong.run()
 
@@ -117,16 +122,19 @@ def test_no_key_in_reprs_errors_or_debug_logs(guarded_market, tmp_path, caplog):
                         calls_per_day=50)
     av_ok = AlphaVantageCollector(base_url=market.av_url, api_key=AV_KEY, symbols=["AAPL"],
                                   interval="5min", landing_dir=tmp_path / "landing",
-                                  budget=budget)
+                                  budget=budget, key_urls=[market.av_url])
     assert av_ok.collect().error is None
     av_wrong = AlphaVantageCollector(base_url=market.av_url, api_key=WRONG_KEY,
                                      symbols=["AAPL"], interval="5min",
-                                     landing_dir=tmp_path / "landing", budget=budget)
+                                     landing_dir=tmp_path / "landing", budget=budget,
+                                     key_urls=[market.av_url])
     bad_key = av_wrong.collect().error
-    av_dead = AlphaVantageCollector(base_url=f"http://127.0.0.1:{_dead_port()}",
+    dead_url = f"http://127.0.0.1:{_dead_port()}"
+    av_dead = AlphaVantageCollector(base_url=dead_url,
                                     api_key=AV_KEY, symbols=["AAPL"], interval="5min",
                                     landing_dir=tmp_path / "landing", budget=budget,
-                                    retries=1, backoff_initial_seconds=0.01)
+                                    retries=1, backoff_initial_seconds=0.01,
+                                    key_urls=[dead_url])
     unreachable = av_dead.collect().failed[0].error
 
     # urllib3 logs each request line, query string and all, at DEBUG: it must be redacted.
