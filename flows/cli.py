@@ -118,6 +118,14 @@ def build_parser() -> argparse.ArgumentParser:
     repair.add_argument("--reason", required=True, help="what happened and who checked it")
     repair.add_argument("--operator", help="who repairs (default: the login name)")
 
+    model = verbs.add_parser("model", help="registered model versions")
+    model_verbs = model.add_subparsers(dest="model_verb", required=True, parser_class=_Parser)
+    trust = model_verbs.add_parser(
+        "trust", help="record a version's content hash after checking it (audited)"
+    )
+    trust.add_argument("version", help="registered version number")
+    trust.add_argument("--reason", required=True, help="what was checked, and by whom")
+
     verbs.add_parser("report", help="the monitoring report (self-contained HTML)")
     verbs.add_parser("serve", help="serve every Prefect deployment from one process")
     ui = verbs.add_parser(
@@ -236,6 +244,11 @@ def _dispatch(args: argparse.Namespace) -> int:
         if args.audit_verb == "verify":
             return run_audit_verify(settings)
         return run_audit_repair(settings, reason=args.reason, operator=args.operator)
+    if args.verb == "model":
+        from flows.training import run_trust
+
+        run_trust(settings, args.version, reason=args.reason)
+        return 0
     if args.verb == "report":
         from flows.report import run_report
 

@@ -42,6 +42,12 @@ drift alert is sent — unless the previous report had the same windows and verd
 arrived since: a weekend must not page every half hour) — and the retraining trigger decides
 against its audit log. An unreadable audit log never stops the report: the trigger then
 blocks retraining and raises its alert.
+
+A champion that exists but cannot be loaded (its integrity check failed, its artifacts are
+gone or do not unpickle) fails the check closed: the data-drift report is still written, with
+a note that prediction and performance drift were not checked, one critical alert says why
+(`model_integrity`, or `drift` for any other load failure), no retraining decision is taken on
+the half-evidence, and ChampionUnavailable ends the run (the CLI exits 1, the flow fails).
 """
 
 from __future__ import annotations
@@ -97,6 +103,15 @@ class NotEnoughHistory(RuntimeError):
 
 class DriftWindowError(ValueError):
     """A window length that cannot describe a window (zero, negative, not a number)."""
+
+
+class ChampionUnavailable(RuntimeError):
+    """The champion exists but could not be loaded: prediction and performance drift unchecked."""
+
+    def __init__(self, message: str, version: str | None = None, integrity: bool = False):
+        super().__init__(message)
+        self.version = version
+        self.integrity = integrity
 
 
 @dataclass(frozen=True)
@@ -231,24 +246,49 @@ def _new_labelled_rows(
 
 
 def _champion(settings: Settings, console: Console) -> Champion | None:
-    """The champion and its test window; None (with a printed reason) when there is none."""
+    """The champion and its test window; None when there is none (never trained).
+
+    Raises ChampionUnavailable when there is one that cannot be loaded.
+    """
     if not settings.paths.mlflow_db.exists():
         return None  # never trained here: do not create an MLflow store just to find nothing
     from flows.training import registry
-    from ml.registry import NoChampion
+    from ml.registry import ModelIntegrityError, NoChampion
 
+    version: str | None = None
     try:
         models = registry(settings)
-        loaded = models.load_alias("champion")
+        version = models.version_for_alias("champion")
+        if version is None:
+            return None
+        loaded = models.load_version(version)
     except NoChampion:
         return None
-    except Exception as exc:  # a broken registry must not stop the data-drift report
-        console.print(
-            f"[yellow]champion not loaded ({type(exc).__name__}): no prediction or "
-            "performance drift, reference is the span before the current window[/]"
-        )
-        return None
+    except ModelIntegrityError as exc:
+        raise ChampionUnavailable(str(exc), version, integrity=True) from exc
+    except Exception as exc:  # the data-drift report still goes out; then the run fails
+        raise ChampionUnavailable(
+            f"champion version {version or '?'} could not be loaded: "
+            f"{type(exc).__name__}: {str(exc)[:300]}", version,
+        ) from exc
     return Champion(loaded.version, loaded.model, _test_window(models, loaded.version))
+
+
+def _alert_champion_unavailable(sender: Any, error: ChampionUnavailable, html: Path) -> None:
+    from core.alerts import AlertKind
+
+    kind = AlertKind.MODEL_INTEGRITY if error.integrity else AlertKind.DRIFT
+    title = (
+        "Model refused: integrity check failed" if error.integrity
+        else "Drift check incomplete: champion not loaded"
+    )
+    sender.send(
+        "critical", title,
+        f"{error} Prediction and performance drift were not checked and no retraining "
+        "decision was taken; the data-drift report was written.",
+        {"champion version": error.version or "-", "report": str(html)},
+        kind=kind,
+    )
 
 
 def _test_window(models: Any, version: str) -> TimeWindow | None:
@@ -394,7 +434,11 @@ def run_drift(
     newest = _at_ms(_newest_trade_ms(warehouse) + 1)
     current_window = TimeWindow(newest - current_span, newest)
     labels = warehouse.has_table(LABELS_TABLE)
-    champion = _champion(settings, console)
+    unavailable: ChampionUnavailable | None = None
+    try:
+        champion = _champion(settings, console)
+    except ChampionUnavailable as exc:
+        champion, unavailable = None, exc
 
     current, current_total = _window_rows(warehouse, current_window, labels=labels)
     for candidate in _reference_candidates(current_window, reference_span, champion):
@@ -418,7 +462,9 @@ def run_drift(
         if len(rows) < total:
             notes.append(f"{name} window sampled: {len(rows):,} of {total:,} trades")
     scores: dict[str, np.ndarray | None] = {"reference": None, "current": None}
-    if champion is None:
+    if unavailable is not None:
+        notes.append(f"prediction and performance drift NOT checked: {unavailable}")
+    elif champion is None:
         notes.append("prediction and performance drift not checked: no champion")
     elif not candidate.champion_tested:
         # Elsewhere in the past the champion's scores may be in-sample (its training rows):
@@ -476,6 +522,10 @@ def run_drift(
     sender = alert_sender(settings)
     if repeated is None:
         send_drift_alert(sender, report, html_report=html)
+    if unavailable is not None:
+        # Fail closed: no retraining decision on half the evidence, and the run fails.
+        _alert_champion_unavailable(sender, unavailable, html)
+        raise unavailable
 
     log = AuditLog(settings.paths.audit)
     new_rows, counted = _new_labelled_rows(warehouse, log, labels=labels)

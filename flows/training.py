@@ -11,6 +11,8 @@ challenger scores the new trades too, in shadow. The quality gate is the caller'
 
 from __future__ import annotations
 
+import getpass
+import os
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -34,7 +36,7 @@ from ml.datasets import (
 )
 from ml.gate import GateDecision, GatePolicy, run_gate
 from ml.models import ThresholdPolicy
-from ml.registry import ModelRegistry, Rollback
+from ml.registry import LoadedModel, ModelIntegrityError, ModelRegistry, Rollback
 from ml.scoring import ScoringResult, score_new_trades, write_scoring_run
 from ml.tournament import Leaderboard, run_tournament
 
@@ -64,8 +66,49 @@ def audit_log(settings: Settings) -> AuditLog:
 
 
 def registry(settings: Settings) -> ModelRegistry:
-    """The registered model named in settings.training."""
-    return ModelRegistry(tracking_uri(settings), name=settings.training.registered_model)
+    """The registered model named in settings.training, signing with the key (if any) in the
+    environment variable settings.training.model_signing_key_env."""
+    return ModelRegistry(
+        tracking_uri(settings),
+        name=settings.training.registered_model,
+        signing_key=os.environ.get(settings.training.model_signing_key_env) or None,
+    )
+
+
+def load_checked(settings: Settings, models: ModelRegistry, alias: str) -> LoadedModel:
+    """The version behind `alias`, loaded after its integrity check; a failed check raises
+    one model_integrity alert (and the ModelIntegrityError) instead of loading anything."""
+    try:
+        return models.load_alias(alias)
+    except ModelIntegrityError as exc:
+        alert_sender(settings).send(
+            "critical", "Model refused: integrity check failed", str(exc),
+            {"model": models.name, "version": exc.version, "alias": alias},
+            kind=AlertKind.MODEL_INTEGRITY,
+        )
+        raise
+
+
+def run_trust(
+    settings: Settings, version: str, *, reason: str, console: Console | None = None
+) -> str:
+    """`tradewatch model trust`: record a version's current content hash on record."""
+    console = console or Console()
+    digest = registry(settings).trust_version(
+        version, audit_log=audit_log(settings), reason=reason, operator=_operator()
+    )
+    console.print(
+        f"model: {settings.training.registered_model} version {version} trusted with content "
+        f"sha256 {digest} (audited)"
+    )
+    return digest
+
+
+def _operator() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return f"uid {os.getuid()}"
 
 
 def _ground_truth(settings: Settings):
@@ -254,7 +297,7 @@ def run_score(
     """
     console = console or Console()
     models = registry(settings)
-    champion = models.load_alias("champion")
+    champion = load_checked(settings, models, "champion")
     scores_dir: Path = settings.paths.scores
     with warehouse_slot("read trades to score"):
         frame = load_scoring_frame(
@@ -279,8 +322,14 @@ def run_score(
     )
     shadow_result = None
     challenger_version = models.version_for_alias("challenger")
+    challenger = None
     if shadow and challenger_version and challenger_version != champion.version:
-        challenger = models.load_version(challenger_version)
+        try:
+            challenger = load_checked(settings, models, "challenger")
+        except ModelIntegrityError as exc:
+            # Alerted by load_checked; the champion's scores stand, the shadow waits.
+            console.print(f"score: no shadow scores: {exc}")
+    if challenger is not None:
         shadow_result = score_new_trades(
             new_trades,
             model=challenger.model,

@@ -3,11 +3,32 @@
 A thin layer over the MLflow 3 client. Promotion moves the replaced champion to `previous`;
 rollback moves `champion` back to `previous` and records it in the audit log. On Databricks
 pass `registry_uri="databricks-uc"` and a three-part name (catalog.schema.tradewatch_anomaly).
+
+Integrity. A model is a pickle: loading it runs code, so whoever can change the files of a
+registered version, or point the champion alias at a version of their own, gets code run by
+train, score and drift. Each version registered here carries the SHA-256 of its artifacts
+(tag `tradewatch.content_sha256`), computed when it is registered; `load_version` downloads
+the artifacts, hashes them and loads that very copy only when the hash matches, else it
+raises ModelIntegrityError (the flows alert). A version without the tag (registered before
+this check, or not by Tradewatch) is refused the same way until `trust_version` records its
+hash on the operator's word (`tradewatch model trust`). With a signing key (an environment
+secret, see flows) the tag is also signed (HMAC-SHA256 over name, version and hash, tag
+`tradewatch.content_hmac`): then a process that can write the MLflow store but does not hold
+the key cannot register or re-tag a version the flows will load.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import hmac
+import os
+import shutil
+import tempfile
+import weakref
+from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import mlflow
@@ -20,6 +41,10 @@ DEFAULT_MODEL_NAME = "tradewatch_anomaly"
 CHAMPION = "champion"
 CHALLENGER = "challenger"
 PREVIOUS = "previous"
+CONTENT_HASH_TAG = "tradewatch.content_sha256"
+CONTENT_HMAC_TAG = "tradewatch.content_hmac"
+#: Files MLflow writes into a download of a models:/ URI, not stored with the model.
+_GENERATED_FILES = frozenset({"registered_model_meta"})
 
 
 class RegistryError(RuntimeError):
@@ -32,6 +57,47 @@ class NoChampion(RegistryError):
 
 class NothingToRollBack(RegistryError):
     """There is no previous champion to return to."""
+
+
+class ModelIntegrityError(RegistryError):
+    """A registered version's artifacts do not match what was recorded at registration."""
+
+    def __init__(self, message: str, version: str = "", problem: str = "") -> None:
+        super().__init__(message)
+        self.version = version
+        self.problem = problem
+
+
+def content_hash(directory: Path | str) -> str:
+    """SHA-256 over every file of a model directory: relative path, size and bytes, sorted."""
+    root = Path(directory)
+    digest = hashlib.sha256()
+    files = sorted(
+        path for path in root.rglob("*")
+        if path.is_file() and path.relative_to(root).as_posix() not in _GENERATED_FILES
+    )
+    for path in files:
+        digest.update(path.relative_to(root).as_posix().encode() + b"\0")
+        digest.update(str(path.stat().st_size).encode() + b"\0")
+        with path.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+@contextlib.contextmanager
+def _quiet_downloads() -> Iterator[None]:
+    """No progress bars on stderr for the downloads the integrity check makes."""
+    name = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
+    before = os.environ.get(name)
+    os.environ[name] = "false"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = before
 
 
 def uri_for_model_alias(name: str, alias: str) -> str:
@@ -88,12 +154,20 @@ class ModelRegistry:
     """The registered model `name` in the registry behind `tracking_uri`/`registry_uri`."""
 
     def __init__(
-        self, tracking_uri: str, *, name: str = DEFAULT_MODEL_NAME, registry_uri: str | None = None
+        self,
+        tracking_uri: str,
+        *,
+        name: str = DEFAULT_MODEL_NAME,
+        registry_uri: str | None = None,
+        signing_key: str | bytes | None = None,
     ) -> None:
         self.name = name
         self.tracking_uri = tracking_uri
         self.registry_uri = registry_uri or tracking_uri
         self.client = MlflowClient(tracking_uri=tracking_uri, registry_uri=self.registry_uri)
+        if isinstance(signing_key, str):
+            signing_key = signing_key.encode()
+        self._signing_key = signing_key or None
 
     def __repr__(self) -> str:
         return f"ModelRegistry({self.name!r})"
@@ -123,13 +197,83 @@ class ModelRegistry:
         and links the version to its logged model (and, on Unity Catalog, uploads it).
         """
         use_stores(self.tracking_uri, self.registry_uri)
+        with tempfile.TemporaryDirectory(prefix="tradewatch-model-") as scratch:
+            digest = content_hash(self._download(model_uri, Path(scratch)))
         version = str(
             mlflow.register_model(
-                model_uri, self.name, tags={k: str(v) for k, v in (tags or {}).items()}
+                model_uri, self.name,
+                tags={**{k: str(v) for k, v in (tags or {}).items()}, CONTENT_HASH_TAG: digest},
             ).version
         )
+        self._sign(version, digest)
         self.client.set_registered_model_alias(self.name, CHALLENGER, version)
         return version
+
+    def _download(self, uri: str, into: Path) -> Path:
+        with _quiet_downloads():
+            return Path(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(into)))
+
+    def _signature(self, version: str, digest: str) -> str | None:
+        if self._signing_key is None:
+            return None
+        message = f"{self.name}\n{version}\n{digest}".encode()
+        return hmac.new(self._signing_key, message, hashlib.sha256).hexdigest()
+
+    def _sign(self, version: str, digest: str) -> None:
+        signature = self._signature(version, digest)
+        if signature is not None:
+            self.client.set_model_version_tag(self.name, version, CONTENT_HMAC_TAG, signature)
+
+    def _integrity_problem(self, version: str, tags: dict[str, str], actual: str) -> str | None:
+        expected = tags.get(CONTENT_HASH_TAG)
+        if not expected:
+            return (
+                "it carries no content hash (registered before Tradewatch recorded one, or not "
+                f"by Tradewatch); check it, then `tradewatch model trust {version} --reason ...`"
+            )
+        if not hmac.compare_digest(expected, actual):
+            return (
+                f"its artifacts changed since it was registered (sha256 {actual[:12]}..., "
+                f"registered {expected[:12]}...)"
+            )
+        signature = self._signature(version, actual)
+        if signature is not None and not hmac.compare_digest(
+            tags.get(CONTENT_HMAC_TAG) or "", signature
+        ):
+            return (
+                "its content hash is not signed with this deployment's signing key (registered "
+                "without it, or its tags were rewritten)"
+            )
+        return None
+
+    def trust_version(
+        self, version: str | int, *, audit_log: AuditLog, reason: str, operator: str
+    ) -> str:
+        """Record the current artifacts' hash for `version` on an operator's word; audit it.
+
+        For versions registered before the hash existed, or whose change was checked and is
+        accepted. Returns the recorded hash.
+        """
+        version = str(version)
+        if not reason.strip():
+            raise RegistryError("trusting a model version needs a reason")
+        tags = self.client.get_model_version(self.name, version).tags or {}
+        with tempfile.TemporaryDirectory(prefix="tradewatch-model-") as scratch:
+            digest = content_hash(
+                self._download(uri_for_model_version(self.name, version), Path(scratch))
+            )
+        self.client.set_model_version_tag(self.name, version, CONTENT_HASH_TAG, digest)
+        self._sign(version, digest)
+        audit_log.append("model_trusted", {
+            "model_name": self.name,
+            "version": version,
+            "content_sha256": digest,
+            "previous_content_sha256": tags.get(CONTENT_HASH_TAG),
+            "signed": self._signing_key is not None,
+            "reason": reason.strip(),
+            "operator": operator,
+        })
+        return digest
 
     def promote(
         self,
@@ -191,10 +335,31 @@ class ModelRegistry:
         return Rollback(self.name, previous, champion, record.event_id)
 
     def load_version(self, version: str | int) -> LoadedModel:
-        """Load one registered version as a pyfunc."""
+        """Load one registered version as a pyfunc, after checking its artifacts' hash.
+
+        Raises ModelIntegrityError, loading nothing, when the artifacts do not match the hash
+        recorded at registration (or carry none, or its signature does not verify).
+        """
+        version = str(version)
         uri = uri_for_model_version(self.name, version)
         use_stores(self.tracking_uri, self.registry_uri)
-        return LoadedModel(mlflow.pyfunc.load_model(uri), self.name, str(version), uri)
+        tags = self.client.get_model_version(self.name, version).tags or {}
+        scratch = tempfile.mkdtemp(prefix="tradewatch-model-")
+        try:
+            local = self._download(uri, Path(scratch))
+            problem = self._integrity_problem(version, tags, content_hash(local))
+            if problem is not None:
+                raise ModelIntegrityError(
+                    f"refusing to load {self.name} version {version}: {problem}",
+                    version, problem,
+                )
+            # Load the copy that was checked, not the store again (it could change meanwhile).
+            model = mlflow.pyfunc.load_model(str(local))
+        except BaseException:
+            shutil.rmtree(scratch, ignore_errors=True)
+            raise
+        weakref.finalize(model, shutil.rmtree, scratch, True)
+        return LoadedModel(model, self.name, version, uri)
 
     def load_alias(self, alias: str = CHAMPION) -> LoadedModel:
         """Load the version behind `alias`; NoChampion when the alias is not set."""

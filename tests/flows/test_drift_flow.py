@@ -24,6 +24,7 @@ from zoneinfo import ZoneInfo
 import duckdb
 import orjson
 import pytest
+from model_support import register_champion, tamper_with
 from rich.console import Console
 
 from core.datahome import write_atomic
@@ -31,6 +32,7 @@ from flows.config import Settings, load_settings
 from flows.drift import (
     DRIFT_CATEGORICAL_FEATURES,
     DRIFT_NUMERIC_FEATURES,
+    ChampionUnavailable,
     DriftWindowError,
     NotEnoughHistory,
     run_drift,
@@ -333,7 +335,7 @@ def test_a_window_of_no_length_is_refused(tmp_path, hours, name):
 
 
 @pytest.mark.slow
-def test_an_unreadable_audit_log_blocks_retraining_and_alerts(settings, webhook):
+def test_a_damaged_audit_log_blocks_retraining_and_alerts(settings, webhook):
     audit_dir = settings.paths.monitoring / "audit"
     audit_dir.mkdir(parents=True)
     damaged = audit_dir / "audit-2024-03-01.ndjson"
@@ -348,7 +350,7 @@ def test_an_unreadable_audit_log_blocks_retraining_and_alerts(settings, webhook)
     assert decision.blocked_by == (BlockedBy.AUDIT_LOG_UNREADABLE,)
     assert webhook.titles() == [
         "[WARNING] Drift detected",
-        "[CRITICAL] Retraining blocked: audit log unreadable",
+        "[CRITICAL] Retraining blocked: audit log damaged",
     ]
     assert damaged.name in webhook.received[1]["text"]
     # The report is still written and the damaged file is left as it was for a human.
@@ -372,3 +374,22 @@ def test_the_same_drift_on_the_same_trades_alerts_once(settings, webhook):
     assert again.ndjson.exists() and again.ndjson != first.ndjson
     assert len(list(_audit(settings).records("retrain_triggered"))) == 1
     assert again.decision.blocked_by == (BlockedBy.COOLDOWN,)
+
+
+@pytest.mark.slow
+def test_a_champion_that_fails_its_integrity_check_fails_the_check_closed(settings, webhook):
+    version = register_champion(settings)
+    tamper_with(settings, version)
+
+    with pytest.raises(ChampionUnavailable, match="artifacts changed") as caught:
+        run_drift(settings, current_hours=1.5, reference_hours=7 * 24, console=Console())
+
+    assert caught.value.integrity and caught.value.version == version
+    # The data-drift report is still written, and says what it could not check.
+    (ndjson,) = (settings.paths.monitoring / "drift").glob("drift-*.ndjson")
+    assert list((settings.paths.reports / "drift").glob("drift-*.html"))
+    assert {row["feature"] for row in _rows(ndjson)} >= set(DRIFT_NUMERIC_FEATURES)
+    assert webhook.titles() == ["[CRITICAL] Model refused: integrity check failed"]
+    # No retraining decision on half the evidence.
+    kinds = [record.kind for record in _audit(settings).records()]
+    assert "retrain_triggered" not in kinds and "retrain_skipped" not in kinds

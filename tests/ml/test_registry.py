@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import pickle
+from pathlib import Path
+from urllib.parse import urlparse
+
 import pytest
 
 from ml.audit import AuditLog
 from ml.registry import (
     CHALLENGER,
     CHAMPION,
+    CONTENT_HASH_TAG,
     PREVIOUS,
+    ModelIntegrityError,
     NoChampion,
     NothingToRollBack,
+    content_hash,
     uri_for_model_alias,
     uri_for_model_version,
 )
@@ -82,3 +89,97 @@ def test_rollback_and_loading_without_a_champion_are_typed_errors(registry, tmp_
     with pytest.raises(NoChampion, match="tradewatch train"):
         registry.load_alias(CHAMPION)
     assert list(AuditLog(tmp_path / "audit").records()) == []
+
+
+# --- integrity: a registered version loads only with the artifacts it was registered with ---
+
+
+class _RunsCode:
+    """A pickle that runs code when loaded: what an attacker would put in the store."""
+
+    def __init__(self, marker: str) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def _artifact_dir(registry, version: str) -> Path:
+    """Where the store keeps a version's files (the logged model's artifact location)."""
+    source = registry.client.get_model_version(registry.name, version).source
+    model_id = source.removeprefix("models:/")
+    location = registry.client.get_logged_model(model_id).artifact_location
+    return Path(urlparse(location).path)
+
+
+def test_a_registered_version_carries_its_content_hash_and_loads(
+    registry, register_model, fitted_models
+):
+    version = register_model(fitted_models["lightgbm"])
+
+    tags = registry.client.get_model_version(registry.name, version).tags
+    assert tags[CONTENT_HASH_TAG] == content_hash(_artifact_dir(registry, version))
+    assert registry.load_version(version).model.metadata.metadata["algorithm"] == "lightgbm"
+
+
+def test_changed_artifacts_are_refused_before_anything_is_unpickled(
+    registry, register_model, fitted_models, tmp_path
+):
+    version = register_model(fitted_models["lightgbm"])
+    marker = tmp_path / "the attacker's code ran"
+    (_artifact_dir(registry, version) / "python_model.pkl").write_bytes(
+        pickle.dumps(_RunsCode(str(marker)))
+    )
+
+    with pytest.raises(ModelIntegrityError, match="artifacts changed since it was registered"):
+        registry.load_version(version)
+    assert not marker.exists()
+
+
+def test_a_version_registered_around_tradewatch_is_refused_until_trusted(
+    registry, register_model, fitted_models, mlflow_store, tmp_path
+):
+    import mlflow
+
+    from ml.registry import use_stores
+
+    ours = register_model(fitted_models["lightgbm"])
+    use_stores(mlflow_store.tracking_uri)
+    source = registry.client.get_model_version(registry.name, ours).source
+    theirs = str(mlflow.register_model(source, registry.name).version)  # no hash recorded
+    registry.client.set_registered_model_alias(registry.name, CHAMPION, theirs)
+    audit = AuditLog(tmp_path / "audit")
+
+    with pytest.raises(ModelIntegrityError, match=f"model trust {theirs}"):
+        registry.load_alias(CHAMPION)
+    registry.trust_version(theirs, audit_log=audit, reason="checked by ana", operator="ana")
+
+    assert registry.load_alias(CHAMPION).version == theirs
+    (record,) = audit.records("model_trusted")
+    assert record.payload["version"] == theirs and record.payload["operator"] == "ana"
+
+
+def test_with_a_signing_key_a_rewritten_hash_tag_is_refused(
+    registry, register_model, fitted_models, mlflow_store, tmp_path
+):
+    from ml.registry import ModelRegistry
+
+    signed = ModelRegistry(mlflow_store.tracking_uri, name=registry.name, signing_key="k3y")
+    unsigned = register_model(fitted_models["lightgbm"])
+    logged = registry.client.get_model_version(registry.name, unsigned).source
+    version = signed.register_challenger(logged)  # the same logged model, through the key
+    assert signed.load_version(version).version == version
+    with pytest.raises(ModelIntegrityError, match="not signed"):
+        signed.load_version(unsigned)  # registered without the key
+    # Someone who can write the store swaps the pickle and rewrites the hash tag to match.
+    files = _artifact_dir(registry, version)
+    (files / "python_model.pkl").write_bytes(pickle.dumps(_RunsCode(str(tmp_path / "ran"))))
+    registry.client.set_model_version_tag(registry.name, version, CONTENT_HASH_TAG,
+                                          content_hash(files))
+
+    with pytest.raises(ModelIntegrityError, match="not signed with this deployment's"):
+        signed.load_version(version)
+    with pytest.raises(ModelIntegrityError, match="not signed"):
+        ModelRegistry(mlflow_store.tracking_uri, name=registry.name,
+                      signing_key="another key").load_version(version)
+    assert not (tmp_path / "ran").exists()
