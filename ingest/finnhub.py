@@ -86,6 +86,8 @@ _REJECT_FLUSH_LINES = 10_000
 _CONDITION_CACHE_BYTES = 1024 * 1024
 _CONDITION_CACHE_ENTRY_BYTES = 256
 _CONDITION_CACHE_ENTRY_CODES = 32
+#: A feed that keeps going silent is alerted again at most this often.
+SILENCE_REALERT_SECONDS = 15 * 60
 #: Write errors that may go away (space freed, a volume back): retried with back-pressure.
 _TRANSIENT_WRITE_ERRORS = frozenset(
     code for code in (
@@ -428,7 +430,8 @@ class FinnhubCollector:
         self._landing_blocked_since: float | None = None
         self._landing_retry_at = 0.0
         self._landing_attempt = 0
-        self._silence_alerted = False
+        self._silence_alerted_at: float | None = None
+        self._messages_at_silence_alert = 0
         self._stopping = False
         self._ws: websocket.WebSocket | None = None
         self._dates: dict[int, str] = {}
@@ -552,12 +555,21 @@ class FinnhubCollector:
             print(f"alert {title!r} could not be sent: {type(exc).__name__}", file=sys.stderr)
 
     def _on_silent(self, detail: str) -> None:
-        """A connection went silent: count it, and alert once until data flows again."""
+        """A connection went silent: count it, and alert once per silent spell.
+
+        A spell ends when data flows again; a feed that keeps stalling is alerted again at
+        most every SILENCE_REALERT_SECONDS.
+        """
         self._stats.silent_disconnects += 1
         self._note_problem(f"connection silent: {detail}")
-        if self._silence_alerted:
+        now = time.monotonic()
+        if self._silence_alerted_at is not None and (
+            self._stats.messages == self._messages_at_silence_alert
+            or now - self._silence_alerted_at < SILENCE_REALERT_SECONDS
+        ):
             return
-        self._silence_alerted = True
+        self._silence_alerted_at = now
+        self._messages_at_silence_alert = self._stats.messages
         self._alert(
             AlertKind.FEED_SILENT, "warning", "Finnhub feed silent: reconnecting",
             f"The connection to {redact_credentials(self.url, self._api_key)} delivered "

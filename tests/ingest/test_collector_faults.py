@@ -44,7 +44,8 @@ def print_(symbol: str = "AAPL", t: int = T, p: float = 189.5, v: float = 100.0)
 def test_a_silent_connection_is_pinged_dropped_and_reconnected_with_one_alert(tmp_path):
     frames = [trade_frame(print_(t=T + i), print_(t=T + i, v=200.0)) for i in range(5)]
     alerts = Alerts()
-    with hostile_server([Silent(), Frames(frames)]) as server:
+    # Two silent connections in a row are one silent spell: one alert.
+    with hostile_server([Silent(), Silent(), Frames(frames)]) as server:
         collector = FinnhubCollector(
             url=server.url, symbols=["AAPL"], landing_dir=tmp_path / "landing",
             ping_interval_seconds=0.2, read_idle_timeout_seconds=0.8, max_trades=10,
@@ -54,7 +55,7 @@ def test_a_silent_connection_is_pinged_dropped_and_reconnected_with_one_alert(tm
         half_open = server.connections[0]
 
     assert OP_PING in half_open.opcodes()  # the collector asked before giving up
-    assert stats.silent_disconnects == 1 and stats.reconnects == 1
+    assert stats.silent_disconnects == 2 and stats.reconnects == 2
     assert stats.landed == 10 == len({r["trade_id"] for r in landed_trades(tmp_path / "landing")})
     assert alerts.kinds() == [AlertKind.FEED_SILENT]
     assert "not even an answer to a ping" in alerts[0]["text"]
