@@ -158,7 +158,7 @@ def _collect_bars(settings: Settings, config: SimulatorConfig, report: DemoRepor
         for interval in (settings.alphavantage.interval, "daily"):
             result = AlphaVantageCollector(
                 base_url=market.av_url,
-                api_key="simulator",
+                api_key=None,  # the simulator needs no key, and a loopback URL gets none
                 symbols=settings.symbols,
                 interval=interval,
                 landing_dir=settings.paths.landing,
