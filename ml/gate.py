@@ -5,8 +5,10 @@ and scored on the same, newest test window. The challenger must first pass valid
 (minimum PR-AUC, p99 latency, every configured symbol present in the window). With no
 champion it is promoted; otherwise it must beat the champion's PR-AUC by at least
 `min_improvement_threshold` with no secondary metric dropping more than its tolerance. Any
-failure to read the registry or to load or score the champion rejects the challenger and
-raises an alert (fail closed). Every decision is appended to the audit log.
+failure to read the registry or to load or score the champion, and a toleranced metric measured
+for one side only, rejects the challenger and raises an alert (fail closed); a metric undefined
+for both on the window (event recall without ground truth) is named as not compared. Every
+decision is appended to the audit log.
 """
 
 from __future__ import annotations
@@ -21,7 +23,13 @@ import pandas as pd
 from core.alerts import AlertKind
 from ml.audit import AuditLog
 from ml.datasets import symbols_missing, window_bounds
-from ml.metrics import DEFAULT_LATENCY_BATCH_SIZES, Evaluation, evaluate, metric_drops
+from ml.metrics import (
+    DEFAULT_LATENCY_BATCH_SIZES,
+    Evaluation,
+    evaluate,
+    metric_drops,
+    uncompared_metrics,
+)
 from ml.pyfunc import predictor
 from ml.registry import CHAMPION, LoadedModel, ModelRegistry
 
@@ -267,7 +275,28 @@ def run_gate(
             champion_version=champion_version,
             extra=extra,
         )
-    drops = metric_drops(champion.as_metrics(), challenger.as_metrics(), policy.tolerances)
+    champion_metrics, challenger_metrics = champion.as_metrics(), challenger.as_metrics()
+    uncompared = uncompared_metrics(champion_metrics, challenger_metrics, policy.tolerances)
+    one_sided = {name: side for name, side in uncompared.items() if side != "both"}
+    undefined = sorted(name for name, side in uncompared.items() if side == "both")
+    extra["secondary_metrics_not_compared"] = undefined
+    if one_sided:
+        checks["secondary_metrics"] = False
+        detail = ", ".join(f"{name} (missing for the {side})" for name, side in one_sided.items())
+        message = (
+            f"secondary metric(s) {detail} cannot be compared; failing closed, the challenger "
+            "is not promoted"
+        )
+        return decide(
+            "reject",
+            message,
+            challenger=challenger,
+            champion=champion,
+            champion_version=champion_version,
+            alert=message,
+            extra=extra,
+        )
+    drops = metric_drops(champion_metrics, challenger_metrics, policy.tolerances)
     checks["secondary_metrics"] = not drops
     if drops:
         detail = ", ".join(
@@ -282,10 +311,14 @@ def run_gate(
             champion_version=champion_version,
             extra=extra,
         )
+    not_compared = (
+        f" ({', '.join(undefined)} undefined for both on this window, not compared)"
+        if undefined else ""
+    )
     return decide(
         "promote",
         f"PR-AUC improved by {improvement:+.4f} (≥ {policy.min_improvement_threshold}) and "
-        "secondary metrics are within tolerance",
+        f"secondary metrics are within tolerance{not_compared}",
         challenger=challenger,
         champion=champion,
         champion_version=champion_version,

@@ -315,7 +315,8 @@ def metric_drops(
 ) -> dict[str, float]:
     """Secondary metrics whose drop (champion − challenger) exceeds its tolerance → the drop.
 
-    A metric missing on either side cannot be compared and is not reported as a drop.
+    A metric missing on either side cannot be compared and is not reported as a drop: the
+    gate asks `uncompared_metrics` about those, and refuses to promote on a one-sided gap.
     """
     drops: dict[str, float] = {}
     for name, tolerance in tolerances.items():
@@ -325,3 +326,22 @@ def metric_drops(
         if drop > tolerance + 1e-12:
             drops[name] = drop
     return drops
+
+
+def uncompared_metrics(
+    champion: Mapping[str, float], challenger: Mapping[str, float], tolerances: Mapping[str, float]
+) -> dict[str, str]:
+    """Toleranced metrics that cannot be compared → which side lacks them.
+
+    "champion" or "challenger" when only that side lacks the metric (something differs
+    between the two evaluations: the gate fails closed), "both" when it is undefined for both
+    on this window (no ground-truth events for event recall, one class for ROC-AUC).
+    """
+    missing: dict[str, str] = {}
+    for name in tolerances:
+        lacks = [side for side, metrics in (("champion", champion), ("challenger", challenger))
+                 if name not in metrics]
+        if lacks:
+            missing[name] = lacks[0] if len(lacks) == 1 else "both"
+    return missing
+

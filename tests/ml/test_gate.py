@@ -109,6 +109,26 @@ def test_better_challenger_is_promoted_with_both_metric_sets_audited(
     assert_judged_on_the_test_window(payload, split)
 
 
+def test_a_metric_undefined_for_both_is_named_as_not_compared(
+    registry, register_model, fitted_models, weak_model, split, audit
+):
+    # A real feed has no ground-truth events: event recall is undefined for both models. The
+    # decision must say it was not compared rather than call it "within tolerance".
+    champion = register_model(weak_model)
+    registry.promote(champion, audit_log=audit, reason="seed champion")
+    challenger = register_model(fitted_models["xgboost"])
+
+    decision = run_gate(registry, challenger, split.test, policy=POLICY, audit_log=audit,
+                        events=None, latency_batch_sizes=BATCHES)
+
+    assert decision.promote, decision.reason
+    assert "event_recall undefined for both on this window, not compared" in decision.reason
+    payload = only_decision(audit)
+    assert payload["secondary_metrics_not_compared"] == ["event_recall"]
+    assert "event_recall" not in payload["champion_metrics"]
+    assert payload["checks"]["secondary_metrics"] is True
+
+
 def test_too_small_improvement_is_rejected(
     registry, register_model, fitted_models, split, audit, market
 ):

@@ -18,6 +18,7 @@ from ml.metrics import (
     scoring_latency,
     threshold_metrics,
     trade_precision,
+    uncompared_metrics,
 )
 
 TRADES = pd.DataFrame({"trade_id": [f"t{i}" for i in range(8)]})
@@ -108,6 +109,20 @@ def test_metric_drops_respect_tolerances():
         champion, challenger, {"roc_auc": 0.02, "recall": 0.05, "event_recall": 0.05}
     )
     assert drops == {"recall": pytest.approx(0.10)}
+
+
+def test_a_toleranced_metric_missing_on_one_side_is_named_with_that_side():
+    # A metric one side lacks is no drop for metric_drops: the gate must see it to fail closed.
+    champion = {"roc_auc": 0.90, "recall": 0.80}
+    challenger = {"roc_auc": 0.89, "event_recall": 0.9}
+    tolerances = {"roc_auc": 0.02, "recall": 0.05, "event_recall": 0.05, "trade_precision": 0.1}
+
+    assert metric_drops(champion, challenger, tolerances) == {}
+    assert uncompared_metrics(champion, challenger, tolerances) == {
+        "recall": "challenger",
+        "event_recall": "champion",
+        "trade_precision": "both",
+    }
 
 
 def test_undefined_metrics_are_left_out_of_mlflow_metrics():
