@@ -20,6 +20,7 @@ import socket
 import time
 import urllib.error
 import urllib.request
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import PurePath
@@ -62,12 +63,20 @@ class AlertDelivery:
     status: int | None
     error: str | None
     audit_event_id: str | None
+    alert_id: str | None = None
 
 
 def slack_payload(
-    severity: str, title: str, text: str, fields: Mapping[str, str] | None = None
+    severity: str,
+    title: str,
+    text: str,
+    fields: Mapping[str, str] | None = None,
+    alert_id: str | None = None,
 ) -> dict[str, Any]:
-    """The webhook body: `text` for notifications and plain clients, `blocks` for Slack."""
+    """The webhook body: `text` for notifications and plain clients, `blocks` for Slack.
+
+    `alert_id` goes into the footer: a post retried after a lost answer shows the same id.
+    """
     label = f"[{severity.upper()}] {title}"
     blocks: list[dict[str, Any]] = [
         {
@@ -89,7 +98,8 @@ def slack_payload(
     blocks.append(
         {
             "type": "context",
-            "elements": [{"type": "mrkdwn", "text": f"{_EMOJI[severity]} tradewatch · {severity}"}],
+            "elements": [{"type": "mrkdwn", "text": f"{_EMOJI[severity]} tradewatch · {severity}"
+                          + (f" · alert {alert_id}" if alert_id else "")}],
         }
     )
     return {"text": _clip(f"{label}: {text}", _SECTION_LIMIT), "blocks": blocks}
@@ -155,13 +165,17 @@ class AlertSender:
         if not title.strip():
             raise AlertError("an alert needs a title")
         fields = {"kind": str(kind), **{str(k): str(v) for k, v in (fields or {}).items()}}
+        # One id per alert, the same on every attempt: an answer lost after the server took the
+        # post makes the retry a second post (a webhook has no exactly-once), and the id lets
+        # the receiver (Idempotency-Key header) or the reader (footer, audit log) drop it.
+        alert_id = uuid.uuid4().hex[:16]
         url = self._environ.get(self.webhook_url_env) or ""
         if not url:
             delivered, channel, attempts, status, error = False, "audit_only", 0, None, None
         else:
             channel = "webhook"
-            body = json.dumps(slack_payload(severity, title, text, fields)).encode()
-            delivered, attempts, status, error = self._post(url, body)
+            body = json.dumps(slack_payload(severity, title, text, fields, alert_id)).encode()
+            delivered, attempts, status, error = self._post(url, body, alert_id)
             if error is not None:
                 error = _redact(error, url)
             if not delivered:
@@ -173,6 +187,7 @@ class AlertSender:
                     error,
                 )
         payload = {
+            "alert_id": alert_id,
             "kind": str(kind),
             "severity": severity,
             "title": title,
@@ -190,9 +205,13 @@ class AlertSender:
         except OSError as exc:
             log.error("alert %r could not be written to the audit log: %s", title, exc)
             audit_event_id = None
-        return AlertDelivery(delivered, channel, attempts, status, error, audit_event_id)
+        return AlertDelivery(
+            delivered, channel, attempts, status, error, audit_event_id, alert_id
+        )
 
-    def _post(self, url: str, body: bytes) -> tuple[bool, int, int | None, str | None]:
+    def _post(
+        self, url: str, body: bytes, alert_id: str
+    ) -> tuple[bool, int, int | None, str | None]:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             return False, 0, None, f"${self.webhook_url_env} is not an http(s) URL"
@@ -201,7 +220,11 @@ class AlertSender:
             url,
             data=body,
             method="POST",
-            headers={"Content-Type": "application/json", "User-Agent": "tradewatch-alerts"},
+            headers={
+                "Content-Type": "application/json",
+                "User-Agent": "tradewatch-alerts",
+                "Idempotency-Key": alert_id,
+            },
         )
         status: int | None = None
         error: str | None = None

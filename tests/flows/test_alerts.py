@@ -31,7 +31,10 @@ class Webhook:
 
     statuses: list[int]
     delay_seconds: float = 0.0
+    # Seconds to hold the answer of each request in turn (then delay_seconds for the rest).
+    delays: list[float] = field(default_factory=list)
     received: list[dict] = field(default_factory=list)
+    keys: list[str | None] = field(default_factory=list)
     paths: list[str] = field(default_factory=list)
     release: threading.Event = field(default_factory=threading.Event)
     url: str = ""
@@ -46,8 +49,10 @@ def webhook() -> Iterator[Webhook]:
             body = self.rfile.read(int(self.headers["Content-Length"]))
             hook.received.append(json.loads(body))
             hook.paths.append(self.path)
-            if hook.delay_seconds:
-                hook.release.wait(hook.delay_seconds)
+            hook.keys.append(self.headers.get("Idempotency-Key"))
+            delay = hook.delays.pop(0) if hook.delays else hook.delay_seconds
+            if delay:
+                hook.release.wait(delay)
             status = hook.statuses.pop(0) if len(hook.statuses) > 1 else hook.statuses[0]
             self.send_response(status)
             if status == 429:
@@ -189,6 +194,28 @@ def test_a_server_that_does_not_answer_times_out(webhook, audit, caplog):
     assert delivery.error == "timed out after 0.3 s"
     assert len(webhook.received) == 2
     assert audit.records("alert").__next__().payload["error"] == "timed out after 0.3 s"
+    assert_secret_kept(audit, caplog, delivery)
+
+
+def test_a_post_retried_after_a_lost_answer_carries_the_same_alert_id(webhook, audit, caplog):
+    # The server takes the first post but its answer comes too late: the retry is a second
+    # post of the same alert. Both carry one id (header and footer) so it can be dropped.
+    webhook.delays = [1.5]
+
+    delivery = sender(audit, webhook.url, timeout_seconds=0.3, retries=2).send(
+        "critical", "Landing failed", "disk full", kind="landing_failed"
+    )
+
+    assert delivery.delivered and delivery.attempts == 2
+    assert len(webhook.received) == 2 and webhook.received[0] == webhook.received[1]
+    assert webhook.keys == [delivery.alert_id, delivery.alert_id] and delivery.alert_id
+    assert f"alert {delivery.alert_id}" in json.dumps(webhook.received[0])
+    (record,) = audit.records("alert")
+    assert record.payload["alert_id"] == delivery.alert_id
+    # A second alert is a different alert: a different id.
+    other = sender(audit, webhook.url).send("critical", "Landing failed", "disk full",
+                                            kind="landing_failed")
+    assert other.alert_id != delivery.alert_id and webhook.keys[-1] == other.alert_id
     assert_secret_kept(audit, caplog, delivery)
 
 
