@@ -31,7 +31,7 @@ from ml.metrics import (
     uncompared_metrics,
 )
 from ml.pyfunc import predictor
-from ml.registry import CHAMPION, LoadedModel, ModelRegistry
+from ml.registry import CHAMPION, LoadedModel, ModelIntegrityError, ModelRegistry
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +88,11 @@ def _evaluate(
     )
 
 
+def _alert_kind(exc: BaseException) -> AlertKind:
+    """A model refused by its integrity check is a model_integrity alert, else a gate alert."""
+    return AlertKind.MODEL_INTEGRITY if isinstance(exc, ModelIntegrityError) else AlertKind.GATE
+
+
 def validation_failures(
     evaluation: Evaluation, frame: pd.DataFrame, policy: GatePolicy
 ) -> dict[str, str]:
@@ -139,6 +144,7 @@ def run_gate(
         champion: Evaluation | None = None,
         champion_version: str | None = None,
         alert: str | None = None,
+        alert_kind: AlertKind = AlertKind.GATE,
         extra: Mapping[str, Any] | None = None,
     ) -> GateDecision:
         challenger_metrics = challenger.as_metrics() if challenger else {}
@@ -163,7 +169,7 @@ def run_gate(
         record = audit_log.append("gate_decision", payload)
         if alert and notify is not None:
             notify(
-                kind=AlertKind.GATE,
+                kind=alert_kind,
                 severity="critical",
                 title="Promotion gate alert",
                 text=alert,
@@ -179,7 +185,7 @@ def run_gate(
                 "alert",
                 {
                     "source": "gate",
-                    "kind": str(AlertKind.GATE),
+                    "kind": str(alert_kind),
                     "severity": "critical",
                     "message": alert,
                     "model_name": registry.name,
@@ -215,7 +221,7 @@ def run_gate(
             f"challenger {registry.name} version {challenger_version} could not be loaded or "
             f"scored: {type(exc).__name__}: {exc}"
         )
-        return decide("reject", message, alert=message)
+        return decide("reject", message, alert=message, alert_kind=_alert_kind(exc))
 
     failures = validation_failures(challenger, test_frame, policy)
     checks.update(
@@ -261,6 +267,7 @@ def run_gate(
             challenger=challenger,
             champion_version=champion_version,
             alert=message,
+            alert_kind=_alert_kind(exc),
         )
 
     improvement = challenger.pr_auc - champion.pr_auc

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import copy
+import pickle
 import shutil
 from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
 
+from core.alerts import AlertKind
 from ml.audit import AuditLog
 from ml.datasets import window_bounds
 from ml.gate import GatePolicy, run_gate
@@ -44,6 +46,16 @@ def weak_model(split, fast_models):
 @pytest.fixture
 def audit(tmp_path) -> AuditLog:
     return AuditLog(tmp_path / "monitoring" / "audit")
+
+
+class _RunsCode:
+    """A pickle that runs code when loaded (it creates `marker`)."""
+
+    def __init__(self, marker: str) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
 
 
 def gate(registry, version, split, audit, market, policy=POLICY):
@@ -195,6 +207,31 @@ def test_unreadable_champion_fails_closed_and_raises_an_alert(
     assert len(alerts) == 1 and alerts[0]["source"] == "gate"
     assert registry.version_for_alias(CHAMPION) == champion
     assert_judged_on_the_test_window(payload, split)
+
+
+def test_a_champion_whose_pickle_was_swapped_is_not_loaded_and_the_gate_fails_closed(
+    registry, register_model, fitted_models, weak_model, split, audit, market, tmp_path
+):
+    champion = register_model(weak_model)
+    registry.promote(champion, audit_log=audit, reason="seed champion")
+    marker = tmp_path / "the attacker's code ran"
+    model_id = registry.client.get_model_version(registry.name, champion).source.removeprefix(
+        "models:/"
+    )
+    artifacts = Path(urlparse(registry.client.get_logged_model(model_id).artifact_location).path)
+    (artifacts / "python_model.pkl").write_bytes(pickle.dumps(_RunsCode(str(marker))))
+    challenger = register_model(fitted_models["xgboost"])  # clearly better, were it judged
+    sent = []
+
+    decision = run_gate(registry, challenger, split.test, policy=POLICY, audit_log=audit,
+                        events=market.events, latency_batch_sizes=BATCHES,
+                        notify=lambda **alert: sent.append(alert))
+
+    assert not decision.promote and "failing closed" in decision.reason
+    assert "artifacts changed since it was registered" in decision.reason
+    assert not marker.exists()  # nothing was unpickled
+    assert [alert["kind"] for alert in sent] == [AlertKind.MODEL_INTEGRITY]
+    assert registry.version_for_alias(CHAMPION) == champion
 
 
 @pytest.mark.parametrize(
