@@ -20,7 +20,7 @@ EXIT_OK, EXIT_DAMAGED = 0, 1
 
 def audit_log(settings: Settings) -> AuditLog:
     """The durable audit log under <home>/monitoring/audit."""
-    return AuditLog(settings.paths.monitoring / "audit")
+    return AuditLog(settings.paths.audit)
 
 
 def _print(verification: AuditVerification, console: Console) -> None:
