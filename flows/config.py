@@ -225,15 +225,45 @@ class TrainingSettings(_Strict):
     """The competing models and their hyperparameters (passed to the library unchanged)."""
 
 
-class GateSettings(_Strict):
-    """The champion/challenger gate."""
+PrimaryMetric = Literal["event_average_precision", "event_recall_at_precision", "pr_auc"]
 
+
+class BootstrapSettings(_Strict):
+    """The paired bootstrap behind the gate's interval (ml.metrics.paired_bootstrap)."""
+
+    resamples: int = Field(1000, ge=100)
+    """How many resamples of the test window's blocks."""
+    confidence: float = Field(0.9, gt=0.5, lt=1)
+    """Confidence of the two-sided interval."""
+    block_minutes: float = Field(60.0, gt=0)
+    """Length of the (symbol, time) blocks resampled together."""
+    seed: int = 0
+    """Seed of the resampling: the same window and models give the same interval."""
+
+
+class GateSettings(_Strict):
+    """The champion/challenger gate: challenger and champion judged on the same test window."""
+
+    primary_metric: PrimaryMetric = "event_average_precision"
+    """What the gate weighs first and promotes on; the tournament ranks by it too
+    (event-level average precision, event recall at the threshold policy's alert precision, or
+    trade-level PR-AUC)."""
     min_improvement_threshold: float = Field(0.01, ge=0)
-    """PR-AUC the challenger must gain over the champion on the same test window."""
+    """Promote only when the lower bound of the interval of challenger − champion on the
+    primary metric clears this."""
+    bootstrap: BootstrapSettings = BootstrapSettings()
+    """The paired bootstrap behind that interval."""
+    min_events: int = Field(30, ge=1)
+    """Fewer labelled events than this in the test window is not enough evidence: the
+    champion stays."""
+    alert_gap_seconds: float = Field(60.0, gt=0)
+    """Flags of one symbol within this many seconds of an alert's first flag are one alert."""
     tolerances: dict[str, float]
-    """Largest allowed drop of each secondary metric (metric name → drop)."""
-    min_pr_auc: float = Field(0.3, ge=0, le=1)
-    """Lowest PR-AUC a challenger may have to be promoted at all."""
+    """Largest allowed worsening of each secondary metric (metric name → amount; a rise for
+    false alerts, time to detect and latency). A metric named here that either side cannot
+    give fails the gate closed."""
+    min_primary_metric: float = Field(0.3, ge=0, le=1)
+    """Lowest primary metric a challenger may have to be promoted at all."""
     max_latency_p99_ms: float = Field(50.0, gt=0)
     """Highest p99 scoring latency per row a challenger may have, in milliseconds."""
 

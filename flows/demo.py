@@ -236,9 +236,13 @@ def _summary(settings: Settings, report: DemoReport, console: Console) -> None:
     if training is not None:
         winner = training.leaderboard.winner
         decision = training.decision
+        event_ap = winner.event_average_precision
         console.print(
-            f"tournament winner: {winner.model_name} (test PR-AUC {winner.pr_auc:.3f}); "
-            f"gate: {decision.decision} version {decision.challenger_version} — {decision.reason}"
+            f"tournament winner: {winner.model_name} (test event AP "
+            f"{'–' if event_ap is None else f'{event_ap:.3f}'}, trade PR-AUC "
+            f"{winner.pr_auc:.3f}); gate on version {decision.challenger_version}: "
+            f"{decision.summary()}",
+            highlight=False,
         )
     top = _top_anomalies(settings)
     if top:

@@ -34,7 +34,8 @@ from ml.datasets import (
     load_training_frame,
     split_by_time,
 )
-from ml.gate import GateDecision, GatePolicy, run_gate
+from ml.events import events_from_answer_key
+from ml.gate import BootstrapPolicy, GateDecision, GatePolicy, run_gate
 from ml.models import ThresholdPolicy
 from ml.registry import LoadedModel, ModelIntegrityError, ModelRegistry, Rollback
 from ml.scoring import ScoringResult, score_new_trades, write_scoring_run
@@ -111,11 +112,31 @@ def _operator() -> str:
         return f"uid {os.getuid()}"
 
 
-def _ground_truth(settings: Settings):
+def labelled_events(settings: Settings):
+    """The events models are judged on (ml.events frame): the simulator's answer key when the
+    data home has one, else None (the labelled trades' own runs stand for events)."""
     directory = settings.paths.ground_truth
     if not (directory / "trades.ndjson").exists():
         return None
-    return load_ground_truth_events(directory)
+    return events_from_answer_key(load_ground_truth_events(directory))
+
+
+def gate_policy(settings: Settings) -> GatePolicy:
+    """The gate's rules from settings.gate, the configured symbols and the threshold policy's
+    alert precision."""
+    gate = settings.gate
+    return GatePolicy(
+        primary_metric=gate.primary_metric,
+        min_improvement_threshold=gate.min_improvement_threshold,
+        min_events=gate.min_events,
+        alert_gap_seconds=gate.alert_gap_seconds,
+        required_alert_precision=settings.training.threshold.min_alert_precision,
+        bootstrap=BootstrapPolicy(**gate.bootstrap.model_dump()),
+        tolerances=gate.tolerances,
+        min_primary_metric=gate.min_primary_metric,
+        max_latency_p99_ms=gate.max_latency_p99_ms,
+        required_symbols=settings.symbols,
+    )
 
 
 def _fmt(value: object, digits: int = 3) -> str:
@@ -126,15 +147,31 @@ def _fmt(value: object, digits: int = 3) -> str:
     return str(value)
 
 
+#: Column titles of the tournament table (metric → title).
+LEADERBOARD_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("rank", "rank"), ("model", "model"),
+    ("event_average_precision", "event AP"), ("event_recall", "event recall"),
+    ("alert_precision", "alert precision"), ("false_alerts_per_day", "false alerts/day"),
+    ("median_time_to_detect_s", "median TTD s"),
+    ("pr_auc", "trade PR-AUC"), ("precision", "trade precision"), ("recall", "trade recall"),
+    ("train_s", "train s"), ("latency_p99_ms", "p99 ms/row"),
+)
+_DIGITS = {"latency_p99_ms": 4, "false_alerts_per_day": 1, "median_time_to_detect_s": 1}
+
+
 def print_leaderboard(leaderboard: Leaderboard, console: Console) -> None:
-    """The tournament as a table, best test PR-AUC first, failures last."""
-    table = Table(title="Model tournament (same test window for every model)")
-    columns = [
-        ("rank", "rank"), ("model", "model"), ("pr_auc", "PR-AUC"), ("roc_auc", "ROC-AUC"),
-        ("precision", "precision"), ("recall", "recall"), ("f1", "F1"),
-        ("event_recall", "event recall"), ("trade_precision", "trade precision"),
-        ("train_s", "train s"), ("latency_p99_ms", "p99 ms/row"),
-    ]
+    """The tournament as a table, best primary metric first, failures last.
+
+    Event-level figures (ml.events): event AP is the event-level average precision, event
+    recall and alert precision are at each model's own threshold, false alerts are per 24 h of
+    the test window and the time to detect is from an event's first trade to its first flag.
+    """
+    events = next((e.evaluation.events for e in leaderboard.entries), 0)
+    table = Table(
+        title=f"Model tournament (same test window for every model, {events} events; "
+        f"ranked by {leaderboard.ranked_by})"
+    )
+    columns = list(LEADERBOARD_COLUMNS)
     for _, title in columns:
         table.add_column(title, justify="left" if title == "model" else "right")
     for row in leaderboard.rows():
@@ -142,8 +179,7 @@ def print_leaderboard(leaderboard: Leaderboard, console: Console) -> None:
             table.add_row("–", row["model"], f"[red]failed: {row['error'][:60]}[/]",
                           *[""] * (len(columns) - 3))
             continue
-        table.add_row(*[_fmt(row.get(key), 4 if key == "latency_p99_ms" else 3)
-                        for key, _ in columns])
+        table.add_row(*[_fmt(row.get(key), _DIGITS.get(key, 3)) for key, _ in columns])
     console.print(table)
     print_event_recall_by_kind(leaderboard, console)
 
@@ -205,7 +241,7 @@ def run_train(settings: Settings, *, console: Console | None = None) -> TrainOut
         test_share=training.test_share,
         purge_seconds=training.purge_seconds,
     )
-    events = _ground_truth(settings)
+    events = labelled_events(settings)
     tournament_id = f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
     if data.labels.weak:
         console.print("[yellow]labels come from the rule heuristic only: a weak fallback[/]")
@@ -222,6 +258,8 @@ def run_train(settings: Settings, *, console: Console | None = None) -> TrainOut
         threshold_policy=ThresholdPolicy(
             training.threshold.rule, training.threshold.min_alert_precision
         ),
+        rank_by=settings.gate.primary_metric,
+        alert_gap_seconds=settings.gate.alert_gap_seconds,
     )
     print_leaderboard(leaderboard, console)
     winner = leaderboard.winner
@@ -235,18 +273,11 @@ def run_train(settings: Settings, *, console: Console | None = None) -> TrainOut
         winner.model_uri, tags={"model_name": winner.model_name, "run_id": winner.run_id}
     )
     log = audit_log(settings)
-    gate = settings.gate
     decision = run_gate(
         models,
         version,
         split.test,
-        policy=GatePolicy(
-            min_improvement_threshold=gate.min_improvement_threshold,
-            tolerances=gate.tolerances,
-            min_pr_auc=gate.min_pr_auc,
-            max_latency_p99_ms=gate.max_latency_p99_ms,
-            required_symbols=settings.symbols,
-        ),
+        policy=gate_policy(settings),
         audit_log=log,
         events=events,
         notify=alert_sender(settings).send,
@@ -254,13 +285,39 @@ def run_train(settings: Settings, *, console: Console | None = None) -> TrainOut
     if decision.promote:
         models.promote(version, audit_log=log, reason=decision.reason)
     send_gate_outcome_alert(alert_sender(settings), decision)
-    verdict = "[green]promoted[/]" if decision.promote else "[yellow]rejected[/]"
-    console.print(
-        f"gate: {winner.model_name} (version {version}) {verdict} — {decision.reason}"
-    )
+    print_gate_decision(decision, winner.model_name, console)
     scoring = run_score(settings, console=console) if models.version_for_alias("champion") \
         else None
     return TrainOutcome(leaderboard, version, decision, scoring)
+
+
+def print_gate_decision(decision: GateDecision, model_name: str, console: Console) -> None:
+    """The gate's line (primary metric, both values, the interval, the decision and why), and
+    beside it the event-level and trade-level figures of both sides."""
+    verdict = "[green]promoted[/]" if decision.promote else "[yellow]rejected[/]"
+    console.print(
+        f"gate: {model_name} (version {decision.challenger_version}) {verdict} — "
+        f"{decision.summary()}",
+        highlight=False,
+    )
+    sides = [("challenger", decision.challenger_metrics)]
+    if decision.champion_metrics:
+        sides.insert(0, (f"champion v{decision.champion_version}", decision.champion_metrics))
+    if not decision.challenger_metrics:
+        return
+    shown = [
+        ("event_average_precision", "event AP", 3), ("event_recall", "event recall", 3),
+        ("false_alerts_per_day", "false alerts/day", 1),
+        ("median_time_to_detect_s", "median TTD s", 1), ("pr_auc", "trade PR-AUC", 3),
+    ]
+    for side, metrics in sides:
+        console.print(
+            f"  {side}: "
+            + ", ".join(
+                f"{title} {_fmt(metrics.get(name), digits)}" for name, title, digits in shown
+            ),
+            highlight=False,
+        )
 
 
 @dataclass(frozen=True)

@@ -317,11 +317,13 @@ def _ms(moment: datetime | None) -> int | None:
 # --------------------------------------------------------------------------- ground truth
 
 
-EVENT_COLUMNS = ("trade_id", "event_id", "kind")
+EVENT_COLUMNS = ("trade_id", "event_id", "kind", "symbol", "trade_ts_ms")
 
 
 def load_ground_truth_events(ground_truth_dir: Path | str) -> pd.DataFrame:
-    """trade_id → event_id, kind from the simulator's ground_truth/trades.ndjson.
+    """The simulator's answer key, one row per anomalous trade: trade_id, event_id, kind,
+    symbol, trade_ts_ms, from ground_truth/trades.ndjson (ml.events.events_from_answer_key
+    turns it into events).
 
     The file is appended as trades are sent, so a torn last line (the simulator stopped
     mid-write) is skipped; damage anywhere else is an error.
@@ -338,8 +340,10 @@ def load_ground_truth_events(ground_truth_dir: Path | str) -> pd.DataFrame:
             continue
         try:
             record = json.loads(line)
-            rows.append({column: str(record[column]) for column in EVENT_COLUMNS})
-        except (ValueError, KeyError) as exc:
+            row = {column: str(record[column]) for column in EVENT_COLUMNS[:-1]}
+            row["trade_ts_ms"] = int(record["trade_ts_ms"])
+            rows.append(row)
+        except (ValueError, KeyError, TypeError) as exc:
             if number == len(lines):
                 continue
             raise DatasetError(f"{path} line {number} is damaged: {exc}") from exc

@@ -23,6 +23,7 @@ import pandas as pd
 
 from core.schema import CATEGORY_LEVELS, FEATURE_COLUMNS, LABEL_COLUMN
 from ml.datasets import MissingColumns
+from ml.events import event_ids_of
 from ml.metrics import best_f1_threshold, event_recall_threshold
 
 
@@ -179,9 +180,9 @@ class AnomalyModel(ABC):
     ) -> FitReport:
         """Train on `train`; early-stop and choose the threshold on `validation`.
 
-        `events` (trade_id, event_id: the simulator's ground truth) groups the anomalous
-        validation trades into events for the `event_recall` threshold rule; without it every
-        anomalous trade is an event of its own.
+        `events` (an ml.events frame: symbol, start and end, kind, source) groups the
+        anomalous validation trades into events for the `event_recall` threshold rule; without
+        it every anomalous trade is an event of its own.
         """
         began = time.perf_counter()
         y_train = train[LABEL_COLUMN].to_numpy(dtype=bool)
@@ -219,7 +220,7 @@ class AnomalyModel(ABC):
         policy = self.threshold_policy
         if policy.rule == "event_recall":
             event_ids = (
-                validation["trade_id"].map(events.set_index("trade_id")["event_id"]).to_numpy()
+                event_ids_of(validation, events)
                 if events is not None and len(events)
                 else np.full(len(validation), None, dtype=object)
             )

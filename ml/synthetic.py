@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from core.schema import FEATURE_COLUMNS, ID_COLUMNS, LABEL_COLUMN
+from ml.events import events_from_answer_key
 
 NEW_YORK = ZoneInfo("America/New_York")
 ANOMALY_KINDS: dict[str, int] = {  # kind → trades per event
@@ -31,9 +32,12 @@ ANOMALY_KINDS: dict[str, int] = {  # kind → trades per event
 
 @dataclass(frozen=True)
 class SyntheticMarket:
-    """Feature rows with labels (`frame`) and the ground truth of their anomaly events."""
+    """Feature rows with labels (`frame`) and the ground truth of their anomaly events: per
+    anomalous trade (`answer_key`: trade_id, event_id, kind, symbol, trade_ts_ms, shaped like
+    the simulator's ground_truth/trades.ndjson) and per event (`events`, an ml.events frame)."""
 
     frame: pd.DataFrame
+    answer_key: pd.DataFrame
     events: pd.DataFrame
 
 
@@ -126,7 +130,10 @@ def synthetic_market(
         is_anomaly[members] = True
         kind_of[members] = kind
         frame.loc[members, "symbol"] = frame.at[first, "symbol"]
-        truth.extend((frame.at[i, "trade_id"], event_id, kind) for i in members)
+        truth.extend(
+            (frame.at[i, "trade_id"], event_id, kind, frame.at[first, "symbol"], ts_ms[i])
+            for i in members
+        )
         if rng.random() < silent_share:
             continue
         _plant(frame, members, kind, signal, rng)
@@ -141,8 +148,12 @@ def synthetic_market(
     frame["anomaly_kind"] = kind_of
     columns = [*ID_COLUMNS, "price", "volume", *FEATURE_COLUMNS]
     frame = frame[[*columns, LABEL_COLUMN, "label_source", "anomaly_kind"]]
-    events = pd.DataFrame(truth, columns=["trade_id", "event_id", "kind"])
-    return SyntheticMarket(frame=frame, events=events)
+    answer_key = pd.DataFrame(
+        truth, columns=["trade_id", "event_id", "kind", "symbol", "trade_ts_ms"]
+    )
+    return SyntheticMarket(
+        frame=frame, answer_key=answer_key, events=events_from_answer_key(answer_key)
+    )
 
 
 def _plant(

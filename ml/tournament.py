@@ -1,8 +1,9 @@
 """The model tournament: train every configured model, judge all on one test window, log to MLflow.
 
 Each model gets its own MLflow run (params, metrics, label policy, data window, the logged
-pyfunc). A model that raises while training or being evaluated is reported with its error and
-left off the leaderboard; it is never ranked.
+pyfunc). Models are ranked by the gate's primary metric (default event-level average precision,
+see ml.events), trade-level PR-AUC breaking ties. A model that raises while training or being
+evaluated is reported with its error and left off the leaderboard; it is never ranked.
 """
 
 from __future__ import annotations
@@ -19,7 +20,14 @@ import pandas as pd
 from mlflow import MlflowClient
 
 from ml.datasets import LabelSummary, TimeSplit, label_mix_of
-from ml.metrics import DEFAULT_LATENCY_BATCH_SIZES, Evaluation, evaluate
+from ml.events import DEFAULT_ALERT_GAP_SECONDS, events_from_labels
+from ml.metrics import (
+    COMPARABLE_METRICS,
+    DEFAULT_LATENCY_BATCH_SIZES,
+    Evaluation,
+    evaluate,
+    event_judge,
+)
 from ml.models import ThresholdPolicy, build_model
 from ml.pyfunc import DEFAULT_RISK_LEVELS, TradewatchModel, log_tradewatch_model, predictor
 from ml.registry import use_stores
@@ -44,6 +52,10 @@ class LeaderboardEntry:
     def pr_auc(self) -> float:
         return self.evaluation.pr_auc
 
+    @property
+    def event_average_precision(self) -> float | None:
+        return self.evaluation.event_average_precision
+
 
 @dataclass(frozen=True)
 class ModelFailure:
@@ -58,13 +70,14 @@ class ModelFailure:
 
 @dataclass(frozen=True)
 class Leaderboard:
-    """Ranked entries (best test PR-AUC first) and the models that failed."""
+    """Ranked entries (best `ranked_by` first) and the models that failed."""
 
     entries: tuple[LeaderboardEntry, ...]
     failures: tuple[ModelFailure, ...]
     experiment_id: str
     split_summary: dict[str, Any]
     labels: LabelSummary
+    ranked_by: str = "event_average_precision"
 
     @property
     def winner(self) -> LeaderboardEntry | None:
@@ -79,6 +92,12 @@ class Leaderboard:
                 {
                     "rank": entry.rank,
                     "model": entry.model_name,
+                    "event_average_precision": e.event_average_precision,
+                    "event_recall_at_precision": e.event_recall_at_precision,
+                    "alert_precision": e.alert_precision,
+                    "false_alerts_per_day": e.false_alerts_per_day,
+                    "median_time_to_detect_s": e.median_time_to_detect_s,
+                    "events": e.events,
                     "pr_auc": e.pr_auc,
                     "roc_auc": e.roc_auc,
                     "precision": e.precision,
@@ -135,15 +154,27 @@ def run_tournament(
     registry_uri: str | None = None,
     tags: Mapping[str, str] | None = None,
     threshold_policy: ThresholdPolicy | None = None,
+    rank_by: str = "event_average_precision",
+    alert_gap_seconds: float = DEFAULT_ALERT_GAP_SECONDS,
 ) -> Leaderboard:
     """Train each model in `models` (name → hyperparameters), rank them on `split.test`.
 
-    `events` (trade_id, event_id, kind: the simulator's ground truth) adds event recall and
-    trade precision, and groups validation trades into events for the threshold policy. Runs
-    are logged to `experiment_name` at `tracking_uri`; the experiment is created with
-    `artifact_location` when it does not exist.
+    `events` (an ml.events frame: the simulator's answer key, analyst-confirmed events) is
+    what the event-level metrics judge against and what groups validation trades into events
+    for the threshold policy; without it, runs of labelled trades stand for events. Models are
+    ranked by `rank_by` (one of ml.metrics.COMPARABLE_METRICS), best first. Runs are logged to
+    `experiment_name` at `tracking_uri`; the experiment is created with `artifact_location` when
+    it does not exist.
     """
+    if rank_by not in COMPARABLE_METRICS:
+        raise ValueError(f"cannot rank by {rank_by!r}: choose from {', '.join(COMPARABLE_METRICS)}")
     threshold_policy = threshold_policy or ThresholdPolicy()
+    judge = event_judge(split.test, events, alert_gap_seconds=alert_gap_seconds)
+    fit_events = (
+        events
+        if events is not None
+        else events_from_labels(split.validation, gap_seconds=alert_gap_seconds)
+    )
     use_stores(tracking_uri, registry_uri)
     client = MlflowClient(tracking_uri=tracking_uri)
     experiment_id = ensure_experiment(client, experiment_name, artifact_location)
@@ -183,14 +214,15 @@ def run_tournament(
                 mlflow.log_params(data_params)
                 mlflow.log_param("threshold_policy", threshold_policy.describe())
                 stage = "fit"
-                report = model.fit(split.train, split.validation, events=events)
+                report = model.fit(split.train, split.validation, events=fit_events)
                 stage = "evaluate"
                 wrapper = TradewatchModel(model, risk_levels)
                 evaluation = evaluate(
                     predictor(wrapper, model.features),
                     split.test,
                     threshold=wrapper.threshold,
-                    events=events,
+                    judge=judge,
+                    required_alert_precision=threshold_policy.min_alert_precision,
                     latency_batch_sizes=latency_batch_sizes,
                 )
                 stage = "log"
@@ -215,6 +247,8 @@ def run_tournament(
                     {
                         "event_recall_by_kind": json.dumps(evaluation.event_recall_by_kind),
                         "threshold_rule": report.threshold_rule,
+                        "ranked_by": rank_by,
+                        "alert_gap_seconds": str(alert_gap_seconds),
                     }
                 )
                 info = log_tradewatch_model(wrapper, split.test)
@@ -244,8 +278,13 @@ def run_tournament(
                 )
             )
 
-    # Best PR-AUC first; ROC-AUC and then the name break ties so the order is reproducible.
-    scored.sort(key=lambda s: (-s[5].pr_auc, -(s[5].roc_auc or 0.0), s[0]))
+    # Best primary metric first (unmeasurable last); PR-AUC and then the name break ties so
+    # the order is reproducible.
+    def order(item: tuple) -> tuple:
+        value = item[5].get(rank_by)
+        return (value is None, -(value or 0.0), -item[5].pr_auc, item[0])
+
+    scored.sort(key=order)
     entries = tuple(
         LeaderboardEntry(rank, name, run_id, uri, threshold, seconds, evaluation, params)
         for rank, (name, run_id, uri, threshold, seconds, evaluation, params) in enumerate(
@@ -254,4 +293,4 @@ def run_tournament(
     )
     for entry in entries:
         client.set_tag(entry.run_id, "rank", str(entry.rank))
-    return Leaderboard(entries, tuple(failures), experiment_id, summary, split.labels)
+    return Leaderboard(entries, tuple(failures), experiment_id, summary, split.labels, rank_by)

@@ -35,6 +35,7 @@ EXPECTED_TYPES = {
     "monitoring_gate_decisions": {
         "event_id": "VARCHAR", "decided_at": "TIMESTAMP", "decision": "VARCHAR",
         "challenger_pr_auc": "DOUBLE", "test_window_start": "TIMESTAMP",
+        "reason_code": "VARCHAR", "primary_difference_low": "DOUBLE", "events_in_window": "BIGINT",
     },
     "monitoring_drift_reports": {
         "run_id": "VARCHAR", "statistic": "DOUBLE", "drifted": "BOOLEAN",
@@ -108,9 +109,21 @@ def _land_ml_files(home: Path) -> None:
     audit.append(
         "gate_decision",
         {
-            "decision": "reject", "reason": "PR-AUC gain 0.002 below 0.01",
+            "decision": "reject", "reason_code": "not_better",
+            "reason": "event_average_precision changed by +0.0020: the lower bound does not "
+                      "clear +0.01",
             "champion_version": "1", "challenger_version": "2",
-            "champion_metrics": {"pr_auc": 0.72}, "challenger_metrics": {"pr_auc": 0.722},
+            "primary_metric": "event_average_precision", "events": 41, "min_events": 30,
+            "min_improvement_threshold": 0.01,
+            "comparison": {
+                "metric": "event_average_precision", "champion": 0.8, "challenger": 0.802,
+                "difference": 0.002, "low": -0.03, "high": 0.035, "confidence": 0.9,
+                "resamples": 1000, "blocks": 20, "block_minutes": 60.0,
+            },
+            "champion_metrics": {"pr_auc": 0.72, "event_average_precision": 0.8,
+                                 "false_alerts_per_day": 12.0},
+            "challenger_metrics": {"pr_auc": 0.722, "event_average_precision": 0.802,
+                                   "false_alerts_per_day": 9.5},
             "test_window_start": "2024-03-08T15:00:00+00:00",
             "test_window_end": "2024-03-08T16:00:00+00:00",
         },
@@ -195,6 +208,17 @@ def test_audit_events_and_gate_decisions_come_from_the_audit_log(monitoring_stor
     assert decisions == [
         ("promote", None, "1", None, 0.72, 0.93, "15:00"),
         ("reject", "1", "2", 0.72, 0.722, None, "16:00"),
+    ]
+    # the gate's comparison on events: a first-release decision has none
+    compared = query(
+        monitoring_story.home,
+        "select reason_code, primary_metric, challenger_primary, primary_difference_low, "
+        "primary_difference_high, events_in_window, challenger_false_alerts_per_day "
+        "from monitoring_gate_decisions order by challenger_version",
+    )
+    assert compared == [
+        (None, None, None, None, None, None, None),
+        ("not_better", "event_average_precision", 0.802, -0.03, 0.035, 41, 9.5),
     ]
 
 

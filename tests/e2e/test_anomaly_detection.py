@@ -5,8 +5,9 @@ default trade rate and anomaly rate) are served on 127.0.0.1, landed by the real
 collector, built by dbt and handed to `tradewatch train` (tournament → gate → promote →
 score). The champion's flags in the gate's test window are then judged against the
 simulator's answer key (ground_truth/trades.ndjson), independently of the ML library's own
-metrics: at least 80 % of the injected anomaly events have a flagged trade, and at least half
-of the flagged trades are injected anomalies. Per-kind event recall is reported with each
+metrics: at least 80 % of the injected anomaly events have a flag inside their span (same
+symbol, from the event's first to its last trade: ml/events.py's definition), and at least
+half of the flagged trades are injected anomalies. Per-kind event recall is reported with each
 result (and printed by `tradewatch train`).
 """
 
@@ -100,13 +101,15 @@ def _market(settings: Settings, seed: int) -> SimulatorConfig:
 def _ground_truth(settings: Settings) -> pd.DataFrame:
     path = settings.paths.simulator / "ground_truth" / "trades.ndjson"
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    return pd.DataFrame(rows)[["trade_id", "event_id", "kind", "trade_ts_ms"]]
+    return pd.DataFrame(rows)[["trade_id", "event_id", "kind", "symbol", "trade_ts_ms"]]
 
 
 def _champion_flags(settings: Settings, start: datetime) -> pd.DataFrame:
     """trade_id and flag of every scored trade from `start` on, from the score files."""
     scores = pd.concat(
-        pd.read_parquet(path, columns=["trade_id", "trade_ts", "flag", "model_version"])
+        pd.read_parquet(
+            path, columns=["trade_id", "symbol", "trade_ts", "flag", "model_version"]
+        )
         for path in sorted(settings.paths.scores.glob("date=*/*.parquet"))
     )
     return scores[scores["trade_ts"] >= pd.Timestamp(start)]
@@ -128,11 +131,17 @@ def _detect(home: Path, seed: int) -> Detection:
     truth = _ground_truth(settings)
     in_window = truth[truth["trade_id"].isin(scored["trade_id"])]
     flagged_ids = set(scored.loc[scored["flag"], "trade_id"])
-    events = (
-        in_window.assign(flagged=in_window["trade_id"].isin(flagged_ids))
-        .groupby(["event_id", "kind"], as_index=False)["flagged"]
-        .any()
-        .rename(columns={"flagged": "detected"})
+    spans = truth.groupby(["event_id", "kind", "symbol"], as_index=False)["trade_ts_ms"].agg(
+        ["min", "max"]
+    )
+    spans = spans[spans["event_id"].isin(in_window["event_id"])]
+    flags = scored.loc[scored["flag"], ["symbol", "trade_ts"]].assign(
+        ts=lambda f: (f["trade_ts"] - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(milliseconds=1)
+    )
+    inside = spans.merge(flags, on="symbol")
+    inside = inside[(inside["ts"] >= inside["min"]) & (inside["ts"] <= inside["max"])]
+    events = spans[["event_id", "kind"]].assign(
+        detected=spans["event_id"].isin(inside["event_id"])
     )
     return Detection(
         seed=seed,

@@ -49,7 +49,9 @@ def _settings(home: Path) -> Settings:
     # Three hours of history cannot afford the production one-hour purge gap.
     training = settings.training.model_copy(update={"models": MODELS, "purge_seconds": 300})
     # Latency is judged by its own tests; on two shared cores it is noise here.
-    gate = settings.gate.model_copy(update={"max_latency_p99_ms": 10_000.0, "min_pr_auc": 0.0})
+    gate = settings.gate.model_copy(
+        update={"max_latency_p99_ms": 10_000.0, "min_primary_metric": 0.0}
+    )
     return settings.model_copy(update={"symbols": SYMBOLS, "training": training, "gate": gate})
 
 

@@ -31,7 +31,7 @@ def test_negative_duration_is_rejected(capsys):
 
 def test_bad_config_file_exits_non_zero_with_one_line(tmp_path):
     bad = tmp_path / "project_config.yml"
-    bad.write_text("symbols: [AAPL]\ngate: {min_pr_auc: 7}\n")
+    bad.write_text("symbols: [AAPL]\ngate: {min_primary_metric: 7}\n")
     result = subprocess.run(
         [str(TRADEWATCH), "--config", str(bad), "collect", "finnhub", "--max-trades", "1"],
         capture_output=True,

@@ -52,7 +52,8 @@ def test_prd_environment_overrides_the_dbt_target(tmp_path):
 @pytest.mark.parametrize(
     ("mutate", "field"),
     [
-        (lambda d: d["gate"].update(min_pr_auc=2), "gate.min_pr_auc"),
+        (lambda d: d["gate"].update(min_primary_metric=2), "gate.min_primary_metric"),
+        (lambda d: d["gate"].update(primary_metric="f1"), "gate.primary_metric"),
         (lambda d: d["finnhub"].update(flush_trades=0), "finnhub.flush_trades"),
         (lambda d: d["drift"].update(psi_treshold=0.3), "drift.psi_treshold"),
         (lambda d: d.update(symbols=["AAPL", "../../etc"]), "symbols"),
@@ -71,7 +72,7 @@ def test_bad_values_fail_with_the_field_name(tmp_path, mutate, field):
 def test_settings_are_frozen():
     settings = load_settings(DEFAULT_CONFIG, environ={})
     with pytest.raises(ValueError):
-        settings.gate.min_pr_auc = 0.9  # type: ignore[misc]
+        settings.gate.min_primary_metric = 0.9  # type: ignore[misc]
 
 
 def test_missing_config_file_is_a_clear_error(tmp_path):

@@ -1,12 +1,14 @@
-"""What `tradewatch train` prints: the leaderboard and each model's event recall per kind."""
+"""What `tradewatch train` prints: the leaderboard, each model's event recall per kind, and the
+gate's line."""
 
 from __future__ import annotations
 
 from rich.console import Console
 
-from flows.training import print_leaderboard
+from flows.training import print_gate_decision, print_leaderboard
 from ml.datasets import LabelSummary
-from ml.metrics import Evaluation
+from ml.gate import GateDecision
+from ml.metrics import Difference, Evaluation
 from ml.tournament import Leaderboard, LeaderboardEntry, ModelFailure
 
 
@@ -29,6 +31,11 @@ def _evaluation(**events: tuple[float, int]) -> Evaluation:
         event_recall_by_kind={kind: recall for kind, (recall, _) in events.items()},
         events_by_kind={kind: count for kind, (_, count) in events.items()},
         trade_precision=0.62,
+        event_average_precision=0.875,
+        event_recall_at_precision=0.9,
+        alert_precision=0.7,
+        false_alerts_per_day=12.25,
+        median_time_to_detect_s=3.5,
     )
 
 
@@ -98,3 +105,57 @@ def test_without_ground_truth_no_per_kind_table_is_printed():
 
     assert "Model tournament" in text
     assert "Event recall by anomaly kind" not in text
+
+
+def test_the_tournament_table_shows_event_level_figures_first():
+    text = _printed(_leaderboard(_evaluation(price_spike=(1.0, 4), volume_burst=(0.5, 2))))
+
+    lines = text[: text.index("Event recall by anomaly kind")].splitlines()
+    header = _cells(next(line for line in lines if "┃ rank" in line))
+    row = _cells(next(line for line in lines if " lightgbm " in line))
+    shown = dict(zip(header, row, strict=True))
+    assert header[:7] == [
+        "rank", "model", "event AP", "event recall", "alert precision", "false alerts/day",
+        "median TTD s",
+    ]
+    assert (shown["event AP"], shown["event recall"], shown["false alerts/day"]) == (
+        "0.875", "0.833", "12.2"
+    )
+    assert (shown["median TTD s"], shown["trade PR-AUC"]) == ("3.5", "0.800")
+    assert "6 events; ranked by event_average_precision" in text
+
+
+def _decision(promote: bool, low: float) -> GateDecision:
+    comparison = Difference(
+        metric="event_average_precision", champion=0.892, challenger=0.921, difference=0.029,
+        low=low, high=0.063, confidence=0.9, resamples=1000, blocks=70, block_minutes=60.0,
+    )
+    champion = {"event_average_precision": 0.892, "event_recall": 0.956, "pr_auc": 0.923,
+                "false_alerts_per_day": 606.1, "median_time_to_detect_s": 0.0}
+    challenger = {"event_average_precision": 0.921, "event_recall": 0.915, "pr_auc": 0.760,
+                  "false_alerts_per_day": 440.8, "median_time_to_detect_s": 0.0}
+    return GateDecision(
+        decision="promote" if promote else "reject",
+        reason="the reason", reason_code="better" if promote else "not_better",
+        challenger_version="2", champion_version="1", challenger_metrics=challenger,
+        champion_metrics=champion, test_window_start=None, test_window_end=None, checks={},
+        alert=None, audit_event_id="e1", events=386, comparison=comparison,
+    )
+
+
+def test_the_gate_line_prints_the_primary_metric_both_values_and_the_interval():
+    console = Console(record=True, width=250)
+
+    print_gate_decision(_decision(False, -0.006), "random_forest", console)
+
+    text = console.export_text()
+    gate_line = text.splitlines()[0]
+    assert gate_line.startswith("gate: random_forest (version 2) rejected — ")
+    assert (
+        "event_average_precision: challenger 0.921 vs champion 0.892, difference +0.029 "
+        "(90% interval -0.006 … +0.063, 386 events) → reject: the reason" in gate_line
+    )
+    # both sides' event-level and trade-level figures follow
+    assert "champion v1: event AP 0.892, event recall 0.956, false alerts/day 606.1, " \
+        "median TTD s 0.0, trade PR-AUC 0.923" in text
+    assert "challenger: event AP 0.921" in text

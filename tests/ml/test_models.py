@@ -180,11 +180,13 @@ def test_event_recall_policy_finds_the_most_events_at_the_alert_precision(
     assert report.threshold_rule == "event_recall at alert precision >= 0.6"
     scores = model.score(split.validation)
     flags = scores >= model.threshold
-    detected, precision = _alert_precision(split.validation, market.events, flags)
+    detected, precision = _alert_precision(split.validation, market.answer_key, flags)
     assert precision >= 0.6
     # Any lower threshold that detects one more event costs the precision.
     for lower in np.unique(scores[scores < model.threshold])[::-1]:
-        more, lower_precision = _alert_precision(split.validation, market.events, scores >= lower)
+        more, lower_precision = _alert_precision(
+            split.validation, market.answer_key, scores >= lower
+        )
         if more > detected:
             assert lower_precision < 0.6
             break

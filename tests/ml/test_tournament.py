@@ -51,11 +51,16 @@ def test_failing_models_are_reported_and_never_ranked(leaderboard_and_client):
     assert [r["rank"] for r in rows] == [1, 2, 3, None, None]
 
 
-def test_leaderboard_is_ranked_by_test_pr_auc_on_one_window(leaderboard_and_client, split):
+def test_leaderboard_is_ranked_by_event_average_precision_on_one_window(
+    leaderboard_and_client, split
+):
     leaderboard, _ = leaderboard_and_client
 
-    pr_aucs = [entry.pr_auc for entry in leaderboard.entries]
-    assert pr_aucs == sorted(pr_aucs, reverse=True)
+    assert leaderboard.ranked_by == "event_average_precision"
+    ranked = [(e.event_average_precision, e.pr_auc) for e in leaderboard.entries]
+    assert ranked == sorted(ranked, reverse=True)
+    # every model was judged on the same events of the same window
+    assert len({e.evaluation.events for e in leaderboard.entries}) == 1
     assert [e.rank for e in leaderboard.entries] == [1, 2, 3]
     assert leaderboard.winner is leaderboard.entries[0]
     assert {e.evaluation.rows for e in leaderboard.entries} == {len(split.test)}
@@ -82,6 +87,10 @@ def test_runs_carry_the_metrics_params_and_label_policy(
             "recall",
             "f1",
             "event_recall",
+            "event_average_precision",
+            "event_recall_at_precision",
+            "alert_precision",
+            "false_alerts_per_day",
             "trade_precision",
             "latency_p50_ms",
             "latency_p99_ms",
@@ -90,6 +99,8 @@ def test_runs_carry_the_metrics_params_and_label_policy(
             "event_recall_wash_cluster",
         } <= set(metrics)
         assert metrics["pr_auc"] == pytest.approx(entry.pr_auc)
+        assert metrics["event_average_precision"] == pytest.approx(entry.event_average_precision)
+        assert tags["ranked_by"] == "event_average_precision"
         for key, value in fast_models[entry.model_name].items():
             assert params[key] == str(value)
         assert params["data.train_rows"] == str(len(split.train))
@@ -108,3 +119,9 @@ def test_runs_carry_the_metrics_params_and_label_policy(
     boosted = next(e for e in leaderboard.entries if e.model_name == "lightgbm")
     assert "best_iteration" in client.get_run(boosted.run_id).data.metrics
     assert "resolved.scale_pos_weight" in client.get_run(boosted.run_id).data.params
+
+
+def test_a_ranking_metric_that_cannot_be_compared_is_refused_before_any_training(split):
+    with pytest.raises(ValueError, match="cannot rank by 'f1'"):
+        run_tournament(split, {}, tracking_uri="sqlite:///unused.db", artifact_location=None,
+                       rank_by="f1")
