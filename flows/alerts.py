@@ -366,16 +366,22 @@ def send_gate_outcome_alert(sender: AlertSender, decision: GateDecision) -> Aler
         "champion before": decision.champion_version or "none",
         "gate event": decision.audit_event_id,
     }
+    if decision.comparison is not None:
+        c = decision.comparison
+        fields[c.metric] = f"{c.challenger:.3f} vs {c.champion:.3f}"
+        fields["difference"] = (
+            f"{c.difference:+.3f} ({c.confidence:.0%} interval {c.low:+.3f} … {c.high:+.3f})"
+        )
     if decision.promote:
         return sender.send(
             "info", "New champion promoted",
-            f"Version {decision.challenger_version} is the champion: {decision.reason}",
+            f"Version {decision.challenger_version} is the champion: {decision.summary()}",
             fields, kind=AlertKind.PROMOTION,
         )
     return sender.send(
         "info", "Challenger rejected",
         f"Version {decision.challenger_version} stays challenger (scored in shadow): "
-        f"{decision.reason}",
+        f"{decision.summary()}",
         fields, kind=AlertKind.REJECTION,
     )
 

@@ -64,8 +64,15 @@ TOP_ANOMALIES = 10
 
 TOURNAMENT_COLUMNS = (
     "tournament", "tournament_started_at", "run_id", "model", "started_at", "status", "rank",
-    "pr_auc", "roc_auc", "precision", "recall", "f1", "event_recall", "trade_precision",
+    "event_average_precision", "event_recall", "false_alerts_per_day", "median_time_to_detect_s",
+    "pr_auc", "roc_auc", "precision", "recall", "f1", "trade_precision",
     "training_seconds", "latency_p99_ms", "error",
+)
+# Logged per tournament run (MLflow metric names), read back for the leaderboard.
+_RUN_METRICS = (
+    "event_average_precision", "event_recall", "false_alerts_per_day", "median_time_to_detect_s",
+    "pr_auc", "roc_auc", "precision", "recall", "f1", "trade_precision", "training_seconds",
+    "latency_p99_ms",
 )
 DRIFT_COLUMNS = tuple(DRIFT_RECORDS.columns)
 QUALITY_COLUMNS = tuple(QUALITY_RESULTS.columns)
@@ -81,21 +88,29 @@ TOP_COLUMNS = (
 )
 
 # (metric name as logged, label, which way is better: +1 higher, -1 lower, 0 neither)
+# Event-level figures first (ml/events.py: alerts per symbol, each labelled event once), then
+# trade-level ones.
 METRICS: tuple[tuple[str, str, int], ...] = (
-    ("pr_auc", "PR-AUC", 1),
-    ("roc_auc", "ROC-AUC", 1),
-    ("precision", "precision", 1),
-    ("recall", "recall", 1),
-    ("f1", "F1", 1),
-    ("event_recall", "event recall", 1),
-    ("trade_precision", "trade precision", 1),
+    ("event_average_precision", "event average precision", 1),
+    ("event_recall_at_precision", "event recall at the required alert precision", 1),
+    ("event_recall", "event recall at threshold", 1),
+    ("alert_precision", "alert precision at threshold", 1),
+    ("false_alerts_per_day", "false alerts per day", -1),
+    ("median_time_to_detect_s", "median time to detect (s)", -1),
+    ("events", "labelled events in window", 0),
+    ("pr_auc", "trade PR-AUC", 1),
+    ("roc_auc", "trade ROC-AUC", 1),
+    ("precision", "trade precision", 1),
+    ("recall", "trade recall", 1),
+    ("f1", "trade F1", 1),
     ("latency_p50_ms", "latency p50 (ms/row)", -1),
     ("latency_p99_ms", "latency p99 (ms/row)", -1),
     ("threshold", "score threshold", 0),
     ("rows", "test rows", 0),
     ("positives", "test positives", 0),
 )
-_COUNT_METRICS = {"rows", "positives"}
+_COUNT_METRICS = {"rows", "positives", "events"}
+_METRIC_DIGITS = {"false_alerts_per_day": 1, "median_time_to_detect_s": 1}
 _KIND_ORDER = {"numeric": 0, "categorical": 1, "prediction": 2, "performance": 3}
 
 
@@ -125,6 +140,25 @@ class GateRecord:
     challenger_metrics: dict[str, float]
     test_window_start: str | None = None
     test_window_end: str | None = None
+    primary_metric: str | None = None
+    # challenger − champion on the primary metric with its bootstrap interval (ml.metrics
+    # Difference.as_dict()); None when the gate decided before comparing.
+    comparison: dict[str, Any] | None = None
+    events: int | None = None
+
+    def comparison_line(self) -> str | None:
+        """The primary metric, both values, the difference and its interval, in words."""
+        c = self.comparison
+        try:
+            return (
+                f"{c['metric']}: challenger {float(c['challenger']):.3f} vs champion "
+                f"{float(c['champion']):.3f}, difference {float(c['difference']):+.3f} "
+                f"({float(c['confidence']):.0%} interval {float(c['low']):+.3f} to "
+                f"{float(c['high']):+.3f}"
+                + (f", {self.events} events)" if self.events is not None else ")")
+            )
+        except (TypeError, KeyError, ValueError):
+            return None
 
 
 def _frame(columns: Sequence[str]) -> Callable[[], pd.DataFrame]:
@@ -220,9 +254,7 @@ def _read_tournament_runs(tracking_uri: str, experiment: str) -> pd.DataFrame:
             "started_at": pd.Timestamp(run.info.start_time, unit="ms", tz="UTC"),
             "status": run.info.status,
             "rank": int(rank) if rank and rank.isdigit() else None,
-            **{name: metrics.get(name) for name in (
-                "pr_auc", "roc_auc", "precision", "recall", "f1", "event_recall",
-                "trade_precision", "training_seconds", "latency_p99_ms")},
+            **{name: metrics.get(name) for name in _RUN_METRICS},
             "error": tags.get("error"),
             "tournament_tag": tags.get("tournament_id"),
             "test_window": params.get("data.test_end"),
@@ -275,6 +307,10 @@ def _gate_records(directory: Path) -> tuple[GateRecord, ...]:
             challenger_metrics=metrics("challenger_metrics"),
             test_window_start=_str_or_none(payload.get("test_window_start")),
             test_window_end=_str_or_none(payload.get("test_window_end")),
+            primary_metric=_str_or_none(payload.get("primary_metric")),
+            comparison=payload.get("comparison") if isinstance(payload.get("comparison"), dict)
+            else None,
+            events=payload.get("events") if isinstance(payload.get("events"), int) else None,
         ))
     return tuple(sorted(records, key=lambda r: r.decided_at))
 
@@ -654,23 +690,35 @@ def _models_section(data: MonitoringData) -> str:
         f"{escape(_ts(last.decided_at))}. "
         f"Reason: {escape(last.reason.rstrip('.'))}.{window}</p>"
     )
+    line = last.comparison_line()
+    if line:
+        parts.append(f'<p class="meta">Primary metric, {escape(line)}.</p>')
     parts.append(_metrics_table(data, last))
     if len(data.gate_decisions) > 1:
         rows = []
         for record in reversed(data.gate_decisions[-GATE_DECISIONS_SHOWN:]):
+            c = record.comparison or {}
+            interval = (
+                f"{float(c['low']):+.3f} to {float(c['high']):+.3f}"
+                if c.get("low") is not None and c.get("high") is not None else "–"
+            )
             rows.append([
                 _ts(record.decided_at), record.decision,
                 _version_label(data, record.challenger_version),
                 _version_label(data, record.champion_version),
-                _num(record.challenger_metrics.get("pr_auc")),
-                _num(record.champion_metrics.get("pr_auc")),
+                record.primary_metric or "pr_auc",
+                _num(record.challenger_metrics.get(record.primary_metric or "pr_auc")),
+                _num(record.champion_metrics.get(record.primary_metric or "pr_auc")),
+                interval,
+                _num(record.events, 0),
                 record.reason,
             ])
         parts.append(f"<h3>Gate decisions (newest {len(rows)} of "
                      f"{len(data.gate_decisions)})</h3>")
         parts.append(table(
-            ["decided", "decision", "challenger", "champion", "challenger PR-AUC",
-             "champion PR-AUC", "reason"], rows, numeric={4, 5},
+            ["decided", "decision", "challenger", "champion", "primary metric", "challenger",
+             "champion", "difference interval", "events", "reason"], rows,
+            numeric={5, 6, 7, 8},
         ))
     return "\n".join(parts)
 
@@ -719,7 +767,9 @@ def _metrics_table(data: MonitoringData, record: GateRecord) -> str:
         mine, theirs = challenger.get(key), champion.get(key)
         if mine is None and theirs is None:
             continue
-        digits = 0 if key in _COUNT_METRICS else (4 if key.startswith("latency") else 3)
+        digits = 0 if key in _COUNT_METRICS else (
+            4 if key.startswith("latency") else _METRIC_DIGITS.get(key, 3)
+        )
         delta: Any = "–"
         if mine is not None and theirs is not None:
             difference = mine - theirs
@@ -757,20 +807,24 @@ def _tournament_section(data: MonitoringData) -> str:
     ]
     latest_number = runs["tournament"].max()
     latest = runs[runs["tournament"] == latest_number].copy()
-    latest["_order"] = latest["pr_auc"].rank(ascending=False, method="first")
+    # The tournament's own rank (by the gate's primary metric); PR-AUC for runs logged without.
+    latest["_order"] = latest["rank"].where(
+        latest["rank"].notna(), latest["pr_auc"].rank(ascending=False, method="first") + 1e6
+    ).astype(float)
     latest.loc[latest["status"] != "FINISHED", "_order"] = np.inf
     latest = latest.sort_values(["_order", "model"])
     rows, classes = [], []
     for row in latest.itertuples(index=False):
         if row.status != "FINISHED" or pd.isna(row.pr_auc):
-            rows.append(["–", row.model, *["–"] * 9, f"failed: {row.error or row.status}"])
+            rows.append(["–", row.model, *["–"] * 12, f"failed: {row.error or row.status}"])
             classes.append("failed")
             continue
         classes.append(None)
         rows.append([
-            _num(row.rank, 0), row.model, _num(row.pr_auc), _num(row.roc_auc),
-            _num(row.precision), _num(row.recall), _num(row.f1), _num(row.event_recall),
-            _num(row.trade_precision), _num(row.training_seconds, 1),
+            _num(row.rank, 0), row.model, _num(row.event_average_precision),
+            _num(row.event_recall), _num(row.false_alerts_per_day, 1),
+            _num(row.median_time_to_detect_s, 1), _num(row.pr_auc), _num(row.roc_auc),
+            _num(row.precision), _num(row.recall), _num(row.f1), _num(row.training_seconds, 1),
             _num(row.latency_p99_ms, 4), "",
         ])
     parts.append(
@@ -778,25 +832,30 @@ def _tournament_section(data: MonitoringData) -> str:
         f"{escape(_ts(latest['tournament_started_at'].iloc[0]))})</h3>"
     )
     parts.append(table(
-        ["rank", "model", "PR-AUC", "ROC-AUC", "precision", "recall", "F1", "event recall",
-         "trade precision", "train s", "p99 ms/row", ""],
-        rows, numeric=set(range(2, 11)) | {0}, row_classes=classes,
+        ["rank", "model", "event AP", "event recall", "false alerts/day", "median TTD s",
+         "trade PR-AUC", "ROC-AUC", "precision", "recall", "F1", "train s", "p99 ms/row", ""],
+        rows, numeric=set(range(2, 13)) | {0}, row_classes=classes,
     ))
     history = []
     for number, group in list(tournaments)[-TOURNAMENTS_SHOWN:][::-1]:
         finished = group[(group["status"] == "FINISHED") & group["pr_auc"].notna()]
-        best = finished.loc[finished["pr_auc"].idxmax()] if not finished.empty else None
+        ranked = finished[finished["rank"] == 1]
+        best = (
+            ranked.iloc[0] if not ranked.empty
+            else finished.loc[finished["pr_auc"].idxmax()] if not finished.empty else None
+        )
         history.append([
             _num(number, 0), _ts(group["tournament_started_at"].iloc[0]),
             ", ".join(sorted(group["model"])),
             best["model"] if best is not None else "none (all failed)",
+            _num(best["event_average_precision"]) if best is not None else "–",
             _num(best["pr_auc"]) if best is not None else "–",
             _num(int((group["status"] != "FINISHED").sum()), 0),
         ])
     parts.append(f"<h3>Tournaments (newest {len(history)})</h3>")
     parts.append(table(
-        ["#", "started", "models", "winner", "winner PR-AUC", "failed"], history,
-        numeric={0, 4, 5},
+        ["#", "started", "models", "winner", "winner event AP", "winner trade PR-AUC", "failed"],
+        history, numeric={0, 4, 5, 6},
     ))
     return "\n".join(parts)
 

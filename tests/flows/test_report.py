@@ -145,17 +145,29 @@ def iso(moment: datetime) -> str:
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def metrics(pr_auc, roc_auc, precision, recall, f1, event_recall, trade_precision, p99):
+def metrics(pr_auc, roc_auc, precision, recall, f1, event_recall, trade_precision, p99,
+            **event_level):
     return {
         "pr_auc": pr_auc, "roc_auc": roc_auc, "precision": precision, "recall": recall,
         "f1": f1, "event_recall": event_recall, "trade_precision": trade_precision,
         "latency_p50_ms": p99 / 3, "latency_p99_ms": p99, "threshold": 0.5, "rows": 1200.0,
-        "positives": 36.0,
+        "positives": 36.0, **event_level,
     }
 
 
-CHALLENGER_V3 = metrics(0.7412, 0.951, 0.62, 0.71, 0.662, 0.80, 0.58, 0.0121)
-CHAMPION_V2 = metrics(0.7600, 0.958, 0.66, 0.73, 0.693, 0.85, 0.61, 0.0150)
+CHALLENGER_V3 = metrics(
+    0.7412, 0.951, 0.62, 0.71, 0.662, 0.80, 0.58, 0.0121, event_average_precision=0.912,
+    false_alerts_per_day=412.5, median_time_to_detect_s=2.0, events=240.0,
+)
+CHAMPION_V2 = metrics(
+    0.7600, 0.958, 0.66, 0.73, 0.693, 0.85, 0.61, 0.0150, event_average_precision=0.905,
+    false_alerts_per_day=480.0, median_time_to_detect_s=0.0, events=240.0,
+)
+COMPARISON_V3 = {
+    "metric": "event_average_precision", "champion": 0.905, "challenger": 0.912,
+    "difference": 0.007, "low": -0.011, "high": 0.026, "confidence": 0.9, "resamples": 1000,
+    "blocks": 30, "block_minutes": 60.0,
+}
 
 
 def write_audit(home: Path) -> None:
@@ -176,9 +188,11 @@ def write_audit(home: Path) -> None:
     }, now=T0 + timedelta(days=1, minutes=55))
     log.append("gate_decision", {
         "decision": "reject",
-        "reason": "challenger PR-AUC 0.7412 does not beat champion 0.7600 by 0.01",
+        "reason": "the interval's lower bound -0.011 does not clear +0.01",
         "champion_version": "2", "challenger_version": "3",
         "champion_metrics": CHAMPION_V2, "challenger_metrics": CHALLENGER_V3, **window,
+        "primary_metric": "event_average_precision", "comparison": COMPARISON_V3,
+        "events": 240,
     }, now=T0 + timedelta(days=2, minutes=55))
 
 
@@ -216,6 +230,8 @@ def write_mlflow(home: Path) -> None:
                 rank = [m for _, m in ranked].index(model) + 1
                 tags.append(RunTag("rank", str(rank)))
                 logged = [Metric(name, value, ms, 0) for name, value in {
+                    "event_average_precision": pr_auc + 0.1, "false_alerts_per_day": 300.0,
+                    "median_time_to_detect_s": 1.5,
                     "pr_auc": pr_auc, "roc_auc": 0.9 + pr_auc / 20, "precision": 0.6,
                     "recall": 0.7, "f1": 0.646, "event_recall": 0.8, "trade_precision": 0.55,
                     "training_seconds": 12.5, "latency_p99_ms": 0.0121,
@@ -393,34 +409,58 @@ def test_champion_and_challenger_side_by_side_with_the_latest_decision(realistic
     banner = [p for p in section.find_all("p") if "banner" in p.attrs.get("class", "")][0]
     assert banner.attrs["class"] == "banner reject"
     assert "REJECT challenger v3 (xgboost) against champion v2 (lightgbm)" in banner.text()
-    assert "does not beat champion 0.7600 by 0.01" in banner.text()
+    assert "does not clear +0.01" in banner.text()
+    # The primary metric, both values and the interval, as the gate weighed them.
+    assert (
+        "event_average_precision: challenger 0.912 vs champion 0.905, difference +0.007 "
+        "(90% interval -0.011 to +0.026, 240 events)"
+    ) in section.text()
     side_by_side = {row[0]: row[1:] for row in
                     section.table_with("metric (same test window)")[1:]}
-    assert side_by_side["PR-AUC"] == ["0.741", "0.760", "-0.019"]
-    assert side_by_side["ROC-AUC"] == ["0.951", "0.958", "-0.007"]
-    assert side_by_side["precision"][:2] == ["0.620", "0.660"]
-    assert side_by_side["recall"][:2] == ["0.710", "0.730"]
-    assert side_by_side["F1"][:2] == ["0.662", "0.693"]
-    assert side_by_side["event recall"][:2] == ["0.800", "0.850"]
-    assert side_by_side["trade precision"][:2] == ["0.580", "0.610"]
+    assert side_by_side["event average precision"] == ["0.912", "0.905", "+0.007"]
+    assert side_by_side["event recall at threshold"][:2] == ["0.800", "0.850"]
+    assert side_by_side["false alerts per day"] == ["412.5", "480.0", "-67.5"]
+    assert side_by_side["median time to detect (s)"] == ["2.0", "0.0", "+2.0"]
+    assert side_by_side["labelled events in window"][:2] == ["240", "240"]
+    assert side_by_side["trade PR-AUC"] == ["0.741", "0.760", "-0.019"]
+    assert side_by_side["trade ROC-AUC"] == ["0.951", "0.958", "-0.007"]
+    assert side_by_side["trade precision"][:2] == ["0.620", "0.660"]
+    assert side_by_side["trade recall"][:2] == ["0.710", "0.730"]
+    assert side_by_side["trade F1"][:2] == ["0.662", "0.693"]
     assert side_by_side["latency p99 (ms/row)"] == ["0.0121", "0.0150", "-0.0029"]
+    # fewer false alerts is better, a slower detection worse
+    cells = {row[0]: row for row in section.table_with("metric (same test window)")[1:]}
+    assert cells["false alerts per day"][3] == "-67.5"
     history = section.table_with("decision")
     assert [row[1] for row in history[1:]] == ["reject", "promote", "promote"]
     assert history[3][3] == "none"  # the first promotion had no champion to beat
+    # the newest decision names its primary metric, both values and the interval
+    assert history[1][4:9] == [
+        "event_average_precision", "0.912", "0.905", "-0.011 to +0.026", "240",
+    ]
+    # decisions from before the gate judged on events show PR-AUC and no interval
+    assert history[2][4:8] == ["pr_auc", "0.760", "0.700", "–"]
 
 
 def test_tournament_history_from_mlflow(realistic):
     section = realistic.root.by_id(TOURNAMENT)
 
     assert "3 tournaments, 7 model runs" in section.text()
-    leaderboard = section.table_with("PR-AUC")
-    assert [row[:3] for row in leaderboard[1:]] == [
-        ["1", "xgboost", "0.741"], ["2", "lightgbm", "0.733"], ["–", "isolation_forest", "–"],
+    leaderboard = section.table_with("trade PR-AUC")
+    assert leaderboard[0][:7] == [
+        "rank", "model", "event AP", "event recall", "false alerts/day", "median TTD s",
+        "trade PR-AUC",
     ]
+    assert [row[:7] for row in leaderboard[1:3]] == [
+        ["1", "xgboost", "0.841", "0.800", "300.0", "1.5", "0.741"],
+        ["2", "lightgbm", "0.833", "0.800", "300.0", "1.5", "0.733"],
+    ]
+    assert leaderboard[3][:3] == ["–", "isolation_forest", "–"]
     assert "failed: ValueError: the training set has one class" in leaderboard[3][-1]
     tournaments = section.table_with("winner")
-    assert [(row[0], row[3], row[4]) for row in tournaments[1:]] == [
-        ("3", "xgboost", "0.741"), ("2", "lightgbm", "0.760"), ("1", "random_forest", "0.700"),
+    assert [(row[0], row[3], row[4], row[5]) for row in tournaments[1:]] == [
+        ("3", "xgboost", "0.841", "0.741"), ("2", "lightgbm", "0.860", "0.760"),
+        ("1", "random_forest", "0.800", "0.700"),
     ]
     assert len(section.find_all("img")) == 1
 
