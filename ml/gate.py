@@ -383,14 +383,39 @@ def run_gate(
         )
     sides = {"challenger": challenger, "champion": champion, "champion_version": champion_version}
 
+    bootstrap = policy.bootstrap
+
+    def compare() -> Difference:
+        return paired_bootstrap(
+            policy.primary_metric,
+            judge,
+            test_frame,
+            champion.scores,
+            challenger.scores,
+            required_alert_precision=policy.required_alert_precision,
+            resamples=bootstrap.resamples,
+            confidence=bootstrap.confidence,
+            seed=bootstrap.seed,
+        )
+
     events_count = len(judge.events)
     checks["enough_events"] = events_count >= policy.min_events
     if not checks["enough_events"]:
+        # Too few events to decide on; the comparison is still recorded for whoever reads the
+        # decision, when both sides have the primary metric.
+        shown: Difference | None = None
+        if not missing_metrics((policy.primary_metric,), champion.as_metrics(),
+                               challenger.as_metrics()):
+            try:
+                shown = compare()
+            except Exception as exc:  # a figure for the record only: never a reason to fail
+                log.warning("gate: no interval on %d events: %s", events_count, exc)
         return decide(
             "reject",
             "insufficient_evidence",
             f"not enough evidence: the test window holds {events_count} labelled events, "
             f"fewer than the {policy.min_events} required; the champion stays",
+            comparison=shown,
             **sides,
         )
 
@@ -415,18 +440,7 @@ def run_gate(
         )
         return decide("reject", "metric_missing", message, alert=message, **sides)
 
-    bootstrap = policy.bootstrap
-    comparison = paired_bootstrap(
-        policy.primary_metric,
-        judge,
-        test_frame,
-        champion.scores,
-        challenger.scores,
-        required_alert_precision=policy.required_alert_precision,
-        resamples=bootstrap.resamples,
-        confidence=bootstrap.confidence,
-        seed=bootstrap.seed,
-    )
+    comparison = compare()
     figures = (
         f"{comparison.difference:+.4f}, {comparison.confidence:.0%} interval "
         f"[{comparison.low:+.4f}, {comparison.high:+.4f}] over {events_count} events"

@@ -311,3 +311,36 @@ def test_a_drift_alert_names_the_drifted_features_and_a_quiet_report_sends_none(
         2
     ]["fields"]
     assert [r.payload["title"] for r in audit.records("alert")] == ["Drift detected"]
+
+
+def test_a_rejection_alert_gives_the_primary_metric_both_values_and_the_interval(webhook, audit):
+    from flows.alerts import send_gate_outcome_alert
+    from ml.gate import GateDecision
+    from ml.metrics import Difference
+
+    comparison = Difference(
+        metric="event_average_precision", champion=0.905, challenger=0.912, difference=0.007,
+        low=-0.011, high=0.026, confidence=0.9, resamples=1000, blocks=30, block_minutes=60.0,
+    )
+    decision = GateDecision(
+        decision="reject", reason="the interval's lower bound -0.0110 does not clear +0.01",
+        reason_code="not_better", challenger_version="3", champion_version="2",
+        challenger_metrics={"event_average_precision": 0.912},
+        champion_metrics={"event_average_precision": 0.905}, test_window_start=None,
+        test_window_end=None, checks={}, alert=None, audit_event_id="g-1", events=240,
+        comparison=comparison,
+    )
+
+    delivery = send_gate_outcome_alert(sender(audit, webhook.url), decision)
+
+    assert delivery.delivered
+    (record,) = audit.records("alert")
+    assert record.payload["kind"] == "rejection"
+    assert (
+        "event_average_precision: challenger 0.912 vs champion 0.905, difference +0.007 "
+        "(90% interval -0.011 … +0.026, 240 events) → reject"
+    ) in record.payload["text"]
+    assert record.payload["fields"]["difference"] == "+0.007 (90% interval -0.011 … +0.026)"
+    # A decision the gate already alerted on (failing closed) sends no second alert.
+    closed = GateDecision(**{**decision.__dict__, "alert": "cannot compare alert_precision"})
+    assert send_gate_outcome_alert(sender(audit, webhook.url), closed) is None

@@ -259,10 +259,13 @@ def test_too_few_events_is_not_enough_evidence_and_the_champion_stays(
         "insufficient_evidence", 26, 27
     )
     assert payload["checks"]["enough_events"] is False
-    # both sides were measured and recorded, though not compared
+    # both sides were measured and recorded, and the interval too, though it decides nothing:
+    # the challenger is clearly better here, and still the champion stays
     assert payload["challenger_metrics"]["event_average_precision"] == 1.0
     assert payload["champion_metrics"]["event_average_precision"] < 1.0
-    assert payload["comparison"] is None
+    assert payload["comparison"]["low"] >= 0.01
+    assert payload["checks"].get("improvement") is None
+    assert_interval_recorded(payload, decision)
     assert registry.version_for_alias(CHAMPION) == champion
 
 
