@@ -156,7 +156,9 @@ LEADERBOARD_COLUMNS: tuple[tuple[str, str], ...] = (
     ("pr_auc", "trade PR-AUC"), ("precision", "trade precision"), ("recall", "trade recall"),
     ("train_s", "train s"), ("latency_p99_ms", "p99 ms/row"),
 )
-_DIGITS = {"latency_p99_ms": 4, "false_alerts_per_day": 1, "median_time_to_detect_s": 1}
+_DIGITS = {
+    "latency_p99_ms": 4, "false_alerts_per_day": 1, "median_time_to_detect_s": 1, "train_s": 1,
+}
 
 
 def print_leaderboard(leaderboard: Leaderboard, console: Console) -> None:

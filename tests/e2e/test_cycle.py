@@ -47,7 +47,9 @@ MODELS = {
 def _settings(home: Path) -> Settings:
     settings = load_settings(environ={**os.environ, "TRADEWATCH_HOME": str(home)})
     training = settings.training.model_copy(update={"models": MODELS, "purge_seconds": 300})
-    gate = settings.gate.model_copy(update={"max_latency_p99_ms": 10_000.0, "min_pr_auc": 0.0})
+    gate = settings.gate.model_copy(
+        update={"max_latency_p99_ms": 10_000.0, "min_primary_metric": 0.0}
+    )
     # Retries of a busy warehouse short enough for a test, long enough for the holder.
     cycle = settings.cycle.model_copy(update={"warehouse_retry_delays": (1.0, 2.0, 3.0, 5.0)})
     return settings.model_copy(
