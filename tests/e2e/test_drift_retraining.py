@@ -95,6 +95,11 @@ def _settings(home: Path) -> Settings:
             "max_latency_p99_ms": 10_000.0,
             "primary_metric": "pr_auc",
             "min_events": 5,
+            # Two hours hold ~50 events: the 90 % interval of the PR-AUC gain is ~0.25 wide
+            # (+0.03 [-0.08, +0.16] in one run), so the evidence rule would keep the calm-day
+            # champion. This story is about the retraining loop; the evidence rule has its own
+            # tests. Here the challenger has to be better on the point estimate only.
+            "min_improvement_threshold": -1.0,
             "tolerances": {"roc_auc": 0.02},
         }
     )
@@ -203,6 +208,7 @@ def test_retraining_is_triggered_once_and_the_training_flow_runs_once(story, pre
     assert len(gate_decisions) == 2
     # Retrained on the switched day, the challenger beats the champion that collapsed on it.
     assert gate_decisions[1].payload["decision"] == "promote"
+    assert gate_decisions[1].payload["comparison"]["difference"] > 0
     assert models.version_for_alias("champion") == "2"
     client = MlflowClient(tracking_uri=tracking_uri(story.settings))
     experiment = client.get_experiment_by_name(story.settings.training.experiment)
