@@ -212,6 +212,9 @@ def run_ui(
         stopping = True
 
     signal.signal(signal.SIGTERM, request_stop)
+    # Ctrl-C too, explicitly: a process started from a background shell inherits SIGINT ignored,
+    # and Python then never raises KeyboardInterrupt.
+    signal.signal(signal.SIGINT, request_stop)
     try:
         while not stopping and all(p.poll() is None for p in processes):
             time.sleep(0.5)
