@@ -52,7 +52,6 @@ the half-evidence, and ChampionUnavailable ends the run (the CLI exits 1, the fl
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path, PurePath
@@ -64,7 +63,6 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from core.datahome import DRIFT_RECORDS
 from core.schema import (
     CATEGORICAL_FEATURES,
     FEATURE_COLUMNS,
@@ -78,8 +76,10 @@ from flows.alerts import alert_sender, send_drift_alert
 from flows.config import Settings
 from ml.audit import AuditLog, AuditLogUnreadable
 from ml.datasets import normalise_features
-from ml.drift import DriftReport, TimeWindow, compute_drift, iso_utc, write_drift_ndjson
+from ml.drift import DriftOptions, DriftReport, ModelScores, compute_drift
+from ml.drift_records import drift_records, read_newest_drift_records, write_drift_ndjson
 from ml.drift_report import write_drift_html
+from ml.drift_windows import TimeWindow, iso_utc
 from ml.retraining import RetrainDecision, RetrainingPolicy, RetrainingTrigger
 
 #: Clock features are left out: a newer window always differs from an older one in the hour.
@@ -274,7 +274,9 @@ def _champion(settings: Settings, console: Console) -> Champion | None:
     return Champion(loaded.version, loaded.model, _test_window(models, loaded.version))
 
 
-def _alert_champion_unavailable(sender: Any, error: ChampionUnavailable, html: Path) -> None:
+def _alert_champion_unavailable(
+    sender: Any, error: ChampionUnavailable, html: PurePath
+) -> None:
     from core.alerts import AlertKind
 
     kind = AlertKind.MODEL_INTEGRITY if error.integrity else AlertKind.DRIFT
@@ -360,14 +362,9 @@ def _same_as_last_report(directory: Path, report: DriftReport) -> str | None:
     A scheduled check with no new trades (a weekend, a feed outage) compares the same windows
     again: its report is still written, but alerting the same drift every half hour is noise.
     """
-    # Run ids start with the run time (YYYYmmddTHHMMSSZ), so the newest file sorts last.
-    previous = sorted(directory.glob(DRIFT_RECORDS.pattern))
-    if not previous:
+    rows = read_newest_drift_records(directory)  # None when unreadable: alert, do not stay silent
+    if rows is None:
         return None
-    try:
-        rows = [json.loads(line) for line in previous[-1].read_text().splitlines() if line]
-    except (OSError, ValueError):
-        return None  # unreadable: alert rather than stay silent
 
     def verdict(records: list[dict[str, Any]]) -> tuple[set[tuple[Any, ...]], set[str]]:
         windows = {
@@ -377,11 +374,19 @@ def _same_as_last_report(directory: Path, report: DriftReport) -> str | None:
         }
         return windows, {str(r.get("feature")) for r in records if r.get("drifted")}
 
-    if not rows or verdict(rows) != verdict(report.records()):
+    if not rows or verdict(rows) != verdict(drift_records(report)):
         return None
     return str(rows[0].get("run_id"))
 
 
+def drift_options(settings: Settings) -> DriftOptions:
+    """The drift check's bins and thresholds, from `drift.*` and `retraining.performance_drop`."""
+    return DriftOptions(
+        bins=settings.drift.bins,
+        psi_threshold=settings.drift.psi_threshold,
+        js_threshold=settings.drift.js_threshold,
+        performance_drop=settings.retraining.performance_drop,
+    )
 
 
 def print_drift_table(report: DriftReport, console: Console) -> None:
@@ -429,6 +434,7 @@ def run_drift(
     reference_span = timedelta(
         hours=_hours(reference_hours, "reference_hours") or config.reference_days * 24
     )
+    options = drift_options(settings)
     warehouse = DuckDBWarehouse(settings.paths.warehouse)
     # The window ends just after the newest trade, so that trade is in it (end is exclusive).
     newest = _at_ms(_newest_trade_ms(warehouse) + 1)
@@ -461,7 +467,7 @@ def run_drift(
                               ("current", current, current_total)):
         if len(rows) < total:
             notes.append(f"{name} window sampled: {len(rows):,} of {total:,} trades")
-    scores: dict[str, np.ndarray | None] = {"reference": None, "current": None}
+    scores: ModelScores | None = None
     if unavailable is not None:
         notes.append(f"prediction and performance drift NOT checked: {unavailable}")
     elif champion is None:
@@ -475,14 +481,20 @@ def run_drift(
         )
     else:
         try:
-            scores = {"reference": _scores(champion, reference),
-                      "current": _scores(champion, current)}
+            reference_scores = _scores(champion, reference)
+            current_scores = _scores(champion, current)
         except Exception as exc:  # a champion that cannot score these rows: data drift only
             notes.append(
                 f"prediction and performance drift not checked: champion version "
                 f"{champion.version} could not score the windows ({type(exc).__name__})"
             )
-    scored = scores["current"] is not None
+        else:
+            scores = ModelScores(
+                reference_scores,
+                current_scores,
+                current_labels=_trusted_labels(current),
+                reference_labels=_trusted_labels(reference),
+            )
     report = compute_drift(
         reference,
         current,
@@ -490,14 +502,8 @@ def run_drift(
         categorical_features=DRIFT_CATEGORICAL_FEATURES,
         reference_window=reference_window,
         current_window=current_window,
-        psi_threshold=config.psi_threshold,
-        js_threshold=config.js_threshold,
-        bins=config.bins,
-        reference_scores=scores["reference"],
-        current_scores=scores["current"],
-        reference_labels=_trusted_labels(reference) if scored else None,
-        current_labels=_trusted_labels(current) if scored else None,
-        performance_threshold=settings.retraining.performance_drop,
+        options=options,
+        scores=scores,
         run_ts=now,
     )
     repeated = (

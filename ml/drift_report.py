@@ -10,7 +10,8 @@ import numpy as np
 
 from core.datahome import DataHome, as_data_home
 from core.html import Cell, escape, figure, new_figure, page, png, table
-from ml.drift import DriftHistogram, DriftReport, FeatureDrift, TimeWindow, iso_utc
+from ml.drift import DriftHistogram, DriftReport, FeatureDrift
+from ml.drift_windows import TimeWindow, iso_utc
 
 _REFERENCE_COLOUR = "#4c72b0"
 _CURRENT_COLOUR = "#dd8452"

@@ -39,6 +39,7 @@ from ml.audit import (
     AuditLogUnreadable,
     ahead_text,
 )
+from ml.drift_windows import iso_utc
 
 if TYPE_CHECKING:
     # Only the report's attributes are read: deciding needs neither pandas nor scikit-learn.
@@ -410,11 +411,6 @@ _BLOCK_TEXT = {
     BlockedBy.AUDIT_REPAIR: "the day after an audit log repair",
     BlockedBy.FUTURE_TIMESTAMP: "a decision dated in the future",
 }
-
-
-def iso_utc(moment: datetime) -> str:
-    """ISO-8601 UTC with milliseconds and a Z, as in the drift files."""
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _iso_or_none(moment: datetime | None) -> str | None:

@@ -29,7 +29,8 @@ from core.schema import (  # noqa: E402
     SESSION_TYPES,
     TRADE_TYPES,
 )
-from ml.drift import PSI_EPSILON, compute_drift  # noqa: E402
+from ml.drift import DriftOptions, compute_drift  # noqa: E402
+from ml.drift_statistics import PSI_EPSILON  # noqa: E402
 
 #: The model's numeric inputs this benchmark simulates: all but the three newest and two clock
 #: features (the figures stay comparable with earlier runs).
@@ -89,7 +90,7 @@ def straightforward(
         cur = current[feature].to_numpy()
         ref_values, cur_values = ref[~np.isnan(ref)], cur[~np.isnan(cur)]
         cuts = np.unique(np.quantile(ref_values, quantiles))
-        # [cut, nextafter(cut)) holds exactly the value `cut`: the point bins of ml.drift.
+        # [cut, nextafter(cut)) holds exactly the value `cut`: the point bins of PSI.
         edges = np.concatenate(
             [[-np.inf], np.ravel(np.column_stack([cuts, np.nextafter(cuts, np.inf)])), [np.inf]]
         )
@@ -132,10 +133,8 @@ def main() -> int:
     reference = market(args.rows, seed=1, regime_change=False)
     current = market(args.rows, seed=2, regime_change=True)
     now = datetime.now(UTC)
-    windows = {
-        "reference_window": (now - timedelta(days=8), now - timedelta(days=1)),
-        "current_window": (now - timedelta(days=1), now),
-    }
+    reference_window = (now - timedelta(days=8), now - timedelta(days=1))
+    current_window = (now - timedelta(days=1), now)
 
     def vectorised(workers: int, numeric=NUMERIC, categorical=CATEGORICAL):
         return lambda: compute_drift(
@@ -143,9 +142,9 @@ def main() -> int:
             current,
             numeric_features=numeric,
             categorical_features=categorical,
-            bins=args.bins,
-            workers=workers,
-            **windows,
+            reference_window=reference_window,
+            current_window=current_window,
+            options=DriftOptions(bins=args.bins, workers=workers),
         )
 
     base_s, base = best_of(args.repeats, lambda: straightforward(reference, current, args.bins))

@@ -18,7 +18,8 @@ import pytest
 from flows.alerts import AlertError, AlertSender, alert_sender, send_drift_alert
 from flows.config import DEFAULT_CONFIG, load_settings
 from ml.audit import AuditLog
-from ml.drift import DriftReport, FeatureDrift, TimeWindow
+from ml.drift import DriftReport, FeatureDrift
+from ml.drift_windows import TimeWindow
 from ml.retraining import BlockedBy, RetrainingTrigger
 
 SECRET = "s3cr3t-Fake-Token-9f8e7d6c"

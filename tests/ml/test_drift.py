@@ -1,10 +1,10 @@
-"""Drift statistics: PSI over reference quantile bins, JS distance, prediction and performance
-drift, and the drift file. Given two windows of trades, when they are compared, then the
-features a user would call drifted (and only those) are flagged."""
+"""The drift check: given two windows of trades, when they are compared, then the features a
+user would call drifted (and only those) are flagged, with prediction and performance drift
+where the model's scores and labels are given. (The statistics themselves are tested against
+their reference definitions in test_drift_statistics.)"""
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
@@ -12,15 +12,8 @@ import pandas as pd
 import pytest
 from scipy.spatial.distance import jensenshannon
 
-from ml.drift import (
-    PSI_EPSILON,
-    DriftInputError,
-    compute_drift,
-    jensen_shannon_distance,
-    numeric_binning,
-    population_stability_index,
-    write_drift_ndjson,
-)
+from ml.drift import DriftOptions, ModelScores, compute_drift
+from ml.drift_windows import DriftInputError
 
 NUMERIC = ("volume_zscore", "price_change_pct", "rsi_14", "trade_intensity_1m")
 CATEGORICAL = ("session_type", "trade_type")
@@ -136,28 +129,17 @@ def test_a_feature_collapsed_to_a_constant_is_detected(reference):
     assert any("volume_zscore" in note for note in report.notes)
 
 
-def test_a_constant_reference_tells_values_below_it_apart():
-    # The reference was pinned at 100 (RSI with no losses); now every value is below it.
-    # Without a bin of its own for the tied value, "all at 100" and "all below 100" would
-    # share a bin and look identical.
-    reference = np.full((5_000, 1), 100.0)
-    current = np.random.default_rng(5).uniform(60, 99, (5_000, 1))
-
-    assert population_stability_index(reference, current)[0] > 1.0
-    assert population_stability_index(reference, reference.copy())[0] == 0.0
-
-
 def test_the_callers_data_is_left_as_it_was(reference):
     scores = pd.Series(np.random.default_rng(6).uniform(size=3_000))
-    column = np.random.default_rng(7).normal(size=(3_000, 1))
-    before_scores, before_column, before_frame = scores.copy(), column.copy(), reference.copy()
+    current = trades(20_000, seed=2)
+    current["volume_zscore"] += 2.0  # drifted: its histogram is drawn from the windows too
+    before_scores, before_frame, before_current = scores.copy(), reference.copy(), current.copy()
 
-    drift(reference, reference, reference_scores=scores, current_scores=scores)
-    population_stability_index(column, column[::-1])
+    drift(reference, current, scores=ModelScores(scores, scores[::-1]))
 
     pd.testing.assert_series_equal(scores, before_scores)
-    np.testing.assert_array_equal(column, before_column)
     pd.testing.assert_frame_equal(reference, before_frame)
+    pd.testing.assert_frame_equal(current, before_current)
 
 
 def test_a_change_in_the_missing_rate_counts_as_drift(reference):
@@ -165,75 +147,6 @@ def test_a_change_in_the_missing_rate_counts_as_drift(reference):
     current.loc[current.index[:6_000], "rsi_14"] = np.nan
 
     assert by_feature(drift(reference, current))["rsi_14"].drifted
-
-
-def straightforward_psi(reference: np.ndarray, current: np.ndarray, bins: int) -> float:
-    """PSI as documented, written plainly: one mask per bin, one feature at a time."""
-    values = reference[~np.isnan(reference)]
-    cuts = np.unique(np.quantile(values, np.arange(1, bins) / bins))
-
-    def shares(x: np.ndarray) -> np.ndarray:
-        counts = [np.sum(x < cuts[0])]
-        for i, cut in enumerate(cuts):
-            counts.append(np.sum(x == cut))
-            above = x > cut
-            counts.append(np.sum(above & (x < cuts[i + 1])) if i + 1 < len(cuts) else np.sum(above))
-        counts.append(np.sum(np.isnan(x)))
-        return np.maximum(np.array(counts) / len(x), PSI_EPSILON)
-
-    p, q = shares(reference), shares(current)
-    return float(np.sum((q - p) * np.log(q / p)))
-
-
-@pytest.mark.parametrize("workers", [1, 2])
-def test_psi_agrees_with_a_straightforward_implementation_on_random_data(workers):
-    rng = np.random.default_rng(11)
-    for trial in range(12):
-        n_ref, n_cur = rng.integers(50, 4_000, size=2)
-        bins = int(rng.choice([4, 10, 20]))
-        reference = rng.normal(size=(n_ref, 6))
-        current = rng.normal(rng.uniform(-1, 1), rng.uniform(0.5, 2), size=(n_cur, 6))
-        reference[:, 1], current[:, 1] = np.round(reference[:, 1]), np.round(current[:, 1])
-        reference[:, 2] = rng.exponential(size=n_ref) * (rng.random(n_ref) < 0.5)
-        current[:, 2] = rng.exponential(size=n_cur) * (rng.random(n_cur) < 0.2)
-        reference[rng.random(n_ref) < 0.05, 3] = np.nan
-        current[rng.random(n_cur) < 0.25, 3] = np.nan
-        current[:5, 4] = [np.inf, -np.inf, 1e300, -1e300, 0.0]
-        reference[:, 5] = 2.5  # constant reference
-
-        got = population_stability_index(reference, current, bins=bins, workers=workers)
-        expected = [straightforward_psi(reference[:, j], current[:, j], bins) for j in range(6)]
-
-        np.testing.assert_allclose(got, expected, rtol=0, atol=1e-9, err_msg=f"trial {trial}")
-
-
-def test_reference_and_current_bins_are_counted_alike():
-    # The reference is binned by bisection over its sorted rows, the current window by
-    # comparisons: the same data on both sides must give the same counts.
-    rng = np.random.default_rng(12)
-    data = np.round(rng.normal(size=(3, 10_001)), 1)
-    data[0, ::7] = np.nan
-
-    binning = numeric_binning(data.copy(), data.copy())
-
-    np.testing.assert_array_equal(binning.reference_counts, binning.current_counts)
-    assert binning.reference_counts.sum(axis=1).tolist() == [10_001] * 3
-
-
-def test_js_distance_matches_scipy_base_2():
-    rng = np.random.default_rng(13)
-    for _ in range(50):
-        width = int(rng.integers(2, 12))
-        p = rng.integers(0, 1_000, width).astype(float)
-        q = rng.integers(0, 1_000, width).astype(float)
-        p[rng.random(width) < 0.3] = 0  # categories missing from one window
-        p[0] += 1
-        q[-1] += 1
-
-        got = jensen_shannon_distance(p, q)[0]
-
-        assert got == pytest.approx(jensenshannon(p, q, base=2), abs=1e-12)
-    assert jensen_shannon_distance([5, 0], [0, 5])[0] == pytest.approx(1.0)
 
 
 def test_compute_drift_js_equals_scipy_on_the_category_counts(reference):
@@ -256,19 +169,10 @@ def test_compute_drift_js_equals_scipy_on_the_category_counts(reference):
 def test_prediction_drift_is_psi_on_the_scores(reference):
     rng = np.random.default_rng(14)
     reference_scores = rng.beta(1, 20, 10_000)
+    fresh, moved = rng.beta(1, 20, 10_000), rng.beta(2, 5, 10_000)
 
-    same = drift(
-        reference,
-        reference,
-        reference_scores=reference_scores,
-        current_scores=rng.beta(1, 20, 10_000),
-    )
-    shifted = drift(
-        reference,
-        reference,
-        reference_scores=reference_scores,
-        current_scores=rng.beta(2, 5, 10_000),
-    )
+    same = drift(reference, reference, scores=ModelScores(reference_scores, fresh))
+    shifted = drift(reference, reference, scores=ModelScores(reference_scores, moved))
 
     assert same.prediction is not None and not same.prediction_drift
     assert shifted.prediction.drifted and shifted.prediction.statistic_name == "psi"
@@ -287,18 +191,16 @@ def test_performance_drop_beyond_the_threshold_is_drift(reference):
     kept = drift(
         reference,
         reference,
-        reference_scores=good_scores,
-        current_scores=good_scores,
-        current_labels=partly_labelled,
-        reference_labels=labels,
+        scores=ModelScores(
+            good_scores, good_scores, current_labels=partly_labelled, reference_labels=labels
+        ),
     )
     dropped = drift(
         reference,
         reference,
-        reference_scores=good_scores,
-        current_scores=noisy_scores,
-        current_labels=partly_labelled,
-        reference_pr_auc=0.9,
+        scores=ModelScores(
+            good_scores, noisy_scores, current_labels=partly_labelled, reference_pr_auc=0.9
+        ),
     )
 
     assert abs(kept.performance.statistic) < 0.05
@@ -315,52 +217,13 @@ def test_performance_is_skipped_with_a_note_when_labels_are_one_class(reference)
     report = drift(
         reference,
         reference,
-        reference_scores=scores,
-        current_scores=scores,
-        current_labels=np.zeros(1_000, dtype=bool),
-        reference_pr_auc=0.8,
+        scores=ModelScores(
+            scores, scores, current_labels=np.zeros(1_000, dtype=bool), reference_pr_auc=0.8
+        ),
     )
 
     assert report.performance is None
     assert any("performance drift not checked" in note for note in report.notes)
-
-
-def test_drift_file_follows_the_shared_contract(reference, tmp_path):
-    current = trades(5_000, seed=2)
-    current["volume_zscore"] += 2.0
-    report = drift(reference, current, run_id="run-42", run_ts=END)
-
-    path = write_drift_ndjson(report, tmp_path / "monitoring" / "drift")
-
-    assert path.name == "drift-run-42.ndjson"
-    rows = [json.loads(line) for line in path.read_text().splitlines()]
-    assert [r["feature"] for r in rows] == list(NUMERIC + CATEGORICAL)
-    assert set(rows[0]) == {
-        "run_id",
-        "run_ts",
-        "feature",
-        "kind",
-        "statistic_name",
-        "statistic",
-        "threshold",
-        "drifted",
-        "reference_rows",
-        "current_rows",
-        "reference_start",
-        "reference_end",
-        "current_start",
-        "current_end",
-    }
-    zscore = rows[0]
-    assert zscore["drifted"] is True and zscore["kind"] == "numeric"
-    assert zscore["statistic_name"] == "psi" and zscore["threshold"] == 0.2
-    assert zscore["reference_rows"] == 20_000 and zscore["current_rows"] == 5_000
-    assert zscore["run_ts"] == "2024-03-08T21:00:00.000Z"
-    assert zscore["reference_start"] == "2024-02-29T21:00:00.000Z"
-    assert rows[4]["kind"] == "categorical" and rows[4]["statistic_name"] == "js_distance"
-    assert [p.name for p in path.parent.iterdir()] == [path.name]  # no temporary left over
-    with pytest.raises(FileExistsError):
-        write_drift_ndjson(report, path.parent)
 
 
 @pytest.mark.parametrize(
@@ -395,3 +258,36 @@ def test_a_window_without_timezone_is_refused(reference):
             reference_window=(datetime(2024, 3, 1), datetime(2024, 3, 8)),
             current_window=WINDOWS["current_window"],
         )
+
+
+def test_the_options_set_the_thresholds_of_every_kind(reference):
+    current = trades(20_000, seed=2)
+    current["volume_zscore"] += 0.3  # a small shift: PSI around 0.1
+    rng = np.random.default_rng(17)
+    scores = ModelScores(rng.beta(1, 20, 5_000), rng.beta(1.3, 20, 5_000))
+
+    default = by_feature(drift(reference, current, scores=scores))
+    strict = by_feature(drift(
+        reference, current, scores=scores,
+        options=DriftOptions(psi_threshold=0.05, prediction_psi_threshold=10.0),
+    ))
+
+    assert not default["volume_zscore"].drifted and default["volume_zscore"].threshold == 0.2
+    assert default["score"].threshold == 0.2  # the scores share the PSI threshold by default
+    assert strict["volume_zscore"].drifted and strict["volume_zscore"].threshold == 0.05
+    assert strict["score"].threshold == 10.0 and not strict["score"].drifted
+    assert strict["session_type"].threshold == 0.1
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"bins": 1}, "bins must be at least 2, got 1"),
+        ({"psi_threshold": 0}, "psi_threshold must be positive, got 0"),
+        ({"js_threshold": -0.1}, "js_threshold must be positive"),
+        ({"workers": 0}, "workers must be at least 1"),
+    ],
+)
+def test_options_that_cannot_judge_anything_are_refused(options, message):
+    with pytest.raises(DriftInputError, match=message):
+        DriftOptions(**options)

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ml.drift import compute_drift
+from ml.drift import ModelScores, compute_drift
 from ml.drift_report import render_drift_html, write_drift_html
 
 END = datetime(2024, 3, 8, 21, 0, tzinfo=UTC)
@@ -46,8 +46,7 @@ def report():
         categorical_features=("symbol",),
         reference_window=(END - timedelta(days=8), END - timedelta(days=1)),
         current_window=(END - timedelta(days=1), END),
-        reference_scores=rng.beta(1, 20, 5_000),
-        current_scores=rng.beta(3, 4, 5_000),
+        scores=ModelScores(rng.beta(1, 20, 5_000), rng.beta(3, 4, 5_000)),
         run_id="run-7",
         run_ts=END,
     )

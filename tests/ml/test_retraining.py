@@ -14,7 +14,8 @@ import pytest
 
 from core.alerts import AlertKind
 from ml.audit import AuditLog
-from ml.drift import DriftReport, FeatureDrift, TimeWindow
+from ml.drift import DriftReport, FeatureDrift
+from ml.drift_windows import TimeWindow
 from ml.retraining import (
     BlockedBy,
     RetrainingInputError,
