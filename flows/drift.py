@@ -69,13 +69,18 @@ from core.schema import (
     FEATURES_TABLE,
     LABELS_TABLE,
     NUMERIC_FEATURES,
-    TRUSTED_LABEL_SOURCES,
 )
 from core.warehouse import DuckDBWarehouse, Warehouse
 from flows.alerts import alert_sender, send_drift_alert
 from flows.config import Settings
 from ml.audit import AuditLog, AuditLogUnreadable
-from ml.datasets import normalise_features
+from ml.datasets import (
+    WindowRows,
+    count_trusted_labelled,
+    load_window_rows,
+    newest_trade_ms,
+    trusted_labels,
+)
 from ml.drift import DriftOptions, DriftReport, ModelScores, compute_drift
 from ml.drift_records import drift_records, read_newest_drift_records, write_drift_ndjson
 from ml.drift_report import write_drift_html
@@ -94,7 +99,6 @@ DRIFT_NUMERIC_FEATURES = (
 DRIFT_CATEGORICAL_FEATURES = (*CATEGORICAL_FEATURES, "symbol")
 #: Rows kept per window; beyond this a seeded uniform sample (PSI needs thousands, not millions).
 MAX_WINDOW_ROWS = 500_000
-_SAMPLE_SEED = 20240308
 
 
 class NotEnoughHistory(RuntimeError):
@@ -136,10 +140,6 @@ class DriftOutcome:
     new_labelled_rows: int = 0
 
 
-def _ms(moment: datetime) -> int:
-    return int(moment.timestamp() * 1000)
-
-
 def _at_ms(ms: int) -> datetime:
     return datetime.fromtimestamp(ms / 1000, UTC)
 
@@ -156,60 +156,25 @@ def _hours(value: float | None, name: str) -> float | None:
 
 
 def _newest_trade_ms(warehouse: Warehouse) -> int:
-    newest = warehouse.query(
-        f"select max(trade_ts_ms) as newest from {warehouse.table(FEATURES_TABLE)}"
-    )["newest"].iloc[0]
-    if pd.isna(newest):
+    newest = newest_trade_ms(warehouse)
+    if newest is None:
         raise NotEnoughHistory(
             f"{FEATURES_TABLE} holds no trades: collect trades and run `tradewatch transform`"
         )
-    return int(newest)
+    return newest
 
 
-def _window_rows(
-    warehouse: Warehouse, window: TimeWindow, *, labels: bool
-) -> tuple[pd.DataFrame, int]:
-    """Gold rows with start ≤ trade_ts < end (and their labels); (rows, rows in the window).
-
-    Beyond MAX_WINDOW_ROWS a seeded reservoir sample is returned instead of every row.
-    """
-    columns = ", ".join(
-        f"f.{c}" for c in dict.fromkeys(
-            ("trade_id", "symbol", "trade_ts_ms", *FEATURE_COLUMNS, *RAW_NUMERIC_COLUMNS)
-        )
+def _window_rows(warehouse: Warehouse, window: TimeWindow, *, labels: bool) -> WindowRows:
+    """The window's gold rows and labels; a seeded sample beyond MAX_WINDOW_ROWS."""
+    return load_window_rows(
+        warehouse,
+        window.start,
+        window.end,
+        features=FEATURE_COLUMNS,
+        extra_columns=RAW_NUMERIC_COLUMNS,
+        labels=labels,
+        max_rows=MAX_WINDOW_ROWS,
     )
-    label_columns, label_join = "", ""
-    if labels:
-        label_columns = ", l.is_anomaly, l.label_source"
-        label_join = f"left join {warehouse.table(LABELS_TABLE)} l on l.trade_id = f.trade_id"
-    where = (
-        f"where f.trade_ts_ms >= {_ms(window.start)} and f.trade_ts_ms < {_ms(window.end)}"
-    )
-    total = int(
-        warehouse.query(
-            f"select count(*) as n from {warehouse.table(FEATURES_TABLE)} f {where}"
-        )["n"].iloc[0]
-    )
-    sql = f"select {columns}{label_columns} from {warehouse.table(FEATURES_TABLE)} f " \
-          f"{label_join} {where}"
-    if total > MAX_WINDOW_ROWS:
-        sql = (
-            f"select * from ({sql}) using sample reservoir({MAX_WINDOW_ROWS} rows) "
-            f"repeatable ({_SAMPLE_SEED})"
-        )
-    rows = warehouse.query(sql)
-    if not labels:
-        rows["is_anomaly"] = None
-        rows["label_source"] = None
-    return normalise_features(rows, FEATURE_COLUMNS), total
-
-
-def _trusted_labels(rows: pd.DataFrame) -> np.ndarray:
-    """is_anomaly where a trusted source gave it, None elsewhere (left out of PR-AUC)."""
-    trusted = rows["label_source"].isin(TRUSTED_LABEL_SOURCES) & rows["is_anomaly"].notna()
-    labels = rows["is_anomaly"].astype(object).to_numpy(copy=True)
-    labels[~trusted.to_numpy()] = None
-    return labels
 
 
 def _new_labelled_rows(
@@ -230,16 +195,9 @@ def _new_labelled_rows(
     except (ValueError, TypeError) as exc:
         return 0, f"a gate decision's test_window_end is unreadable ({exc}): rows not counted"
     since = max(seen, default=None)
-    sources = ", ".join(f"'{s}'" for s in TRUSTED_LABEL_SOURCES)
-    where = f"l.label_source in ({sources})"
-    if since is not None:
-        where += f" and f.trade_ts_ms > {_ms(since)}"
-    count = warehouse.query(
-        f"select count(*) as n from {warehouse.table(LABELS_TABLE)} l "
-        f"join {warehouse.table(FEATURES_TABLE)} f on f.trade_id = l.trade_id where {where}"
-    )["n"].iloc[0]
+    count = count_trusted_labelled(warehouse, after=since)
     after = f"after {iso_utc(since)}" if since is not None else "(no training run yet)"
-    return int(count), f"{int(count):,} trusted-labelled trades {after}"
+    return count, f"{count:,} trusted-labelled trades {after}"
 
 
 # --------------------------------------------------------------------------- champion
@@ -446,11 +404,12 @@ def run_drift(
     except ChampionUnavailable as exc:
         champion, unavailable = None, exc
 
-    current, current_total = _window_rows(warehouse, current_window, labels=labels)
+    current_rows = _window_rows(warehouse, current_window, labels=labels)
     for candidate in _reference_candidates(current_window, reference_span, champion):
-        reference, reference_total = _window_rows(warehouse, candidate.window, labels=labels)
-        if not reference.empty:
+        reference_rows = _window_rows(warehouse, candidate.window, labels=labels)
+        if not reference_rows.frame.empty:
             break
+    reference, current = reference_rows.frame, current_rows.frame
     reference_window = candidate.window
     if reference.empty or current.empty:
         empty, window = (
@@ -463,10 +422,9 @@ def run_drift(
         )
 
     notes = [f"reference: {candidate.basis}"]
-    for name, rows, total in (("reference", reference, reference_total),
-                              ("current", current, current_total)):
-        if len(rows) < total:
-            notes.append(f"{name} window sampled: {len(rows):,} of {total:,} trades")
+    for name, rows in (("reference", reference_rows), ("current", current_rows)):
+        if rows.sampled:
+            notes.append(f"{name} window sampled: {len(rows.frame):,} of {rows.total:,} trades")
     scores: ModelScores | None = None
     if unavailable is not None:
         notes.append(f"prediction and performance drift NOT checked: {unavailable}")
@@ -492,8 +450,8 @@ def run_drift(
             scores = ModelScores(
                 reference_scores,
                 current_scores,
-                current_labels=_trusted_labels(current),
-                reference_labels=_trusted_labels(reference),
+                current_labels=trusted_labels(current),
+                reference_labels=trusted_labels(reference),
             )
     report = compute_drift(
         reference,

@@ -1,4 +1,4 @@
-"""Training and scoring data: gold features joined to labels, read-only, split by time.
+"""Training, scoring and drift data: gold features joined to labels, read-only, split by time.
 
 The warehouse is read through core.warehouse, never written (dbt is its only writer): the same
 portable query runs on the local DuckDB file, a Spark session or a Databricks SQL warehouse.
@@ -27,6 +27,7 @@ from core.schema import (
     LABEL_COLUMN,
     LABEL_SOURCES,
     LABELS_TABLE,
+    TRUSTED_LABEL_SOURCES,
     WEAK_LABEL_SOURCE,
 )
 from core.warehouse import (
@@ -35,6 +36,7 @@ from core.warehouse import (
     Warehouse,
     as_warehouse,
     identifier,
+    sql_literal,
 )
 
 
@@ -307,11 +309,144 @@ def load_scoring_frame(
 
 
 def _ms(moment: datetime | None) -> int | None:
-    if moment is None:
-        return None
+    return None if moment is None else _epoch_ms(moment)
+
+
+def _epoch_ms(moment: datetime) -> int:
     if moment.tzinfo is None:
         raise DatasetError(f"{moment.isoformat()} has no UTC offset; pass an aware datetime")
     return int(moment.timestamp() * 1000)
+
+
+# --------------------------------------------------------------------------- drift windows
+
+#: Seed of the sample of a drift window too large to hold: the same rows on every run.
+DRIFT_SAMPLE_SEED = 20240308
+
+
+@dataclass(frozen=True)
+class WindowRows:
+    """The gold rows of one time window (or a seeded uniform sample of them), and how many
+    trades the window holds."""
+
+    frame: pd.DataFrame
+    total: int
+
+    @property
+    def sampled(self) -> bool:
+        """Whether `frame` is a sample rather than every row."""
+        return len(self.frame) < self.total
+
+
+def newest_trade_ms(source: Warehouse | Path | str) -> int | None:
+    """trade_ts_ms of the newest trade in gold_trade_features; None when it holds no trade."""
+    warehouse = as_warehouse(source)
+    newest = warehouse.query(
+        f"select max(trade_ts_ms) as newest from {warehouse.table(FEATURES_TABLE)}"
+    )["newest"].iloc[0]
+    return None if pd.isna(newest) else int(newest)
+
+
+def window_query(
+    warehouse: Warehouse,
+    start_ms: int,
+    end_ms: int,
+    *,
+    features: Sequence[str] = FEATURE_COLUMNS,
+    extra_columns: Sequence[str] = (),
+    labels: bool = True,
+    sample_rows: int | None = None,
+    seed: int = DRIFT_SAMPLE_SEED,
+) -> str:
+    """SELECT of the gold rows with start_ms <= trade_ts_ms < end_ms, with their labels.
+
+    `sample_rows` keeps a seeded reservoir sample of that many rows (DuckDB's sample clause:
+    the drift check reads the local warehouse today).
+    """
+    columns = [
+        f"f.{identifier(c)}"
+        for c in dict.fromkeys(("trade_id", "symbol", "trade_ts_ms", *features, *extra_columns))
+    ]
+    join = ""
+    if labels:
+        columns += ["l.is_anomaly", "l.label_source"]
+        join = f"left join {warehouse.table(LABELS_TABLE)} as l on l.trade_id = f.trade_id\n"
+    select = ",\n    ".join(columns)
+    sql = (
+        f"select\n    {select}\nfrom {warehouse.table(FEATURES_TABLE)} as f\n{join}"
+        f"{_time_filter('f.trade_ts_ms', start_ms, end_ms)}"
+    )
+    if sample_rows is not None:
+        sql = (
+            f"select * from ({sql}) using sample reservoir({int(sample_rows)} rows) "
+            f"repeatable ({int(seed)})"
+        )
+    return sql
+
+
+def load_window_rows(
+    source: Warehouse | Path | str,
+    start: datetime,
+    end: datetime,
+    *,
+    features: Sequence[str] = FEATURE_COLUMNS,
+    extra_columns: Sequence[str] = (),
+    labels: bool = True,
+    max_rows: int | None = None,
+    seed: int = DRIFT_SAMPLE_SEED,
+) -> WindowRows:
+    """Gold rows with start <= trade_ts < end, normalised, with `is_anomaly`/`label_source`
+    (None throughout when `labels` is false: the labels table is not built).
+
+    Beyond `max_rows` trades a seeded uniform sample of `max_rows` rows is read instead.
+    """
+    warehouse = as_warehouse(source)
+    start_ms, end_ms = _epoch_ms(start), _epoch_ms(end)
+    total = int(
+        warehouse.query(
+            f"select count(*) as n from {warehouse.table(FEATURES_TABLE)} as f "
+            f"{_time_filter('f.trade_ts_ms', start_ms, end_ms)}"
+        )["n"].iloc[0]
+    )
+    sample = max_rows if max_rows is not None and total > max_rows else None
+    rows = warehouse.query(
+        window_query(
+            warehouse, start_ms, end_ms, features=features, extra_columns=extra_columns,
+            labels=labels, sample_rows=sample, seed=seed,
+        )
+    )
+    if not labels:
+        rows["is_anomaly"] = None
+        rows["label_source"] = None
+    return WindowRows(normalise_features(rows, features), total)
+
+
+def trusted_labels(rows: pd.DataFrame) -> np.ndarray:
+    """is_anomaly where a trusted source (analyst, ground truth) gave it, None elsewhere.
+
+    The rule heuristic is a function of the features: agreement with it says nothing about
+    finding anomalies, so performance is judged on trusted labels only.
+    """
+    trusted = rows["label_source"].isin(TRUSTED_LABEL_SOURCES) & rows["is_anomaly"].notna()
+    labels = rows["is_anomaly"].astype(object).to_numpy(copy=True)
+    labels[~trusted.to_numpy()] = None
+    return labels
+
+
+def count_trusted_labelled(source: Warehouse | Path | str, *, after: datetime | None) -> int:
+    """Trades with a trusted label (analyst, ground truth), only those after `after` if given."""
+    warehouse = as_warehouse(source)
+    sources = ", ".join(sql_literal(s) for s in TRUSTED_LABEL_SOURCES)
+    where = f"l.label_source in ({sources})"
+    if after is not None:
+        where += f" and f.trade_ts_ms > {_epoch_ms(after)}"
+    return int(
+        warehouse.query(
+            f"select count(*) as n from {warehouse.table(LABELS_TABLE)} as l "
+            f"join {warehouse.table(FEATURES_TABLE)} as f on f.trade_id = l.trade_id "
+            f"where {where}"
+        )["n"].iloc[0]
+    )
 
 
 # --------------------------------------------------------------------------- ground truth
@@ -340,7 +475,7 @@ def load_ground_truth_events(ground_truth_dir: Path | str) -> pd.DataFrame:
             continue
         try:
             record = json.loads(line)
-            row = {column: str(record[column]) for column in EVENT_COLUMNS[:-1]}
+            row: dict[str, Any] = {column: str(record[column]) for column in EVENT_COLUMNS[:-1]}
             row["trade_ts_ms"] = int(record["trade_ts_ms"])
             rows.append(row)
         except (ValueError, KeyError, TypeError) as exc:

@@ -1,10 +1,12 @@
-"""Reading gold tables read-only, the label-source policy and the time split."""
+"""Reading gold tables read-only (training, scoring and drift windows), the label-source policy
+and the time split."""
 
 from __future__ import annotations
 
 import json
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
@@ -23,12 +25,16 @@ from ml.datasets import (
     DatasetError,
     InsufficientData,
     MissingColumns,
+    count_trusted_labelled,
     load_ground_truth_events,
     load_training_frame,
+    load_window_rows,
+    newest_trade_ms,
     normalise_features,
     split_by_time,
     training_frame_from,
     training_query,
+    trusted_labels,
 )
 from ml.synthetic import synthetic_market
 
@@ -148,6 +154,67 @@ def test_reads_while_this_process_holds_a_dbt_style_connection(tmp_path, small_m
     finally:
         held.close()
     assert len(data.frame) == len(features)
+
+
+def _at(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, UTC)
+
+
+def test_a_drift_window_holds_its_trades_and_their_labels(tmp_path, small_market):
+    features, labels = split_frames(small_market)
+    labels = labels.iloc[100:].copy()  # the oldest trades have no label yet
+    labels.loc[labels.index[:50], "label_source"] = "rule"
+    warehouse = tmp_path / "w.duckdb"
+    write_gold(warehouse, features, labels)
+    ts = features["trade_ts_ms"].to_numpy()
+    start, end = int(ts[50]), int(ts[400])
+
+    window = load_window_rows(
+        warehouse, _at(start), _at(end), extra_columns=("volume",), max_rows=10_000
+    )
+
+    inside = features[(ts >= start) & (ts < end)]  # the end is exclusive
+    assert not window.sampled and window.total == len(inside) == len(window.frame)
+    assert set(window.frame["trade_id"]) == set(inside["trade_id"])
+    assert {"volume", "trade_ts", *FEATURE_COLUMNS} <= set(window.frame.columns)
+    assert window.frame["rsi_14"].dtype == np.float64
+    assert window.frame["label_source"].isna().sum() == 50  # trades 50..99: no label row
+    trusted = trusted_labels(window.frame)
+    assert sum(label is None for label in trusted) == 100  # unlabelled and rule-labelled
+    assert newest_trade_ms(warehouse) == int(ts.max())
+
+
+def test_a_drift_window_too_large_is_a_seeded_sample_that_says_so(tmp_path, small_market):
+    features, labels = split_frames(small_market)
+    warehouse = tmp_path / "w.duckdb"
+    write_gold(warehouse, features, labels)
+    ts = features["trade_ts_ms"]
+    start, end = _at(int(ts.min())), _at(int(ts.max()) + 1)
+
+    first = load_window_rows(warehouse, start, end, labels=False, max_rows=500)
+    again = load_window_rows(warehouse, start, end, labels=False, max_rows=500)
+
+    assert first.sampled and (len(first.frame), first.total) == (500, len(features))
+    assert first.frame["trade_id"].tolist() == again.frame["trade_id"].tolist()
+    assert first.frame["is_anomaly"].isna().all()  # no labels table asked for
+
+
+def test_trusted_labelled_trades_are_counted_after_a_moment(tmp_path, small_market):
+    features, labels = split_frames(small_market)
+    labels.loc[labels.index[:1000], "label_source"] = "rule"  # not trusted
+    labels.loc[labels.index[1000:1100], "label_source"] = "analyst"
+    warehouse = tmp_path / "w.duckdb"
+    write_gold(warehouse, features, labels)
+    ts = features["trade_ts_ms"].to_numpy()
+
+    assert count_trusted_labelled(warehouse, after=None) == len(features) - 1000
+    assert count_trusted_labelled(warehouse, after=_at(int(ts[1999]))) == len(features) - 2000
+    assert newest_trade_ms(_empty_gold(tmp_path / "empty.duckdb", features, labels)) is None
+
+
+def _empty_gold(path: Path, features: pd.DataFrame, labels: pd.DataFrame) -> Path:
+    write_gold(path, features.iloc[:0], labels.iloc[:0])
+    return path
 
 
 def test_time_split_never_leaks_and_counts_purged_rows(split, market):
