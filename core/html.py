@@ -18,6 +18,7 @@ import html
 import io
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -177,3 +178,99 @@ def figure(
         f'src="data:image/png;base64,{png_base64}"/>'
         f"<figcaption>{escape(caption)}</figcaption></figure>"
     )
+
+
+# --------------------------------------------------------------------------- values in cells
+
+DASH = "–"
+
+
+def number(value: Any, digits: int = 3) -> str:
+    """A number with thousands separators and `digits` decimals; "–" for None or NaN."""
+    if value is None:
+        return DASH
+    try:
+        if value != value:  # NaN
+            return DASH
+        return f"{int(round(float(value))):,}" if digits == 0 else f"{float(value):,.{digits}f}"
+    except (TypeError, ValueError):
+        return str(value)
+
+
+def timestamp(value: Any, *, seconds: bool = False) -> str:
+    """A moment in UTC, to the minute (or second); naive values are taken as UTC; "–" for none."""
+    import pandas as pd
+
+    if value is None or value is pd.NaT or (not isinstance(value, datetime) and pd.isna(value)):
+        return DASH
+    moment = pd.Timestamp(value)
+    moment = moment.tz_localize("UTC") if moment.tzinfo is None else moment.tz_convert("UTC")
+    return moment.strftime("%Y-%m-%d %H:%M:%S UTC" if seconds else "%Y-%m-%d %H:%M UTC")
+
+
+def clip(value: Any, limit: int = 300) -> str:
+    """`value` as text, cut to `limit` characters with an ellipsis; "" for None or NaN."""
+    text = "" if value is None or value != value else str(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def ident(text: Any) -> Cell:
+    """A cell holding an id (run, trade) in monospace."""
+    return Cell(f'<span class="id">{escape(text)}</span>', markup=True)
+
+
+def empty(message: str) -> str:
+    """The "no data yet" note of a section, with what to run to get some."""
+    return f'<p class="empty">No data yet. {escape(message)}</p>'
+
+
+def card(label: str, value: str, detail: str, state: str) -> str:
+    """A status card; `state` is ok, warn, bad or none (its colour)."""
+    return (
+        f'<div class="card {state}"><div class="label">{escape(label)}</div>'
+        f'<div class="value">{escape(value)}</div><div class="detail">{escape(detail)}</div></div>'
+    )
+
+
+def heatmap(
+    values: Any,
+    rows: Sequence[str],
+    columns: Sequence[str],
+    *,
+    colormap: str,
+    vmax: float,
+    scale_label: str,
+    xlabel: str,
+    row_height: float = 0.26,
+    marks: Iterable[tuple[int, int]] = (),
+    counts: bool = False,
+    integer_scale: bool = False,
+) -> str:
+    """A rows × columns heat map (NaN cells grey) as a base64 PNG: at most 16 column labels,
+    an "x" on each (row, column) in `marks`, each non-zero cell's count written when `counts`,
+    whole numbers on the colour scale when `integer_scale`."""
+    import numpy as np
+    from matplotlib import colormaps
+    from matplotlib.ticker import MaxNLocator
+
+    grid = np.asarray(values, dtype=float)
+    plot, axes = new_figure(10, row_height * len(rows) + 1.9)
+    image = axes.imshow(np.ma.masked_invalid(grid), aspect="auto", vmin=0, vmax=vmax,
+                        cmap=colormaps[colormap].with_extremes(bad="#eaeef2"),
+                        interpolation="nearest")
+    for i, j in marks:
+        axes.text(j, i, "x", ha="center", va="center", fontsize=9, fontweight="bold")
+    if counts:
+        for i, j in zip(*np.nonzero(np.nan_to_num(grid)), strict=True):
+            axes.text(j, i, f"{int(grid[i, j])}", ha="center", va="center", fontsize=7,
+                      color="white" if grid[i, j] > 0.6 * vmax else "black")
+    axes.set_yticks(range(len(rows)), rows, fontsize=8)
+    ticks = list(range(0, len(columns), max(1, -(-len(columns) // 16))))
+    axes.set_xticks(ticks, [columns[t] for t in ticks], rotation=45, ha="right", fontsize=8)
+    axes.set_xlabel(xlabel)
+    bar = plot.colorbar(image, ax=axes, fraction=0.03, pad=0.01)
+    bar.set_label(scale_label, fontsize=8)
+    if integer_scale:
+        bar.locator = MaxNLocator(integer=True)
+        bar.update_ticks()
+    return png(plot)
