@@ -27,7 +27,8 @@ import shutil
 import tempfile
 import weakref
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -141,6 +142,33 @@ class Rollback:
 
 
 @dataclass(frozen=True)
+class RegisteredVersion:
+    """One registered version: the model kind that won its tournament, its run, when."""
+
+    version: str
+    model_name: str | None = None
+    run_id: str | None = None
+    created_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class LoggedRun:
+    """One run logged to an MLflow experiment (a tournament entry), as the report reads it."""
+
+    run_id: str
+    model: str
+    started_at: datetime
+    status: str
+    rank: int | None
+    metrics: dict[str, float] = field(default_factory=dict)
+    error: str | None = None
+    #: the `tournament_id` tag (runs logged before it was tagged have none)
+    tournament_tag: str | None = None
+    #: the `data.test_end` parameter: runs of one tournament share their test window
+    test_window: str | None = None
+
+
+@dataclass(frozen=True)
 class LoadedModel:
     """A registered pyfunc loaded for scoring, with the version it came from."""
 
@@ -185,6 +213,55 @@ class ModelRegistry:
                 return {}
             raise
         return {alias: str(version) for alias, version in (model.aliases or {}).items()}
+
+    def versions(self) -> dict[str, RegisteredVersion]:
+        """version → its registration record (empty when the model is not registered yet)."""
+        try:
+            found = self.client.search_model_versions(f"name = '{self.name}'")
+        except MlflowException as exc:
+            if _not_found(exc):
+                return {}
+            raise
+        versions = {}
+        for version in found:
+            tags = version.tags or {}
+            created = (
+                datetime.fromtimestamp(version.creation_timestamp / 1000, UTC)
+                if version.creation_timestamp else None
+            )
+            versions[str(version.version)] = RegisteredVersion(
+                str(version.version), tags.get("model_name"),
+                tags.get("run_id") or version.run_id, created,
+            )
+        return versions
+
+    def logged_runs(self, experiment: str, *, max_results: int = 1000) -> list[LoggedRun]:
+        """The newest `max_results` active runs of `experiment`, newest first (empty when the
+        experiment does not exist)."""
+        from mlflow.entities import ViewType
+
+        found = self.client.get_experiment_by_name(experiment)
+        if found is None or found.lifecycle_stage == "deleted":
+            return []
+        runs = self.client.search_runs(
+            [found.experiment_id], run_view_type=ViewType.ACTIVE_ONLY,
+            max_results=max_results, order_by=["attributes.start_time DESC"],
+        )
+        logged = []
+        for run in runs:
+            tags, rank = run.data.tags, run.data.tags.get("rank")
+            logged.append(LoggedRun(
+                run_id=run.info.run_id,
+                model=tags.get("model") or run.info.run_name or "?",
+                started_at=datetime.fromtimestamp(run.info.start_time / 1000, UTC),
+                status=run.info.status,
+                rank=int(rank) if rank and rank.isdigit() else None,
+                metrics=dict(run.data.metrics),
+                error=tags.get("error"),
+                tournament_tag=tags.get("tournament_id") or None,
+                test_window=run.data.params.get("data.test_end"),
+            ))
+        return logged
 
     def version_for_alias(self, alias: str) -> str | None:
         """The version holding `alias`, or None when the model or the alias does not exist."""
