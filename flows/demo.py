@@ -375,7 +375,8 @@ def demo_flow(settings: Settings, seed: int | None = None, minutes: float | None
 
         build_warehouse(settings, select=PUBLISH_SELECTOR)
 
-    if registry(settings).version_for_alias("champion") is not None:
+    published = registry(settings).version_for_alias("champion") is not None
+    if published:
         from flows.pipeline import PUBLISH_SELECTOR
 
         _stage(report, console,
@@ -384,7 +385,8 @@ def demo_flow(settings: Settings, seed: int | None = None, minutes: float | None
     def monitoring_report() -> None:
         from flows.report import run_report
 
-        report.monitoring_html = run_report(settings, console=console)
+        # Without a champion nothing was published: the report rebuilds the monitoring tables.
+        report.monitoring_html = run_report(settings, console=console, refresh=not published)
 
     _stage(report, console, "monitoring report", monitoring_report)
     _summary(settings, report, console)

@@ -187,7 +187,8 @@ def report_task(settings: Settings):
     from flows.warehouse import warehouse_slot
 
     with warehouse_slot("monitoring report"):
-        return run_report(settings)
+        # Its caller has just published the monitoring tables (PUBLISH_SELECTOR).
+        return run_report(settings, refresh=False)
 
 
 #: What the scoring cycle publishes after scoring: the scores and every model reading them, and
@@ -398,17 +399,17 @@ def pipeline(
     reference_hours: float | None = None,
     settings: Settings | None = None,
 ) -> dict[str, Any]:
-    """Transform and validate, train (stopped by a critical quality failure), publish the
-    scores, drift, report."""
+    """Transform and validate, train (stopped by a critical quality failure), drift, publish
+    the scores and the monitoring tables, report."""
     settings = _settings(settings)
     quality = transform_flow(reference_time=reference_time, settings=settings)
     training = training_flow(reference_time=reference_time, settings=settings, quality=quality)
-    build_warehouse(settings, select=PUBLISH_SELECTOR)
     drift = drift_flow(
         current_hours=current_hours,
         reference_hours=reference_hours,
         reference_time=reference_time,
         settings=settings,
     )
+    build_warehouse(settings, select=PUBLISH_SELECTOR)
     report = report_task(settings)
     return {"quality": quality, "training": training, "drift": drift, "report": report}

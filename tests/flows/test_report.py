@@ -4,6 +4,7 @@ that is self-contained and well-formed, and one broken source that does not hide
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import pandas as pd
 import pytest
 from report_home import T0, write_drift, write_quality, write_realistic_home
 from report_page import Node, assert_self_contained, parse_page
+from report_snapshot import SNAPSHOT, rendered_structure
 
 from flows.config import Settings, load_settings
 from flows.report import (
@@ -31,6 +33,22 @@ def settings_for(home: Path) -> Settings:
     return load_settings(environ={"TRADEWATCH_HOME": str(home)})
 
 
+#: The models the report reads that need no features (the shadow comparison needs the labels,
+#: so the features: it is tested with the cycle, tests/e2e/test_cycle.py).
+REPORT_MODELS = "tag:monitoring gold_anomaly_scores"
+NEEDS_FEATURES = "monitoring_shadow_scores monitoring_shadow_summary"
+
+
+def build_report_models(home: Path) -> None:
+    """dbt builds the monitoring and gold models the report reads from the home's files."""
+    from rich.console import Console
+
+    from flows.transform import run_transform
+
+    run_transform(settings_for(home), select=REPORT_MODELS, exclude=NEEDS_FEATURES,
+                  console=Console(quiet=True))
+
+
 @dataclass(frozen=True)
 class RenderedHome:
     home: Path
@@ -43,7 +61,8 @@ class RenderedHome:
 def realistic(tmp_path_factory: pytest.TempPathFactory) -> RenderedHome:
     home = tmp_path_factory.mktemp("home")
     write_realistic_home(home)
-    path = run_report(settings_for(home))
+    build_report_models(home)
+    path = run_report(settings_for(home), refresh=False)
     page = path.read_text(encoding="utf-8")
     return RenderedHome(home, path, page, parse_page(page))
 
@@ -232,29 +251,46 @@ def test_the_page_is_self_contained_and_well_formed(realistic):
         assert (realistic.path.parent / href).exists()
 
 
-def test_an_unreadable_source_is_reported_and_the_other_sections_still_render(tmp_path: Path):
+@pytest.fixture
+def built_home(tmp_path: Path) -> Path:
+    """A home with drift and quality runs, its report models built."""
     write_drift(tmp_path)
     write_quality(tmp_path)
-    audit = tmp_path / "monitoring" / "audit" / "audit-2024-03-08.ndjson"
-    audit.parent.mkdir(parents=True)
-    audit.write_text('{"event_id": "e1", "kind": "gate_decision"\n{"event_id": "e2"}\n')
-    broken = tmp_path / "scores" / "date=2024-03-10" / "scores-run1.parquet"
+    build_report_models(tmp_path)
+    return tmp_path
+
+
+def test_a_failed_rebuild_is_reported_and_the_tables_as_built_are_shown(built_home: Path):
+    broken = built_home / "scores" / "date=2024-03-10" / "scores-run1.parquet"
     broken.parent.mkdir(parents=True)
     broken.write_bytes(b"not a parquet file")
-    (tmp_path / "monitoring" / "quality" / "quality-torn.ndjson").write_text('{"run_id": ')
 
-    page = run_report(settings_for(tmp_path)).read_text(encoding="utf-8")
+    page = run_report(settings_for(built_home)).read_text(encoding="utf-8")
 
     root = parse_page(page)
-    for section, source in ((MODELS, "AuditLogDamaged"),
-                            (ANOMALIES, "scores-run1.parquet")):
-        errors = [p for p in root.by_id(section).find_all("p")
-                  if p.attrs.get("class") == "error"]
-        assert errors and source in errors[0].text(), section
+    banner = [p for p in root.find_all("p") if p.attrs.get("class") == "error"]
+    assert banner and banner[0].text().startswith("The monitoring tables could not be rebuilt")
     assert "2 of 3 input features drifted" in root.by_id(DRIFT).text()
-    quality = root.by_id(QUALITY)
-    assert quality.table_with("result")[1][-1] == "1 critical failed"
-    assert "skipped unreadable file quality-torn.ndjson" in quality.text()
+    assert root.by_id(QUALITY).table_with("result")[1][-1] == "1 critical failed"
+
+
+def test_an_unreadable_table_is_reported_and_the_other_sections_still_render(built_home: Path):
+    import duckdb
+
+    # A table of an older build, without the columns the report reads.
+    with duckdb.connect(str(built_home / "warehouse.duckdb")) as connection:
+        connection.execute("create or replace table monitoring_gate_decisions as "
+                           "select 'e1' as event_id")
+
+    page = run_report(settings_for(built_home), refresh=False).read_text(encoding="utf-8")
+
+    root = parse_page(page)
+    errors = [p for p in root.by_id(MODELS).find_all("p") if p.attrs.get("class") == "error"]
+    assert errors and "MissingTableOrColumn" in errors[0].text()
+    assert "run `tradewatch transform`" in errors[0].text()
+    assert "2 of 3 input features drifted" in root.by_id(DRIFT).text()
+    assert root.by_id(QUALITY).table_with("result")[1][-1] == "1 critical failed"
+    assert root.by_id(ANOMALIES).find_all("p")[0].attrs["class"] == "empty"
 
 
 def test_render_is_a_pure_function_of_the_data(tmp_path: Path):
@@ -265,3 +301,18 @@ def test_render_is_a_pure_function_of_the_data(tmp_path: Path):
     assert page == render_monitoring_report(data)
     assert "boom &lt;b&gt;" in page
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_page_shows_what_the_report_showed_when_it_read_the_files_itself(realistic):
+    """report_structure.json: this home rendered by the report before it read the dbt models
+    (see report_snapshot.py): the same cards, sections, headings, sentences, figures and
+    tables, cell by cell (MLflow run ids and registration times masked)."""
+    expected = json.loads(SNAPSHOT.read_text(encoding="utf-8"))
+    expected.pop("_note")
+
+    actual = rendered_structure(realistic.page)
+
+    assert actual["cards"] == expected["cards"]
+    assert list(actual["sections"]) == list(expected["sections"])
+    for section, shown in expected["sections"].items():
+        assert actual["sections"][section] == shown, section
