@@ -208,6 +208,20 @@ def timestamp(value: Any, *, seconds: bool = False) -> str:
     return moment.strftime("%Y-%m-%d %H:%M:%S UTC" if seconds else "%Y-%m-%d %H:%M UTC")
 
 
+def iso(value: Any, *, milliseconds: bool = False) -> str:
+    """A moment in UTC as ISO 8601 (`2024-03-08T14:00:00+00:00`, or with milliseconds and a Z
+    as the drift records write it); "–" for none."""
+    import pandas as pd
+
+    if value is None or value is pd.NaT:
+        return DASH
+    moment = pd.Timestamp(value)
+    moment = moment.tz_localize("UTC") if moment.tzinfo is None else moment.tz_convert("UTC")
+    if milliseconds:
+        return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return moment.isoformat()
+
+
 def clip(value: Any, limit: int = 300) -> str:
     """`value` as text, cut to `limit` characters with an ellipsis; "" for None or NaN."""
     text = "" if value is None or value != value else str(value)

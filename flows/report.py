@@ -1,22 +1,18 @@
 """`tradewatch report`: the monitoring page an on-call engineer opens first.
 
-One self-contained HTML file, <home>/reports/monitoring.html (core.html: inline CSS, plots as
-embedded PNGs, no external asset). Sections: the champion and the challenger with the gate's
-decisions, the shadow comparison, the tournament history, drift per feature over time, flagged
-trades per symbol per hour, and the data-quality history.
+One self-contained HTML file, <home>/reports/monitoring.html (core.html): the champion and the
+challenger with the gate's decisions, the shadow comparison, the tournament history, drift per
+feature over time, flagged trades per symbol per hour, the data-quality history.
 
-This module is layout. The data comes from ml.monitoring, which reads the warehouse's
-monitoring and gold models and the registry. Those tables are built by dbt from the files the
-ML and quality layers write, so `run_report` first rebuilds them (`dbt build` of the publish
-selector) when a warehouse exists, unless its caller has just done so; a failed rebuild is
-shown on the page and the page renders from the tables as they were. A fresh data home is
-never written to, except for the report itself.
+Layout only: ml.monitoring reads the data (the warehouse's monitoring and gold models, the
+registry). dbt builds those tables from the files the ML and quality layers write, so
+`run_report` rebuilds them first when a warehouse exists (unless its caller just did); a failed
+rebuild is shown and the tables as they were are read. A fresh data home is never written to.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 from rich.console import Console
@@ -27,9 +23,7 @@ from core.html import DASH, Cell, escape, number, table, timestamp
 from core.warehouse import DuckDBWarehouse
 from flows.config import Settings
 from ml import monitoring as mon
-from ml.monitoring import MonitoringData, assign_tournaments
-
-__all__ = ["MonitoringData", "assign_tournaments", "render_monitoring_report", "run_report"]
+from ml.monitoring import MonitoringData
 
 REPORT_FILE = "monitoring.html"
 MODELS, SHADOW, TOURNAMENT, DRIFT, ANOMALIES, QUALITY = (
@@ -124,14 +118,11 @@ def _cards(data: MonitoringData) -> str:
         if last else html.card("last gate decision", "none yet", "", "none"),
     ]
     if not data.drift.empty:
-        latest = mon.latest_run(data.drift)
-        inputs = latest[latest["kind"].isin(mon.INPUT_KINDS)]
-        drifted = int(inputs["drifted"].sum())
-        extra = ", ".join(f"{row.kind} drift" for row in latest.itertuples()
-                          if row.kind not in mon.INPUT_KINDS and row.drifted)
-        cards.append(html.card("drift (latest run)", f"{drifted} of {len(inputs)} features",
-                               extra or timestamp(latest["run_ts"].iloc[0]),
-                               "bad" if drifted or extra else "ok"))
+        run = mon.drift_runs(data.drift)[0]
+        extra = ", ".join(f"{kind} drift" for kind in run.other_drifted)
+        cards.append(html.card("drift (latest run)", f"{run.inputs_drifted} of {run.inputs} "
+                               "features", extra or timestamp(run.run_ts),
+                               "bad" if run.inputs_drifted or extra else "ok"))
     else:
         cards.append(html.card("drift (latest run)", "no run yet", "", "none"))
     if not data.quality.empty:
@@ -150,11 +141,6 @@ def _cards(data: MonitoringData) -> str:
     else:
         cards.append(html.card("flagged trades (newest hour)", "no scores yet", "", "none"))
     return '<div class="cards">' + "".join(cards) + "</div>"
-
-
-def _version(data: MonitoringData, version: str | None) -> str:
-    model = data.model_of(version)
-    return "none" if version is None else f"v{version} ({model})" if model else f"v{version}"
 
 
 def _models(data: MonitoringData) -> str:
@@ -180,13 +166,12 @@ def _models(data: MonitoringData) -> str:
         return "\n".join([*parts, html.empty("The gate has not decided yet: run `tradewatch "
                                               "train`.")])
     last = data.gate_decisions[-1]
-    end = last.test_window_end.isoformat() if last.test_window_end else DASH
-    window = (f" Test window {escape(last.test_window_start.isoformat())} to {escape(end)}."
-              if last.test_window_start else "")
+    window = (f" Test window {escape(html.iso(last.test_window_start))} to "
+              f"{escape(html.iso(last.test_window_end))}." if last.test_window_start else "")
     parts += ["<h3>Latest gate decision</h3>", (
         f'<p class="banner {escape(last.decision)}"><strong>{escape(last.decision.upper())}'
-        f"</strong> challenger {escape(_version(data, last.challenger_version))} against "
-        f"champion {escape(_version(data, last.champion_version))} at "
+        f"</strong> challenger {escape(data.version_label(last.challenger_version))} against "
+        f"champion {escape(data.version_label(last.champion_version))} at "
         f"{escape(timestamp(last.decided_at))}. Reason: {escape(last.reason.rstrip('.'))}."
         f"{window}</p>")]
     if line := last.comparison_line():
@@ -198,8 +183,9 @@ def _models(data: MonitoringData) -> str:
             c, metric = record.comparison or {}, record.primary_metric or "pr_auc"
             rows.append([
                 timestamp(record.decided_at), record.decision,
-                _version(data, record.challenger_version), _version(data, record.champion_version),
-                metric, number(record.challenger_metrics.get(metric)),
+                data.version_label(record.challenger_version),
+                data.version_label(record.champion_version), metric,
+                number(record.challenger_metrics.get(metric)),
                 number(record.champion_metrics.get(metric)),
                 f"{c['low']:+.3f} to {c['high']:+.3f}" if c else DASH,
                 number(record.events, 0), record.reason,
@@ -228,8 +214,8 @@ def _metrics_table(data: MonitoringData, record: mon.GateRecord) -> str:
     if not rows:
         return html.empty("The gate decision carries no metrics (it rejected before scoring).")
     header = ["metric (same test window)",
-              f"challenger {_version(data, record.challenger_version)}",
-              f"champion {_version(data, record.champion_version)}", "challenger − champion"]
+              f"challenger {data.version_label(record.challenger_version)}",
+              f"champion {data.version_label(record.champion_version)}", "challenger − champion"]
     return table(header, rows, numeric={1, 2, 3}) + ("" if champion else (
         '<p class="note">No champion at decision time: the challenger was judged on its own.</p>'))
 
@@ -238,7 +224,7 @@ def _shadow(data: MonitoringData) -> str:
     if data.shadow.empty:
         return html.empty("A challenger the gate kept out scores new trades in shadow; the "
                           "comparison appears after a scoring cycle has run with one registered.")
-    rows = [[_version(data, row.challenger_version), _version(data, row.champion_version),
+    rows = [[data.version_label(row.challenger_version), data.version_label(row.champion_version),
              f"{int(row.trades):,}", f"{row.flag_agreement:.1%}", f"{int(row.both_flagged):,}",
              f"{int(row.champion_only_flagged):,}", f"{int(row.challenger_only_flagged):,}",
              f"{int(row.labelled_trades):,}", number(row.champion_precision),
@@ -253,11 +239,6 @@ def _shadow(data: MonitoringData) -> str:
                            rows, numeric=set(range(2, 10))))
 
 
-_LEADERBOARD = (("event_average_precision", 3), ("event_recall", 3), ("false_alerts_per_day", 1),
-                ("median_time_to_detect_s", 1), ("pr_auc", 3), ("roc_auc", 3), ("precision", 3),
-                ("recall", 3), ("f1", 3), ("training_seconds", 1), ("latency_p99_ms", 4))
-
-
 def _tournament(data: MonitoringData) -> str:
     runs = data.tournament_runs
     if runs.empty:
@@ -268,7 +249,7 @@ def _tournament(data: MonitoringData) -> str:
     failed = [row.status != "FINISHED" or pd.isna(row.pr_auc) for row in latest.itertuples()]
     rows = [["–", row.model, *["–"] * 12, f"failed: {row.error or row.status}"] if bad else
             [number(row.rank, 0), row.model,
-             *[number(getattr(row, name), digits) for name, digits in _LEADERBOARD], ""]
+             *[number(getattr(row, name), digits) for name, digits in mon.LEADERBOARD_METRICS], ""]
             for row, bad in zip(latest.itertuples(index=False), failed, strict=True)]
     history = [[number(t.number, 0), timestamp(t.started_at), ", ".join(t.models),
                 t.winner or "none (all failed)", number(t.winner_event_average_precision),
@@ -311,27 +292,16 @@ def _tournament_plot(runs: pd.DataFrame) -> str:
 
 
 def _drift(data: MonitoringData) -> str:
-    drift = data.drift
-    if drift.empty:
+    if data.drift.empty:
         return html.empty("No drift report has been written: run `tradewatch drift`.")
-    runs = drift.drop_duplicates("run_id")[["run_id", "run_ts"]]
-    latest = mon.latest_run(drift).copy()
-    inputs = latest[latest["kind"].isin(mon.INPUT_KINDS)]
-    link, grid = data.links.get("latest drift report"), mon.drift_grid(drift)
-    latest["_ratio"] = latest["statistic"] / latest["threshold"].where(latest["threshold"] > 0)
-    latest = latest.sort_values(["drifted", "_ratio"], ascending=[False, False])
-    history = [[timestamp(group["run_ts"].iloc[0]), html.ident(run_id),
-                f"{int(group['drifted'][group['kind'].isin(mon.INPUT_KINDS)].sum())} of "
-                f"{int(group['kind'].isin(mon.INPUT_KINDS).sum())}",
-                ", ".join(sorted(group.loc[group["drifted"], "feature"])) or "none"]
-               for run_id, group in list(drift.groupby("run_id", sort=False))[::-1][:SHOWN]]
+    runs, grid = mon.drift_runs(data.drift), mon.drift_grid(data.drift)
+    link, latest = data.links.get("latest drift report"), mon.latest_drift(data.drift)
     return "\n".join([
         f'<p class="meta">{len(runs)} drift run{"s" if len(runs) > 1 else ""} shown. Latest run '
-        f"<code>{escape(runs['run_id'].iloc[-1])}</code> at "
-        f"{escape(timestamp(runs['run_ts'].iloc[-1]))}: <strong>{int(inputs['drifted'].sum())} "
-        f"of {len(inputs)} input features drifted</strong>; current window "
-        f"{escape(_iso_ms(latest['current_start'].iloc[0]))} to "
-        f"{escape(_iso_ms(latest['current_end'].iloc[0]))}."
+        f"<code>{escape(runs[0].run_id)}</code> at {escape(timestamp(runs[0].run_ts))}: <strong>"
+        f"{runs[0].inputs_drifted} of {runs[0].inputs} input features drifted</strong>; current "
+        f"window {escape(html.iso(runs[0].current_start, milliseconds=True))} to "
+        f"{escape(html.iso(runs[0].current_end, milliseconds=True))}."
         + (f' <a href="{escape(link)}">Open its full report.</a>' if link else "") + "</p>",
         html.figure(html.heatmap(
             grid.ratio, grid.features, [f"{t:%m-%d %H:%M}" for t in grid.runs],
@@ -349,8 +319,11 @@ def _drift(data: MonitoringData) -> str:
                 number(row.reference_rows, 0), number(row.current_rows, 0)]
                for row in latest.itertuples(index=False)],
               numeric={3, 4, 6, 7}, row_classes=["bad" if d else None for d in latest["drifted"]]),
-        f"<h3>Drift runs (newest {len(history)})</h3>",
-        table(["run at", "run id", "input features drifted", "drifted"], history),
+        f"<h3>Drift runs (newest {min(len(runs), SHOWN)})</h3>",
+        table(["run at", "run id", "input features drifted", "drifted"],
+              [[timestamp(run.run_ts), html.ident(run.run_id),
+                f"{run.inputs_drifted} of {run.inputs}", ", ".join(run.drifted) or "none"]
+               for run in runs[:SHOWN]]),
     ])
 
 
@@ -386,7 +359,7 @@ def _anomalies(data: MonitoringData) -> str:
         parts += [f"<h3>Highest-scoring flagged trades (top {len(top)})</h3>", table(
             ["trade time", "symbol", "score", "risk", "scored by", "trade id"],
             [[timestamp(row.trade_ts, seconds=True), row.symbol, number(row.score, 4),
-              row.risk_level, f"{row.model_name} {_version(data, row.model_version)}",
+              row.risk_level, f"{row.model_name} {data.version_label(row.model_version)}",
               html.ident(row.trade_id)] for row in top.itertuples(index=False)], numeric={2})]
     return "\n".join(parts)
 
@@ -401,17 +374,14 @@ def _quality(data: MonitoringData) -> str:
              *[Cell(f"{run.suites[s][0]}/{run.suites[s][1]} passed", css=run.suites[s][2])
                if s in run.suites else DASH for s in suites], run.verdict]
             for run in runs[:QUALITY_RUNS_SHOWN]]
-    latest = mon.latest_run(data.quality)
-    failures = latest[~latest["success"]].assign(
-        order=lambda f: (f["severity"] != "critical").astype(int)
-    ).sort_values(["order", "suite", "expectation"])
+    failures = mon.latest_failures(data.quality)
     parts = [
         f'<p class="meta">{len(runs)} checkpoint run{"s" if len(runs) > 1 else ""} read; the '
         f"newest {len(rows)} below. Each cell: expectations passed of those evaluated "
         "(red: a critical one failed, amber: a warning failed).</p>",
         table(["run at", "run id", *suites, "result"], rows),
         "<h3>Failures in the latest run</h3>",
-        f'<p class="banner promote">All {len(latest)} expectations passed in run '
+        f'<p class="banner promote">All {runs[0].expectations} expectations passed in run '
         f"<code>{escape(runs[0].run_id)}</code>.</p>" if failures.empty else table(
             ["severity", "suite", "expectation", "column", "observed", "details"],
             [[row.severity, row.suite, row.expectation,
@@ -425,11 +395,3 @@ def _quality(data: MonitoringData) -> str:
                      "result in detail.</p>")
     return "\n".join(parts)
 
-
-def _iso_ms(value: Any) -> str:
-    """A window bound as the drift records write it (ISO 8601, milliseconds, Z)."""
-    if value is None or pd.isna(value):
-        return DASH
-    moment = pd.Timestamp(value)
-    moment = moment.tz_localize("UTC") if moment.tzinfo is None else moment.tz_convert("UTC")
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")

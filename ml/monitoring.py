@@ -127,6 +127,11 @@ class MonitoringData:
         info = self.versions.get(str(version)) if version is not None else None
         return info.model_name if info else None
 
+    def version_label(self, version: str | None) -> str:
+        """`v3 (xgboost)`, `v3` when the model kind is unknown, `none` for no version."""
+        model = self.model_of(version)
+        return "none" if version is None else f"v{version} ({model})" if model else f"v{version}"
+
 
 def one_line(exc: BaseException) -> str:
     """An exception as `Type: first line of its message`."""
@@ -417,6 +422,12 @@ GATE_METRICS: tuple[tuple[str, str, int, int], ...] = (
     ("rows", "test rows", 0, 0),
     ("positives", "test positives", 0, 0),
 )
+#: The leaderboard's columns after rank and model (MLflow metric names, decimals shown).
+LEADERBOARD_METRICS = (
+    ("event_average_precision", 3), ("event_recall", 3), ("false_alerts_per_day", 1),
+    ("median_time_to_detect_s", 1), ("pr_auc", 3), ("roc_auc", 3), ("precision", 3),
+    ("recall", 3), ("f1", 3), ("training_seconds", 1), ("latency_p99_ms", 4),
+)
 _KIND_ORDER = {"numeric": 0, "categorical": 1, "prediction": 2, "performance": 3}
 
 
@@ -546,3 +557,49 @@ def quality_runs(quality: pd.DataFrame) -> list[QualityRun]:
         runs.append(QualityRun(str(run_id), group["run_ts"].iloc[0], suites, critical,
                                len(failed) - critical, len(group)))
     return runs
+
+
+@dataclass(frozen=True)
+class DriftRun:
+    """One drift run: how many input features drifted, which did, and its current window."""
+
+    run_id: str
+    run_ts: datetime
+    inputs: int
+    inputs_drifted: int
+    #: every drifted feature, score or metric, by name
+    drifted: tuple[str, ...]
+    #: drifted kinds other than the inputs (prediction, performance)
+    other_drifted: tuple[str, ...]
+    current_start: datetime | None
+    current_end: datetime | None
+
+
+def drift_runs(drift: pd.DataFrame) -> list[DriftRun]:
+    """Every drift run, newest first."""
+    runs = []
+    for run_id, group in list(drift.groupby("run_id", sort=False))[::-1]:
+        inputs = group[group["kind"].isin(INPUT_KINDS)]
+        others = group[~group["kind"].isin(INPUT_KINDS) & group["drifted"]]
+        runs.append(DriftRun(
+            str(run_id), group["run_ts"].iloc[0], len(inputs), int(inputs["drifted"].sum()),
+            tuple(sorted(group.loc[group["drifted"], "feature"])), tuple(others["kind"]),
+            _moment(group["current_start"].iloc[0]), _moment(group["current_end"].iloc[0]),
+        ))
+    return runs
+
+
+def latest_drift(drift: pd.DataFrame) -> pd.DataFrame:
+    """The newest run's rows, drifted first, then by statistic / threshold, highest first."""
+    latest = latest_run(drift)
+    ratio = latest["statistic"] / latest["threshold"].where(latest["threshold"] > 0)
+    return latest.assign(_ratio=ratio).sort_values(
+        ["drifted", "_ratio"], ascending=[False, False]).drop(columns="_ratio")
+
+
+def latest_failures(quality: pd.DataFrame) -> pd.DataFrame:
+    """The newest checkpoint run's failed expectations, critical first."""
+    latest = latest_run(quality)
+    return latest[~latest["success"]].assign(
+        _order=lambda f: (f["severity"] != "critical").astype(int)
+    ).sort_values(["_order", "suite", "expectation"]).drop(columns="_order")

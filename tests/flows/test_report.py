@@ -23,10 +23,10 @@ from flows.report import (
     SECTIONS,
     TOURNAMENT,
     MonitoringData,
-    assign_tournaments,
     render_monitoring_report,
     run_report,
 )
+from ml.monitoring import assign_tournaments
 
 
 def settings_for(home: Path) -> Settings:
