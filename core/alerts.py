@@ -43,6 +43,10 @@ class AlertKind(StrEnum):
     """The audit log's record chain is broken (a file truncated, deleted, reordered or edited,
     a record dated in the future) or cannot be read: decisions that depend on it (the
     retraining cooldown and daily limit) are blocked until `tradewatch audit repair`."""
+    ANALYSTS_PUBLISH_FAILED = "analysts_publish_failed"
+    """The build succeeded but the analysts' database could not be published after its retries
+    (disk full, an unreadable warehouse or dbt manifest): analysts keep reading the previous
+    copy, which grows stale; the pipeline goes on."""
     MODEL_INTEGRITY = "model_integrity"
     """A registered model's artifacts do not match the content hash recorded when it was
     registered (or carry none): Tradewatch refused to load it, so scoring, drift or the gate

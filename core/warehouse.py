@@ -8,9 +8,9 @@
 logical types (`table_columns`, None when it does not exist) and the rows of some columns of a
 table (`read_table`). Nothing here writes: dbt is the only writer of warehouse tables.
 
-Tables live in one schema unless `layer_schemas` maps a layer (the name's prefix before its
-first "_": bronze, silver, gold, monitoring) to a schema of its own, e.g.
-`layer_schemas={"gold": "gold", "monitoring": "monitoring"}`.
+Tables live where dbt builds them: a layer (the name's prefix before its first "_") that
+core.layers.LAYER_SCHEMAS maps to a schema of its own (gold, monitoring) is read there, every
+other table in the default schema. `layer_schemas={}` reads everything from one schema.
 
 Used as a context manager, a warehouse keeps one connection open for every query inside the
 block; outside one, each query opens and closes its own connection, so that a DuckDB file is
@@ -32,6 +32,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
+from core.layers import LAYER_SCHEMAS
 from core.schema import logical_type
 
 if TYPE_CHECKING:
@@ -104,8 +105,9 @@ class Warehouse(ABC):
 
     def __init__(self, schema: str, layer_schemas: Mapping[str, str] | None = None) -> None:
         self.schema = identifier(schema)
+        layers = LAYER_SCHEMAS if layer_schemas is None else layer_schemas
         self.layer_schemas = MappingProxyType(
-            {identifier(layer): identifier(name) for layer, name in (layer_schemas or {}).items()}
+            {identifier(layer): identifier(name) for layer, name in layers.items()}
         )
         self._connection: Any = None
         self._depth = 0
@@ -197,6 +199,18 @@ def as_warehouse(source: Warehouse | Path | str) -> Warehouse:
     return source
 
 
+def set_search_path(connection: Any, schemas: Sequence[str]) -> None:
+    """Let a DuckDB connection name every table by its bare name too (`from
+    gold_trade_features`), as the analysts' database does: the schemas in this order, those
+    that exist (DuckDB refuses a search path naming a missing schema)."""
+    present = {name for (name,) in connection.execute(
+        "select schema_name from duckdb_schemas() where database_name = current_database()"
+    ).fetchall()}
+    path = [name for name in dict.fromkeys(schemas) if name in present]
+    if path:
+        connection.execute(f"set search_path = {sql_literal(','.join(path))}")
+
+
 # --------------------------------------------------------------------------- DuckDB
 
 
@@ -241,14 +255,14 @@ class DuckDBWarehouse(Warehouse):
 
         self._check_exists()
         try:
-            return duckdb.connect(str(self.path), read_only=True)
+            connection = duckdb.connect(str(self.path), read_only=True)
         except duckdb.ConnectionException as exc:
             if "different configuration" not in str(exc):
                 raise WarehouseUnreachable(f"cannot open warehouse {self.path}: {exc}") from exc
             # dbt ran in this process and its database instance is still cached: DuckDB refuses
             # a second, read-only configuration of the same file, but a connection with the
             # default configuration shares the open instance. Only SELECTs are run on it.
-            return duckdb.connect(str(self.path))
+            connection = duckdb.connect(str(self.path))
         except duckdb.IOException as exc:
             if "lock" in str(exc).lower():
                 raise WarehouseBusy(
@@ -256,6 +270,8 @@ class DuckDBWarehouse(Warehouse):
                     "retry when it has finished"
                 ) from exc
             raise WarehouseUnreachable(f"cannot open warehouse {self.path}: {exc}") from exc
+        set_search_path(connection, [self.schema, *self.layer_schemas.values()])
+        return connection
 
     def _disconnect(self, connection: Any) -> None:
         connection.close()

@@ -357,6 +357,14 @@ def send_dbt_failure_alert(sender: AlertSender, error: BaseException) -> AlertDe
     )
 
 
+def send_publish_failure_alert(sender: AlertSender, error: BaseException) -> AlertDelivery:
+    """The analysts' database was not published: analysts read a stale copy."""
+    return sender.send(
+        "warning", "Analysts' database not published", str(error)[:_SECTION_LIMIT - 100],
+        {"error": type(error).__name__}, kind=AlertKind.ANALYSTS_PUBLISH_FAILED,
+    )
+
+
 def send_gate_outcome_alert(sender: AlertSender, decision: GateDecision) -> AlertDelivery | None:
     """A promotion (info) or a plain rejection (info); None when the gate alerted already."""
     if decision.alert:

@@ -1,4 +1,10 @@
-"""The `tradewatch` command line: each verb a thin call into `flows`."""
+"""The `tradewatch` command line: each verb a thin call into `flows`.
+
+Every verb is declared once, where it is handled: `@verb(name, help, *arguments)` on the
+function that runs it. The parser (and the generated CLI reference) and the dispatch are
+both derived from those declarations. A name with a space is a sub-verb of a group
+(`collect finnhub`, `audit verify`); a group's help is in GROUPS.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +12,14 @@ import argparse
 import os
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from ingest.symbols import InvalidSymbol, parse_symbol_list
+
+#: `tradewatch sql --format` choices (flows/analysts.py maps them to the DuckDB CLI's modes).
+OUTPUT_FORMATS = ("csv", "json", "line", "markdown", "table")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -46,99 +57,306 @@ def _speed(text: str) -> float:
     return value
 
 
+@dataclass(frozen=True)
+class Argument:
+    """One option or positional argument of a verb, as `add_argument` takes it."""
+
+    flags: tuple[str, ...]
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+def arg(*flags: str, **options: Any) -> Argument:
+    """An argument of a verb: `arg("--seed", type=int, help="...")`."""
+    return Argument(flags, options)
+
+
+@dataclass(frozen=True)
+class Verb:
+    """A verb: its name (a space separates a group's sub-verb), help, arguments, handler."""
+
+    name: str
+    help: str
+    arguments: tuple[Argument, ...]
+    handler: Callable[[Any, argparse.Namespace], int | None]
+    parser_options: dict[str, Any] = field(default_factory=dict)
+
+
+#: Every verb, in the order `tradewatch --help` lists them.
+VERBS: list[Verb] = []
+#: The help of each group of sub-verbs.
+GROUPS = {
+    "collect": "run a collector",
+    "audit": "check or repair the audit log's record chain",
+    "model": "registered model versions",
+}
+
+
+def verb(name: str, help: str, *arguments: Argument, **parser_options: Any):
+    """Declare the decorated function as the handler of `tradewatch NAME`."""
+    def register(handler: Callable[[Any, argparse.Namespace], int | None]):
+        VERBS.append(Verb(name, help, arguments, handler, parser_options))
+        return handler
+
+    return register
+
+
+_SKIP_HELP = ("train/score without the data-quality gate (an explicit override, written to the "
+              "audit log)")
+_SKIP_QUALITY_GATE = arg("--skip-quality-gate", action="store_true", help=_SKIP_HELP)
+_SYMBOLS = arg("--symbols", type=_symbols, help="comma-separated, e.g. AAPL,MSFT")
+_MAX_TRADES = arg("--max-trades", type=_positive(int), help="stop after this many trades")
+_SEED = arg("--seed", type=int, help="seed of the market (default: settings)")
+
+
+@verb("simulate", "serve the simulated market on 127.0.0.1",
+      _SEED,
+      arg("--port", type=int, default=8765, help="Finnhub WebSocket port (0: any)"),
+      arg("--av-port", type=int, default=8766, help="Alpha Vantage HTTP port"),
+      arg("--speed", type=_speed, help="0 = as fast as the client reads"),
+      arg("--duration", type=_positive(float), help="simulated seconds to serve"),
+      _MAX_TRADES)
+def _simulate(settings, args):
+    from flows.simulate import run_simulate
+
+    return run_simulate(settings, seed=args.seed, port=args.port, av_port=args.av_port,
+                        speed=args.speed, duration=args.duration, max_trades=args.max_trades)
+
+
+@verb("collect finnhub", "Finnhub WebSocket trades",
+      arg("--url", help="WebSocket URL (the simulator's: no API key needed)"),
+      _SYMBOLS,
+      arg("--duration", type=_positive(float), help="seconds to collect"),
+      _MAX_TRADES)
+def _collect_finnhub(settings, args):
+    from flows.collect import run_collect_finnhub
+
+    return run_collect_finnhub(settings, url=args.url, symbols=args.symbols,
+                               duration=args.duration, max_trades=args.max_trades)
+
+
+@verb("collect alphavantage", "Alpha Vantage bars",
+      arg("--url", help="base URL (the simulator's: no API key needed)"),
+      _SYMBOLS,
+      arg("--interval", choices=["1min", "5min", "15min", "30min", "60min", "daily"],
+          help="bar interval (default: settings)"))
+def _collect_alphavantage(settings, args):
+    from flows.collect import run_collect_alphavantage
+
+    return run_collect_alphavantage(settings, url=args.url, symbols=args.symbols,
+                                    interval=args.interval)
+
+
+def _publish(settings) -> None:
+    """Publish the analysts' database after a local build; a failure alerts and goes on (the
+    build stands, analysts keep the previous copy)."""
+    from flows.alerts import alert_sender, send_publish_failure_alert
+    from flows.analysts import PublishFailed, publish_analysts_database
+
+    try:
+        publish_analysts_database(settings)
+    except PublishFailed as exc:
+        print(f"tradewatch: {exc}", file=sys.stderr)
+        send_publish_failure_alert(alert_sender(settings), exc)
+
+
+@verb("transform",
+      "dbt build, then the data-quality checkpoint (alerts; exit 1 on a critical failure)",
+      arg("--target", choices=["local", "databricks", "spark"],
+          help="dbt target (default: settings)"),
+      arg("--full-refresh", action="store_true", help="rebuild incremental models from scratch"))
+def _transform(settings, args):
+    import time
+
+    from flows.alerts import alert_sender, send_dbt_failure_alert
+    from flows.transform import TransformFailed, run_transform
+    from flows.validate import raise_on_critical, run_quality_checkpoint
+
+    target = args.target or settings.dbt.target
+    build_started = time.time()
+    try:
+        run_transform(settings, target=target, full_refresh=args.full_refresh)
+    except TransformFailed as exc:
+        send_dbt_failure_alert(alert_sender(settings), exc)
+        raise
+    if target == "local":
+        _publish(settings)
+    if target == "spark":
+        print("transform: the checkpoint runs on local or databricks, not on a Spark session")
+        return 0
+    raise_on_critical(run_quality_checkpoint(settings, target=target,
+                                             settled_before=build_started))
+    return 0
+
+
+@verb("validate", "the data-quality checkpoint; writes Data Docs",
+      arg("--target", choices=["local", "databricks"],
+          help="warehouse to validate (default: settings)"))
+def _validate(settings, args):
+    from flows.validate import raise_on_critical, run_validate
+
+    raise_on_critical(run_validate(settings, target=args.target))
+
+
+def _train_or_score(settings, args, stage: str) -> None:
+    from flows import training
+    from flows.pipeline import PUBLISH_SELECTOR
+    from flows.transform import run_transform
+    from flows.validate import apply_quality_gate
+
+    apply_quality_gate(settings, stage=stage, skip=args.skip_quality_gate)
+    if stage == "training":
+        training.run_train(settings)
+    else:
+        training.run_score(settings)
+    run_transform(settings, select=PUBLISH_SELECTOR)
+    if settings.dbt.target == "local":
+        _publish(settings)
+
+
+@verb("train", "quality gate → tournament → gate → promote → score", _SKIP_QUALITY_GATE)
+def _train(settings, args):
+    _train_or_score(settings, args, "training")
+
+
+@verb("score", "quality gate → champion scores for every trade it has not scored → publish "
+      "gold_anomaly_scores", _SKIP_QUALITY_GATE)
+def _score(settings, args):
+    _train_or_score(settings, args, "scoring")
+
+
+@verb("cycle", "one scoring cycle: collect → dbt build → quality → score → publish → report "
+      "(the scoring-cycle deployment runs it every 5 minutes)",
+      arg("--collect-seconds", type=float,
+          help="collect this long first (default: cycle.collect_seconds; 0: take what the "
+          "running collector landed)"),
+      arg("--url", help="Finnhub WebSocket URL to collect from (the simulator's)"),
+      _SKIP_QUALITY_GATE)
+def _cycle(settings, args):
+    from flows.pipeline import cycle_flow
+
+    cycle_flow(collect_seconds=args.collect_seconds, url=args.url,
+               skip_quality_gate=args.skip_quality_gate, settings=settings)
+
+
+@verb("rollback", "champion back to the previous version (the next cycle re-scores what the "
+      "demoted version scored)")
+def _rollback(settings, args):
+    from flows import training
+
+    training.run_rollback(settings)
+
+
+@verb("drift", "drift report and the retraining decision",
+      arg("--current-hours", type=_positive(float), help="newest window, hours"),
+      arg("--reference-hours", type=_positive(float), help="window before, hours"))
+def _drift(settings, args):
+    from flows.drift import run_drift
+
+    run_drift(settings, current_hours=args.current_hours, reference_hours=args.reference_hours)
+
+
+@verb("audit verify", "check the chain; exit 1 while it is damaged")
+def _audit_verify(settings, args):
+    from flows.audit import run_audit_verify
+
+    return run_audit_verify(settings)
+
+
+@verb("audit repair", "acknowledge the damage on record (retraining waits a day after)",
+      arg("--reason", required=True, help="what happened and who checked it"),
+      arg("--operator", help="who repairs (default: the login name)"))
+def _audit_repair(settings, args):
+    from flows.audit import run_audit_repair
+
+    return run_audit_repair(settings, reason=args.reason, operator=args.operator)
+
+
+@verb("model trust", "record a version's content hash after checking it (audited)",
+      arg("version", help="registered version number"),
+      arg("--reason", required=True, help="what was checked, and by whom"))
+def _model_trust(settings, args):
+    from flows.training import run_trust
+
+    run_trust(settings, args.version, reason=args.reason)
+
+
+@verb("sql", "an SQL shell (the DuckDB CLI) on the analysts' database, read-only; never "
+      "blocks the pipeline",
+      arg("-c", "--command", metavar="QUERY",
+          help="run one query, print its result and exit (for scripts)"),
+      arg("--format", choices=sorted(OUTPUT_FORMATS), default="table",
+          help="output of -c: table (default), csv, json, markdown or line"))
+def _sql(settings, args):
+    from flows.analysts import run_sql
+
+    return run_sql(settings, query=args.command, output=args.format)
+
+
+@verb("mf", "MetricFlow (`mf`) on the analysts' database: the metrics of the semantic layer, "
+      "e.g. `tradewatch mf query --saved-query daily_surveillance`",
+      arg("mf_args", nargs=argparse.REMAINDER,
+          help="arguments of `mf` (query, list metrics, validate-configs, ...)"),
+      prefix_chars="\0", add_help=False)  # every argument, -h included, is mf's
+def _mf(settings, args):
+    from flows.metrics import run_mf
+
+    return run_mf(settings, args.mf_args)
+
+
+@verb("report", "the monitoring report (self-contained HTML)")
+def _report(settings, args):
+    from flows.report import run_report
+
+    run_report(settings)
+
+
+@verb("serve", "serve every Prefect deployment from one process")
+def _serve(settings, args):
+    from flows.serve import run_serve
+
+    return run_serve()
+
+
+@verb("ui", "Prefect UI, MLflow UI, dbt docs and the documentation site on 127.0.0.1",
+      arg("--prefect-port", type=int, default=4200, help="Prefect UI port"),
+      arg("--mlflow-port", type=int, default=5000, help="MLflow UI port"),
+      arg("--docs-port", type=int, default=8080, help="dbt docs port"),
+      arg("--site-port", type=int, default=8000, help="documentation site port"))
+def _ui(settings, args):
+    from flows.ui import run_ui
+
+    return run_ui(settings, prefect_port=args.prefect_port, mlflow_port=args.mlflow_port,
+                  docs_port=args.docs_port, site_port=args.site_port)
+
+
+@verb("demo", "the whole pipeline on DuckDB with the simulated market",
+      _SEED,
+      arg("--minutes", type=_positive(float), help="simulated trading minutes"))
+def _demo(settings, args):
+    from flows.demo import run_demo
+
+    return run_demo(settings, seed=args.seed, minutes=args.minutes)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of every verb."""
+    """The argument parser of every verb, derived from VERBS."""
     parser = _Parser(prog="tradewatch", description="Trade-anomaly platform.")
     parser.add_argument("--config", type=Path, help="project_config.yml to use")
     verbs = parser.add_subparsers(dest="verb", required=True, parser_class=_Parser)
-
-    simulate = verbs.add_parser("simulate", help="serve the simulated market on 127.0.0.1")
-    simulate.add_argument("--seed", type=int, help="seed of the market (default: settings)")
-    simulate.add_argument("--port", type=int, default=8765, help="Finnhub WebSocket port (0: any)")
-    simulate.add_argument("--av-port", type=int, default=8766, help="Alpha Vantage HTTP port")
-    simulate.add_argument("--speed", type=_speed, help="0 = as fast as the client reads")
-    simulate.add_argument("--duration", type=_positive(float), help="simulated seconds to serve")
-    simulate.add_argument("--max-trades", type=_positive(int), help="stop after this many trades")
-
-    collect = verbs.add_parser("collect", help="run a collector")
-    sources = collect.add_subparsers(dest="source", required=True, parser_class=_Parser)
-    finnhub = sources.add_parser("finnhub", help="Finnhub WebSocket trades")
-    finnhub.add_argument("--url", help="WebSocket URL (the simulator's: no API key needed)")
-    finnhub.add_argument("--symbols", type=_symbols, help="comma-separated, e.g. AAPL,MSFT")
-    finnhub.add_argument("--duration", type=_positive(float), help="seconds to collect")
-    finnhub.add_argument("--max-trades", type=_positive(int), help="stop after this many trades")
-    alpha = sources.add_parser("alphavantage", help="Alpha Vantage bars")
-    alpha.add_argument("--url", help="base URL (the simulator's: no API key needed)")
-    alpha.add_argument("--symbols", type=_symbols, help="comma-separated, e.g. AAPL,MSFT")
-    alpha.add_argument("--interval", choices=["1min", "5min", "15min", "30min", "60min", "daily"],
-                       help="bar interval (default: settings)")
-
-    transform = verbs.add_parser(
-        "transform",
-        help="dbt build, then the data-quality checkpoint (alerts; exit 1 on a critical failure)",
-    )
-    transform.add_argument("--target", choices=["local", "databricks", "spark"],
-                           help="dbt target (default: settings)")
-    transform.add_argument("--full-refresh", action="store_true",
-                           help="rebuild incremental models from scratch")
-
-    validate = verbs.add_parser("validate", help="the data-quality checkpoint; writes Data Docs")
-    validate.add_argument("--target", choices=["local", "databricks"],
-                          help="warehouse to validate (default: settings)")
-    skip_help = ("train/score without the data-quality gate (an explicit override, written to "
-                 "the audit log)")
-    train = verbs.add_parser("train", help="quality gate → tournament → gate → promote → score")
-    train.add_argument("--skip-quality-gate", action="store_true", help=skip_help)
-    score = verbs.add_parser(
-        "score", help="quality gate → champion scores for every trade it has not scored → "
-        "publish gold_anomaly_scores"
-    )
-    score.add_argument("--skip-quality-gate", action="store_true", help=skip_help)
-    cycle = verbs.add_parser(
-        "cycle", help="one scoring cycle: collect → dbt build → quality → score → publish → "
-        "report (the scoring-cycle deployment runs it every 5 minutes)"
-    )
-    cycle.add_argument("--collect-seconds", type=float,
-                       help="collect this long first (default: cycle.collect_seconds; 0: "
-                       "take what the running collector landed)")
-    cycle.add_argument("--url", help="Finnhub WebSocket URL to collect from (the simulator's)")
-    cycle.add_argument("--skip-quality-gate", action="store_true", help=skip_help)
-    verbs.add_parser("rollback", help="champion back to the previous version (the next cycle "
-                     "re-scores what the demoted version scored)")
-    drift = verbs.add_parser("drift", help="drift report and the retraining decision")
-    drift.add_argument("--current-hours", type=_positive(float), help="newest window, hours")
-    drift.add_argument("--reference-hours", type=_positive(float), help="window before, hours")
-
-    audit = verbs.add_parser("audit", help="check or repair the audit log's record chain")
-    audit_verbs = audit.add_subparsers(dest="audit_verb", required=True, parser_class=_Parser)
-    audit_verbs.add_parser("verify", help="check the chain; exit 1 while it is damaged")
-    repair = audit_verbs.add_parser(
-        "repair", help="acknowledge the damage on record (retraining waits a day after)"
-    )
-    repair.add_argument("--reason", required=True, help="what happened and who checked it")
-    repair.add_argument("--operator", help="who repairs (default: the login name)")
-
-    model = verbs.add_parser("model", help="registered model versions")
-    model_verbs = model.add_subparsers(dest="model_verb", required=True, parser_class=_Parser)
-    trust = model_verbs.add_parser(
-        "trust", help="record a version's content hash after checking it (audited)"
-    )
-    trust.add_argument("version", help="registered version number")
-    trust.add_argument("--reason", required=True, help="what was checked, and by whom")
-
-    verbs.add_parser("report", help="the monitoring report (self-contained HTML)")
-    verbs.add_parser("serve", help="serve every Prefect deployment from one process")
-    ui = verbs.add_parser(
-        "ui", help="Prefect UI, MLflow UI, dbt docs and the documentation site on 127.0.0.1"
-    )
-    ui.add_argument("--prefect-port", type=int, default=4200, help="Prefect UI port")
-    ui.add_argument("--mlflow-port", type=int, default=5000, help="MLflow UI port")
-    ui.add_argument("--docs-port", type=int, default=8080, help="dbt docs port")
-    ui.add_argument("--site-port", type=int, default=8000, help="documentation site port")
-
-    demo = verbs.add_parser("demo", help="the whole pipeline on DuckDB with the simulated market")
-    demo.add_argument("--seed", type=int, help="seed of the market (default: settings)")
-    demo.add_argument("--minutes", type=_positive(float), help="simulated trading minutes")
+    groups: dict[str, Any] = {}
+    for declared in VERBS:
+        group, _, sub = declared.name.partition(" ")
+        if sub:
+            if group not in groups:
+                holder = verbs.add_parser(group, help=GROUPS[group])
+                groups[group] = holder.add_subparsers(dest=f"{group}_verb", required=True,
+                                                      parser_class=_Parser)
+            command = groups[group].add_parser(sub, help=declared.help, **declared.parser_options)
+        else:
+            command = verbs.add_parser(group, help=declared.help, **declared.parser_options)
+        for argument in declared.arguments:
+            command.add_argument(*argument.flags, **argument.options)
+        command.set_defaults(handler=declared.handler)
     return parser
 
 
@@ -153,126 +371,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     # Without a Prefect server, flows start a temporary one; Prefect waits 20 s for it, which a
     # busy two-core machine can miss on a first run (its database is created then). Wait longer.
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
-    if args.verb == "simulate":
-        from flows.simulate import run_simulate
-
-        return run_simulate(
-            settings,
-            seed=args.seed,
-            port=args.port,
-            av_port=args.av_port,
-            speed=args.speed,
-            duration=args.duration,
-            max_trades=args.max_trades,
-        )
-    if args.verb == "collect" and args.source == "finnhub":
-        from flows.collect import run_collect_finnhub
-
-        return run_collect_finnhub(
-            settings,
-            url=args.url,
-            symbols=args.symbols,
-            duration=args.duration,
-            max_trades=args.max_trades,
-        )
-    if args.verb == "collect" and args.source == "alphavantage":
-        from flows.collect import run_collect_alphavantage
-
-        return run_collect_alphavantage(
-            settings, url=args.url, symbols=args.symbols, interval=args.interval
-        )
-    if args.verb == "transform":
-        import time
-
-        from flows.alerts import alert_sender, send_dbt_failure_alert
-        from flows.transform import TransformFailed, run_transform
-        from flows.validate import raise_on_critical, run_quality_checkpoint
-
-        build_started = time.time()
-        try:
-            run_transform(settings, target=args.target, full_refresh=args.full_refresh)
-        except TransformFailed as exc:
-            send_dbt_failure_alert(alert_sender(settings), exc)
-            raise
-        if args.target == "spark":
-            print("transform: the checkpoint runs on local or databricks, not on a Spark session")
-            return 0
-        raise_on_critical(run_quality_checkpoint(settings, target=args.target,
-                                                 settled_before=build_started))
-        return 0
-    if args.verb in ("train", "score"):
-        from flows import training
-        from flows.validate import apply_quality_gate
-
-        stage = {"train": "training", "score": "scoring"}[args.verb]
-        apply_quality_gate(settings, stage=stage, skip=args.skip_quality_gate)
-        if args.verb == "train":
-            training.run_train(settings)
-        else:
-            training.run_score(settings)
-        from flows.pipeline import PUBLISH_SELECTOR
-        from flows.transform import run_transform
-
-        run_transform(settings, select=PUBLISH_SELECTOR)
-        return 0
-    if args.verb == "rollback":
-        from flows import training
-
-        training.run_rollback(settings)
-        return 0
-    if args.verb == "cycle":
-        from flows.pipeline import cycle_flow
-
-        cycle_flow(collect_seconds=args.collect_seconds, url=args.url,
-                   skip_quality_gate=args.skip_quality_gate, settings=settings)
-        return 0
-    if args.verb == "drift":
-        from flows.drift import run_drift
-
-        run_drift(
-            settings, current_hours=args.current_hours, reference_hours=args.reference_hours
-        )
-        return 0
-    if args.verb == "validate":
-        from flows.validate import raise_on_critical, run_validate
-
-        raise_on_critical(run_validate(settings, target=args.target))
-        return 0
-    if args.verb == "audit":
-        from flows.audit import run_audit_repair, run_audit_verify
-
-        if args.audit_verb == "verify":
-            return run_audit_verify(settings)
-        return run_audit_repair(settings, reason=args.reason, operator=args.operator)
-    if args.verb == "model":
-        from flows.training import run_trust
-
-        run_trust(settings, args.version, reason=args.reason)
-        return 0
-    if args.verb == "report":
-        from flows.report import run_report
-
-        run_report(settings)
-        return 0
-    if args.verb == "serve":
-        from flows.serve import run_serve
-
-        return run_serve()
-    if args.verb == "ui":
-        from flows.ui import run_ui
-
-        return run_ui(
-            settings,
-            prefect_port=args.prefect_port,
-            mlflow_port=args.mlflow_port,
-            docs_port=args.docs_port,
-            site_port=args.site_port,
-        )
-    if args.verb == "demo":
-        from flows.demo import run_demo
-
-        return run_demo(settings, seed=args.seed, minutes=args.minutes)
-    raise AssertionError(f"unhandled verb {args.verb}")  # argparse only lets known verbs through
+    return args.handler(settings, args) or 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

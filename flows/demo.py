@@ -22,6 +22,7 @@ from rich.table import Table
 
 from core.datahome import write_atomic
 from core.warehouse import DuckDBWarehouse
+from flows.analysts import analysts_database
 from flows.config import Settings
 from ingest.alphavantage import AlphaVantageCollector, CallBudget
 from ingest.finnhub import CollectorStats, FinnhubCollector
@@ -269,7 +270,15 @@ def _summary(settings: Settings, report: DemoReport, console: Console) -> None:
         console.print(f"  drift report      {drift.html}")
     if report.monitoring_html is not None:
         console.print(f"  monitoring report {report.monitoring_html}")
-    console.print(f"  warehouse (SQL)   duckdb {home / 'warehouse.duckdb'}")
+    analysts = analysts_database(settings)
+    if analysts.exists():
+        console.print('  SQL shell         tradewatch sql   (read-only, never blocks the pipeline;'
+                      ' e.g. tradewatch sql -c "select count(*) from gold_flagged_trades")')
+        console.print(f"  analysts' DB      {analysts}")
+        console.print("  metrics           tradewatch mf query --saved-query daily_surveillance")
+    else:
+        console.print(f"  warehouse         {home / 'warehouse.duckdb'} (the analysts' copy "
+                      "was not published: see the log above)")
 
 
 def scores_summary(warehouse: DuckDBWarehouse) -> str:

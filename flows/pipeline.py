@@ -36,7 +36,7 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (ConnectionError, TimeoutErr
 def _transient_names() -> set[str]:
     return {
         "WarehouseBusy", "WarehouseLocked", "RequestFailed", "ConnectionClosed",
-        "WebSocketException",
+        "WebSocketException", "PublishBusy",
     }
 
 
@@ -111,12 +111,45 @@ def feed_check_task(settings: Settings, market_time: datetime | None):
 @task(name="dbt build", retries=6, retry_delay_seconds=[2, 5, 10, 20, 40, 60],
       retry_condition_fn=retry_if_transient)
 def dbt_build_task(
-    settings: Settings, target: str | None, full_refresh: bool, select: str | None = None
+    settings: Settings, target: str | None, full_refresh: bool, select: str | None = None,
 ) -> dict[str, int]:
     from flows.transform import run_transform
 
     result = run_transform(settings, target=target, full_refresh=full_refresh, select=select)
     return dict(result.row_counts)
+
+
+@task(name="publish the analysts' database", retries=6,
+      retry_delay_seconds=[2, 5, 10, 20, 40, 60], retry_condition_fn=retry_if_transient)
+def publish_analysts_task(settings: Settings):
+    """Copy the public models into the analysts' database (holding the warehouse slot)."""
+    from flows.analysts import publish_analysts_database
+    from flows.warehouse import warehouse_slot
+
+    with warehouse_slot("publish the analysts' database"):
+        return publish_analysts_database(settings)
+
+
+def publish_analysts(settings: Settings, target: str | None = None) -> Any:
+    """Publish the analysts' database after a local build, retried while the warehouse is busy.
+
+    A final failure alerts `analysts_publish_failed` and does not stop the run: the build
+    stands, and analysts keep the previous copy. On Databricks and Spark there is nothing to
+    publish: analysts read the gold and monitoring schemas directly.
+    """
+    from flows.alerts import alert_sender, send_publish_failure_alert
+    from flows.analysts import PublishFailed
+
+    if (target or settings.dbt.target) != "local":
+        return None
+    try:
+        return _warehouse_retries(publish_analysts_task, settings)(settings)
+    except PublishFailed as exc:
+        from prefect.logging import get_logger
+
+        get_logger("tradewatch.analysts").error("%s", exc)
+        send_publish_failure_alert(alert_sender(settings), exc)
+        return None
 
 
 @task(name="data quality", retries=6, retry_delay_seconds=[2, 5, 10, 20, 40, 60],
@@ -199,17 +232,26 @@ PUBLISH_SELECTOR = "gold_anomaly_scores+ tag:monitoring"
 
 def build_warehouse(
     settings: Settings, target: str | None = None, full_refresh: bool = False,
-    select: str | None = None,
+    select: str | None = None, publish: bool = True,
 ) -> dict[str, int]:
-    """`dbt build` as a retried task; alert `dbt_build_failed` once it has finally failed."""
+    """`dbt build` as a retried task; alert `dbt_build_failed` once it has finally failed.
+
+    With `publish` (the default), a successful build then publishes the analysts' database
+    (`publish_analysts`).
+    """
     from flows.alerts import alert_sender, send_dbt_failure_alert
     from flows.transform import TransformFailed
 
     try:
-        return _warehouse_retries(dbt_build_task, settings)(settings, target, full_refresh, select)
+        counts = _warehouse_retries(dbt_build_task, settings)(
+            settings, target, full_refresh, select
+        )
     except TransformFailed as exc:
         send_dbt_failure_alert(alert_sender(settings), exc)
         raise
+    if publish:
+        publish_analysts(settings, target)
+    return counts
 
 
 def _quality_gate(
@@ -357,7 +399,9 @@ def cycle_flow(
     first; 0 takes what the continuous-ingestion deployment landed. `reference_time` is the
     market's clock (a replay's; default now) for freshness and the feed check. A critical
     quality failure stops the cycle before scoring (and alerts); without a champion the
-    cycle builds and checks but has nothing to score with.
+    cycle builds and checks but has nothing to score with. The analysts' database is
+    published once, at the end of a cycle that passed the quality gate: with the new scores,
+    or, without a champion, with the new trades.
     """
     from flows.training import registry
 
@@ -377,12 +421,13 @@ def cycle_flow(
         step("collect", lambda: collect_trades_task(settings, url, collect, None))
     result.feed = step("feed check", lambda: feed_check_task(settings, reference_time))
     build_started = time.time()
-    step("dbt build", lambda: build_warehouse(settings))
+    step("dbt build", lambda: build_warehouse(settings, publish=False))
     result.quality = step("quality", lambda: _quality_gate(
         settings, "scoring", reference_time, None, skip_quality_gate, build_started))
     if registry(settings).version_for_alias("champion") is None:
         result.skipped_scoring = "no champion yet: run `tradewatch train`"
         logger.warning("cycle: %s", result.skipped_scoring)
+        step("publish the analysts' database", lambda: publish_analysts(settings))
     else:
         result.scoring = step("score", lambda: _warehouse_retries(score_task, settings)(settings))
         step("publish scores", lambda: build_warehouse(settings, select=PUBLISH_SELECTOR))

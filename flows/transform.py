@@ -25,6 +25,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from core.layers import search_path
 from flows.config import Settings
 from flows.warehouse import is_lock_message, warehouse_slot
 
@@ -205,13 +206,14 @@ def _warehouse_row_counts(settings: Settings) -> dict[str, int]:
     dbt-duckdb keeps its database open in this process with its own configuration, so a
     read-only connection here would be refused; a child process sees the file as it is.
     """
+    schemas = ", ".join(f"'{name}'" for name in search_path().split(","))
     script = (
         "import duckdb, json, sys\n"
         "con = duckdb.connect(sys.argv[1], read_only=True)\n"
-        "names = [r[0] for r in con.execute(\"select table_name from information_schema.tables"
-        " where table_schema = 'main' and table_type = 'BASE TABLE'\").fetchall()]\n"
-        "print(json.dumps({n: con.execute(f'select count(*) from \"{n}\"').fetchone()[0]"
-        " for n in sorted(names)}))\n"
+        "tables = con.execute(\"select table_schema, table_name from information_schema.tables"
+        f" where table_schema in ({schemas}) and table_type = 'BASE TABLE'\").fetchall()\n"
+        "print(json.dumps({n: con.execute(f'select count(*) from \"{s}\".\"{n}\"').fetchone()[0]"
+        " for s, n in sorted(tables, key=lambda t: t[1])}))\n"
     )
     warehouse = settings.paths.warehouse
     if not warehouse.exists():
@@ -291,11 +293,13 @@ def run_transform(
     select: str | None = None,
     exclude: str | None = None,
     console: Console | None = None,
+    publish: bool = False,
 ) -> TransformResult:
     """`dbt build` the warehouse on `target` (default: settings.dbt.target); print a summary.
 
     Raises TransformFailed (one line: what failed, where the log is) when dbt could not run or
-    any model or test failed.
+    any model or test failed. With `publish`, a successful local build then publishes the
+    analysts' database (flows/analysts.py) while it still holds the warehouse slot.
     """
     target = target or settings.dbt.target
     if target not in TARGETS:
@@ -341,23 +345,27 @@ def run_transform(
         run_results = getattr(outcome.result, "results", None) or []
         nodes = _outcomes(list(run_results))
         row_counts = _warehouse_row_counts(settings) if target == "local" else {}
-    result = TransformResult(
-        target=target,
-        success=bool(outcome.success) and not any(node.failed for node in nodes),
-        nodes=nodes,
-        elapsed_seconds=elapsed,
-        row_counts=row_counts,
-        log_path=log_file,
-    )
-    print_summary(result, console)
-    if not result.success:
-        failed = result.failed_nodes
-        first = _describe_failure(failed[0]) if failed else "dbt reported failure"
-        more = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
-        locked = failed and all(is_lock_message(node.message) for node in failed)
-        raise (WarehouseLocked if locked else TransformFailed)(
-            f"dbt build on target {target} failed: {first}{more} (log: {log_file})"
+        result = TransformResult(
+            target=target,
+            success=bool(outcome.success) and not any(node.failed for node in nodes),
+            nodes=nodes,
+            elapsed_seconds=elapsed,
+            row_counts=row_counts,
+            log_path=log_file,
         )
+        print_summary(result, console)
+        if not result.success:
+            failed = result.failed_nodes
+            first = _describe_failure(failed[0]) if failed else "dbt reported failure"
+            more = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
+            locked = failed and all(is_lock_message(node.message) for node in failed)
+            raise (WarehouseLocked if locked else TransformFailed)(
+                f"dbt build on target {target} failed: {first}{more} (log: {log_file})"
+            )
+        if publish and target == "local":
+            from flows.analysts import publish_analysts_database
+
+            publish_analysts_database(settings, console)
     return result
 
 

@@ -45,8 +45,9 @@ def write_gold(path: Path, rows: int) -> None:
     features = ",\n".join(f"        (random() - 0.5) * 4 as {name}" for name in _FEATURES)
     with duckdb.connect(str(path)) as connection:
         connection.execute("set threads = 2")
+        connection.execute("create schema gold")  # where dbt builds gold
         connection.execute(f"""
-            create table gold_trade_features as
+            create table gold.gold_trade_features as
             with base as (
                 select
                     i,
@@ -80,12 +81,12 @@ def write_gold(path: Path, rows: int) -> None:
         """)
         connection.execute(
             "create table silver_trades as "
-            "select trade_id, symbol, trade_ts from gold_trade_features"
+            "select trade_id, symbol, trade_ts from gold.gold_trade_features"
         )
         connection.execute(
-            "create table gold_anomaly_labels as select trade_id, symbol, trade_ts, "
+            "create table gold.gold_anomaly_labels as select trade_id, symbol, trade_ts, "
             "volume_zscore > 3.5 as is_anomaly, 'rule' as label_source, "
-            "cast(null as varchar) as anomaly_kind from gold_trade_features"
+            "cast(null as varchar) as anomaly_kind from gold.gold_trade_features"
         )
 
 
@@ -118,7 +119,7 @@ def baseline_rows_sql(suite) -> str:  # noqa: ANN001 - a SuiteDefinition
         else:
             raise ValueError(f"no baseline for {kind}")
         parts[-1] += f" as check_{number}"
-    return f"select {', '.join(parts)} from gold_trade_features"
+    return f"select {', '.join(parts)} from gold.gold_trade_features"
 
 
 def run_baseline(path: Path, suite, aggregates_sql: str) -> float:  # noqa: ANN001
@@ -172,7 +173,7 @@ def main() -> int:
 
         aggregates = gold_sql(
             {"gold_trade_features", "silver_trades", "gold_anomaly_labels"},
-            lambda table: table, policy.volume_zscore_limit,
+            DuckDBWarehouse(warehouse_path).table, policy.volume_zscore_limit,
         )
         baseline_seconds = min(run_baseline(warehouse_path, rows_suite, aggregates)
                                for _ in range(3))

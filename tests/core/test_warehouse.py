@@ -56,7 +56,9 @@ def test_tables_resolve_through_their_layers_schema(layered_warehouse):
     rows = warehouse.query(f"select trade_id from {warehouse.table('gold_trade_features')}")
     assert rows["trade_id"].tolist() == ["t1"]
     assert warehouse.has_table("silver_trades")
-    assert not DuckDBWarehouse(layered_warehouse).has_table("gold_trade_features")
+    default = DuckDBWarehouse(layered_warehouse)  # the dbt project's layout by default
+    assert default.table("gold_trade_features") == '"gold"."gold_trade_features"'
+    assert not DuckDBWarehouse(layered_warehouse, layer_schemas={}).has_table("gold_trade_features")
 
 
 def test_a_missing_table_or_column_says_to_build_the_warehouse(layered_warehouse):

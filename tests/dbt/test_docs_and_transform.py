@@ -96,7 +96,8 @@ def test_a_fresh_home_builds_the_whole_project_with_the_cli(tmp_path):
     assert {"bronze", "silver", "gold", "monitoring", "seeds"} <= summary_layers
     counts = query(
         tmp_path / "home",
-        "select table_name, estimated_size from duckdb_tables() where schema_name = 'main'",
+        "select table_name, estimated_size from duckdb_tables() "
+        "where schema_name in ('main', 'gold', 'monitoring')",
     )
     tables = dict(counts)
     assert {"bronze_trades", "silver_trades", "gold_trade_features", "gold_anomaly_labels",

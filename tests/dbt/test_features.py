@@ -34,6 +34,9 @@ from features_support import (
 from synthetic_trades import land_trades, make_trades
 from warehouse_data import run_build
 
+from core.layers import search_path
+from core.warehouse import set_search_path
+
 pytestmark = pytest.mark.slow
 
 # The feature models, what they read and their tests; "cautious" leaves out tests that also
@@ -174,6 +177,7 @@ def test_incremental_build_with_late_trades_equals_a_full_refresh(builds: Builds
 def _execute(home: Path, sql: str, *params: object) -> None:
     con = duckdb.connect(str(home / "warehouse.duckdb"))
     try:
+        set_search_path(con, search_path().split(","))  # gold by its bare name
         con.execute(sql, list(params))
     finally:
         con.close()

@@ -22,7 +22,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.spark]
 # The feature and label models, what they read and their tests (see test_features.py).
 SELECT = "+gold_anomaly_labels"
 CAUTIOUS = {"DBT_INDIRECT_SELECTION": "cautious"}
-GOLD_SQL = f"select trade_id, {', '.join(FEATURE_COLUMNS)} from tradewatch.gold_trade_features"
+GOLD_SQL = f"select trade_id, {', '.join(FEATURE_COLUMNS)} from gold.gold_trade_features"
 
 
 def _gold(rows: list[list[object]]) -> pd.DataFrame:

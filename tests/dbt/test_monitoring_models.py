@@ -15,15 +15,16 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from warehouse_data import BuildOutcome, column_types, query, run_build
+from warehouse_data import NEEDS_LABELS, BuildOutcome, column_types, query, run_build
 
 from ml.audit import AuditLog
 
 pytestmark = pytest.mark.slow
 
 MONITORING = "tag:monitoring gold_anomaly_scores"
-#: The shadow comparison reads gold_anomaly_labels (the features): tested with the cycle.
-SHADOW = "monitoring_shadow_scores monitoring_shadow_summary"
+#: The shadow comparison and the marts read gold_anomaly_labels (the features): tested with
+#: the cycle.
+SHADOW = NEEDS_LABELS
 TABLES = (
     "monitoring_audit_events",
     "monitoring_gate_decisions",

@@ -51,9 +51,9 @@ def test_whole_project_builds_on_a_local_spark_session(tmp_path):
                 "select trade_id, quarantine_rule from tradewatch.silver_trades_quarantine"
             ),
             "bronze": "select count(*) from tradewatch.bronze_trades",
-            "features": "select count(*) from tradewatch.gold_trade_features",
+            "features": "select count(*) from gold.gold_trade_features",
             "daily": "select symbol, cast(bar_date as string), derived_from "
-            "from tradewatch.gold_daily_bars order by 1, 2",
+            "from gold.gold_daily_bars order by 1, 2",
         },
     )
 

@@ -320,3 +320,228 @@ def test_a_rollback_then_a_cycle_leaves_every_trade_scored_by_the_restored_versi
     """)
     assert versions.to_dict("records") == [{"model_version": "1", "n": market.landed}]
     assert len(_alerts(settings, "rollback")) == 1
+
+
+# --------------------------------------------------------------------------- the analysts' side
+
+ANALYST_FIGURES = """
+    select
+        (select count(*) from gold_trade_features) as trades,
+        (select count(*) from gold_flagged_trades) as flagged,
+        (select count(*) from gold_anomaly_scores where flag) as scores_flagged,
+        (select sum(trades) from gold_symbol_daily) as daily_trades,
+        (select sum(flagged_trades) from gold_symbol_daily) as daily_flagged,
+        (select newest_trade_ts from publication) as newest_trade_ts
+"""
+
+
+def _analysts_session(settings: Settings) -> duckdb.DuckDBPyConnection:
+    """What an analyst's notebook does: open the analysts' database read-only."""
+    from flows.analysts import SEARCH_PATH_SQL, analysts_database
+
+    session = duckdb.connect(str(analysts_database(settings)), read_only=True)
+    session.execute(SEARCH_PATH_SQL)
+    return session
+
+
+def test_an_analysts_session_held_across_a_build_and_a_scoring_run_keeps_its_copy(running):
+    """Sessions hold the copy they opened, consistent, and never block the cycle; the next
+    session sees the new rows."""
+    from flows.analysts import analysts_database, shell_command
+    from flows.pipeline import cycle_flow
+
+    settings, market, _ = running
+    session = _analysts_session(settings)
+    # An open `tradewatch sql` shell too: the DuckDB CLI, reading its queries from stdin.
+    shell = subprocess.Popen(shell_command(analysts_database(settings))[:-1]
+                             + ["-csv", str(analysts_database(settings))],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    try:
+        before = session.execute(ANALYST_FIGURES).fetchone()
+        trades, flagged, scores_flagged, daily_trades, daily_flagged, _ = before
+        assert trades == daily_trades == market.landed
+        assert flagged == scores_flagged == daily_flagged > 0
+        landed_before = market.landed
+        _, end = market.land(SLICE_MINUTES)
+        state = cycle_flow(reference_time=end, report=False, settings=settings,
+                           return_state=True)
+        assert state.is_completed(), state
+        assert state.result().scoring.rows_scored == market.landed - landed_before
+        # The held session still reads the copy it opened, whole.
+        assert session.execute(ANALYST_FIGURES).fetchone() == before
+        out, err = shell.communicate("select count(*) as n from gold_trade_features;\n",
+                                     timeout=60)
+        assert shell.returncode == 0, err
+        assert out.split() == ["n", str(trades)]
+    finally:
+        session.close()
+        if shell.poll() is None:
+            shell.kill()
+    # A new session sees the cycle's trades and scores, consistent again.
+    fresh = _analysts_session(settings)
+    try:
+        trades, flagged, scores_flagged, daily_trades, daily_flagged, newest = (
+            fresh.execute(ANALYST_FIGURES).fetchone())
+    finally:
+        fresh.close()
+    assert trades == daily_trades == market.landed > before[0]
+    assert flagged == scores_flagged == daily_flagged
+    assert newest > before[-1]
+
+
+def _tradewatch(settings: Settings, *arguments: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [str(Path(sys.executable).parent / "tradewatch"), *arguments],
+        env={**os.environ, "TRADEWATCH_HOME": str(settings.paths.home)},
+        capture_output=True, text=True, check=False, timeout=600,
+    )
+
+
+def test_tradewatch_sql_answers_one_query_and_names_a_bad_one_in_one_line(running):
+    settings, _, _ = running
+    session = _analysts_session(settings)
+    try:
+        flagged = session.execute("select count(*) from gold_flagged_trades").fetchone()[0]
+    finally:
+        session.close()
+    table = _tradewatch(settings, "sql", "-c", "select count(*) as flagged from "
+                        "gold_flagged_trades")
+    assert table.returncode == 0, table.stderr
+    assert table.stdout.split().count(str(flagged)) == 1 and "flagged" in table.stdout
+    csv = _tradewatch(settings, "sql", "--format", "csv", "-c",
+                      "select symbol, count(*) as n from gold_flagged_trades "
+                      "group by symbol order by symbol")
+    assert csv.returncode == 0, csv.stderr
+    rows = [line.split(",") for line in csv.stdout.splitlines()]
+    assert rows[0] == ["symbol", "n"]
+    assert sum(int(n) for _, n in rows[1:]) == flagged
+    bad = _tradewatch(settings, "sql", "-c", "select * from no_such_table")
+    assert bad.returncode != 0
+    assert len(bad.stderr.strip().splitlines()) == 1 and "no_such_table" in bad.stderr
+
+
+def test_every_analysis_compiles_and_runs_on_the_analysts_database(running, tmp_path):
+    from flows.metrics import ANALYSTS_TARGET, mf_environment
+    from flows.transform import DBT_PROJECT_DIR, PROFILES_DIR
+
+    settings, _, _ = running
+    target = tmp_path / "target"
+    compiled = subprocess.run(
+        [str(Path(sys.executable).parent / "dbt"), "compile", "--quiet",
+         "--select", "resource_type:analysis", "--project-dir", str(DBT_PROJECT_DIR),
+         "--profiles-dir", str(PROFILES_DIR), "--target", ANALYSTS_TARGET,
+         "--target-path", str(target)],
+        env=mf_environment(settings), capture_output=True, text=True, check=False,
+    )
+    assert compiled.returncode == 0, compiled.stdout[-2000:] + compiled.stderr[-2000:]
+    analyses = sorted((DBT_PROJECT_DIR / "analyses").glob("*.sql"))
+    outputs = {path.stem: path for path in target.rglob("analyses/*.sql")}
+    assert {path.stem for path in analyses} == set(outputs) and len(analyses) >= 3
+    session = _analysts_session(settings)
+    try:
+        results = {name: session.execute(path.read_text()).df()
+                   for name, path in outputs.items()}
+        newest_day = session.execute(
+            "select max(trade_date_ny) from gold_trade_features").fetchone()[0]
+        critical = session.execute(
+            "select count(*) from gold_flagged_trades where risk_level = 'critical' "
+            "and trade_date_ny = ?", [newest_day]).fetchone()[0]
+        minutes = session.execute(
+            "select count(*) from gold_minute_bars where symbol = 'AAPL' and trade_date_ny = "
+            "(select max(trade_date_ny) from gold_minute_bars where symbol = 'AAPL')"
+        ).fetchone()[0]
+    finally:
+        session.close()
+    assert len(results["todays_critical_flags"]) == critical
+    assert results["todays_critical_flags"]["score"].is_monotonic_decreasing
+    bars = results["symbol_flags_against_minute_bars"]
+    assert len(bars) == minutes > 0
+    compared = results["model_versions_compared"]
+    assert compared["challenger_version"].tolist() == ["2"]  # the shadow of these cycles
+    assert compared["trades_scored_by_both"].iloc[0] > 0
+
+
+def test_mf_query_returns_the_metrics_and_they_equal_plain_sql(running, tmp_path):
+    settings, _, _ = running
+    output = tmp_path / "by_symbol.csv"
+    completed = _tradewatch(
+        settings, "mf", "query", "--metrics", "trades,flagged_trades,flag_rate",
+        "--group-by", "symbol", "--order", "symbol", "--csv", str(output),
+    )
+    assert completed.returncode == 0, completed.stdout[-2000:] + completed.stderr[-2000:]
+    import pandas as pd
+
+    metrics = pd.read_csv(output).set_index("symbol").sort_index()
+    session = _analysts_session(settings)
+    try:
+        plain = session.execute("""
+            select
+                trades.symbol,
+                trades.trades,
+                coalesce(flags.flagged, 0) as flagged_trades,
+                coalesce(flags.flagged, 0) / trades.trades as flag_rate
+            from (select symbol, count(*) as trades from gold_trade_features group by symbol)
+                as trades
+            left join (select symbol, count(*) as flagged from gold_anomaly_scores where flag
+                       group by symbol) as flags using (symbol)
+            order by symbol
+        """).df().set_index("symbol")
+        events = session.execute(
+            "select count(*) from gold_anomaly_events").fetchone()[0]
+    finally:
+        session.close()
+    assert metrics.index.tolist() == plain.index.tolist() == sorted(SYMBOLS)
+    assert metrics["trades"].tolist() == plain["trades"].tolist()
+    assert metrics["flagged_trades"].tolist() == plain["flagged_trades"].tolist()
+    assert metrics["flag_rate"].tolist() == pytest.approx(plain["flag_rate"].tolist())
+    saved = tmp_path / "events.csv"
+    completed = _tradewatch(settings, "mf", "query", "--metrics", "anomaly_events",
+                            "--csv", str(saved))
+    assert completed.returncode == 0, completed.stdout[-2000:] + completed.stderr[-2000:]
+    assert pd.read_csv(saved)["anomaly_events"].iloc[0] == events > 0
+
+
+WRITER_HOLDER = """
+import sys, time, duckdb
+con = duckdb.connect(sys.argv[1])
+print("holding", flush=True)
+time.sleep(float(sys.argv[2]))
+con.close()
+"""
+
+
+def test_a_publication_that_cannot_read_the_warehouse_alerts_and_keeps_the_old_copy(
+    running, hook,
+):
+    from flows.pipeline import publish_analysts
+
+    settings, _, _ = running
+    session = _analysts_session(settings)
+    try:
+        published = session.execute("select published_at from publication").fetchone()[0]
+    finally:
+        session.close()
+    before = len(_alerts(settings, "analysts_publish_failed"))
+    # Another process writes the warehouse for longer than every retry of the publication.
+    holder = subprocess.Popen(
+        [sys.executable, "-c", WRITER_HOLDER, str(settings.paths.warehouse), "25"],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "holding"
+        assert publish_analysts(settings) is None
+    finally:
+        holder.wait(timeout=60)
+    alerts = _alerts(settings, "analysts_publish_failed")
+    assert len(alerts) == before + 1
+    assert "analysts_publish_failed" in _hook_kinds(hook)
+    assert "another process" in alerts[-1]["text"]
+    session = _analysts_session(settings)
+    try:  # analysts still read the previous copy, whole
+        assert session.execute("select published_at from publication").fetchone()[0] == published
+    finally:
+        session.close()
+    assert not list(settings.paths.home.joinpath("analysts").glob(".warehouse-*"))
+    # Once the warehouse is free again, the next publication goes through.
+    assert publish_analysts(settings).published_at.replace(tzinfo=None) > published

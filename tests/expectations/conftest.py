@@ -20,7 +20,8 @@ from zoneinfo import ZoneInfo
 import duckdb
 import pytest
 
-from core.warehouse import DuckDBWarehouse
+from core.layers import search_path
+from core.warehouse import DuckDBWarehouse, set_search_path
 from expectations.checkpoint import CheckpointPaths, run_checkpoint
 from expectations.readers import LocalLanding
 from expectations.results import ValidationSummary
@@ -96,6 +97,7 @@ def corrupted(simulated_home: SimulatedHome, tmp_path: Path) -> Callable[..., Si
         shutil.copytree(simulated_home.home / "landing", copy / "landing")
         if statements:
             with duckdb.connect(str(copy / "warehouse.duckdb")) as connection:
+                set_search_path(connection, search_path().split(","))  # tables by bare name
                 for statement in statements:
                     connection.execute(statement)
         return SimulatedHome(copy, simulated_home.symbols, simulated_home.clock)

@@ -44,14 +44,15 @@ def write_gold(path: Path, features: pd.DataFrame, labels: pd.DataFrame) -> None
     con = duckdb.connect(str(path))
     con.register("features_df", features)
     con.register("labels_df", labels)
+    con.execute("create schema gold")  # where dbt builds gold
     con.execute(
-        "create table gold_trade_features as select * exclude (trade_ts, hour_of_day, "
+        "create table gold.gold_trade_features as select * exclude (trade_ts, hour_of_day, "
         "minute_of_hour, day_of_week), make_timestamp(trade_ts_ms * 1000) as trade_ts, "
         "cast(hour_of_day as integer) as hour_of_day, cast(minute_of_hour as integer) as "
         "minute_of_hour, cast(day_of_week as integer) as day_of_week from features_df"
     )
     con.execute(
-        "create table gold_anomaly_labels as select trade_id, symbol, "
+        "create table gold.gold_anomaly_labels as select trade_id, symbol, "
         "make_timestamp(trade_ts_ms * 1000) as trade_ts, is_anomaly, label_source, anomaly_kind "
         "from labels_df"
     )
@@ -278,8 +279,9 @@ def test_databricks_query_is_qualified_and_the_token_stays_out_of_sight(monkeypa
 
     sql = training_query(warehouse, FEATURE_COLUMNS, start_ms=1_700_000_000_000)
 
-    assert "from `main`.`tradewatch`.`gold_trade_features` as f" in sql
-    assert "left join `main`.`tradewatch`.`gold_anomaly_labels` as l" in sql
+    # Gold is in the catalog's `gold` schema on every target (dbt's generate_schema_name).
+    assert "from `main`.`gold`.`gold_trade_features` as f" in sql
+    assert "left join `main`.`gold`.`gold_anomaly_labels` as l" in sql
     assert "f.trade_ts_ms >= 1700000000000" in sql
     assert "dapi-secret-value" not in repr(warehouse)
     monkeypatch.delenv("TW_TEST_DATABRICKS_TOKEN")

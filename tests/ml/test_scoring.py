@@ -94,7 +94,8 @@ def test_scoring_frame_from_the_warehouse_leaves_out_scored_trades(champion, spl
     con = duckdb.connect(str(warehouse))
     features = split.test.drop(columns=["is_anomaly", "label_source", "anomaly_kind"])
     con.register("features_df", features)
-    con.execute("create table gold_trade_features as select * from features_df")
+    con.execute("create schema gold")  # where dbt builds gold
+    con.execute("create table gold.gold_trade_features as select * from features_df")
     con.close()
     scores_dir = tmp_path / "scores"
     score_new_trades(

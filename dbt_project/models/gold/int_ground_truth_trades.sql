@@ -1,10 +1,10 @@
 {#
-    The simulator's answer key, one row per anomalous trade it sent (re-runs append the same
-    lines again). Empty, with its types, when there is no answer key (a real feed).
+    The simulator's answer key, one row per anomalous trade it sent (bronze keeps the lines as
+    re-runs appended them). Empty, with its types, when there is no answer key (a real feed).
 #}
 with landed as (
 
-    {{ landed_files('simulator', 'ground_truth_trades') }}
+    select * from {{ ref('bronze_ground_truth_trades') }}
 
 ),
 
