@@ -151,29 +151,49 @@ class DbtSettings(_Strict):
     """dbt target of profiles.yml: local (DuckDB), databricks, or spark (a local session)."""
 
 
-class FeatureSettings(_Strict):
-    """Window lengths of the gold features: dbt's `feature_setting` macro reads vars of these
-    names, with the same defaults. Changing one changes what a column means: rebuild gold with
-    `--full-refresh`."""
+#: dbt_project.yml, whose `vars` hold the one set of defaults of the feature windows.
+DBT_PROJECT_FILE = DEFAULT_CONFIG.parent / "dbt_project" / "dbt_project.yml"
 
-    zscore_window_trades: int = Field(50, gt=1)
+
+def _feature_defaults() -> dict[str, int]:
+    """The feature windows' defaults: the `vars` of dbt_project.yml (a plain `dbt build`
+    reads the same values)."""
+    project = yaml.safe_load(DBT_PROJECT_FILE.read_text())
+    return {name: int(value) for name, value in project["vars"].items()
+            if name.endswith(("_trades", "_seconds"))}
+
+
+_FEATURES = _feature_defaults()
+
+
+class FeatureSettings(_Strict):
+    """Window lengths of the gold features. The defaults are the `vars` of dbt_project.yml;
+    the flows pass these settings to every dbt run as vars, so a value set in the `features`
+    block of project_config.yml changes what dbt builds. Changing one changes what a column
+    means: rebuild gold with `--full-refresh`."""
+
+    zscore_window_trades: int = Field(_FEATURES["zscore_window_trades"], gt=1)
     """Previous trades behind volume_zscore and price_zscore."""
-    volatility_window_seconds: int = Field(3600, gt=0)
+    volatility_window_seconds: int = Field(_FEATURES["volatility_window_seconds"], gt=0)
     """Trailing time window of price_volatility_1h."""
-    intensity_window_seconds: int = Field(60, gt=0)
+    intensity_window_seconds: int = Field(_FEATURES["intensity_window_seconds"], gt=0)
     """Trailing time window of trade_intensity_1m."""
-    bollinger_window_trades: int = Field(20, gt=1)
+    bollinger_window_trades: int = Field(_FEATURES["bollinger_window_trades"], gt=1)
     """Trades behind the Bollinger bands of bollinger_pct_b."""
-    roll_window_trades: int = Field(100, gt=2)
+    roll_window_trades: int = Field(_FEATURES["roll_window_trades"], gt=2)
     """Trades behind roll_spread_pct."""
-    volume_median_window_trades: int = Field(100, gt=0)
+    volume_median_window_trades: int = Field(_FEATURES["volume_median_window_trades"], gt=0)
     """Previous trades behind the median of volume_to_median_100."""
-    rate_window_seconds: int = Field(10, gt=0)
+    rate_window_seconds: int = Field(_FEATURES["rate_window_seconds"], gt=0)
     """Short window of trade_rate_ratio_10s."""
-    rate_baseline_seconds: int = Field(600, gt=0)
+    rate_baseline_seconds: int = Field(_FEATURES["rate_baseline_seconds"], gt=0)
     """Baseline window of trade_rate_ratio_10s."""
-    same_print_window_seconds: int = Field(2, gt=0)
+    same_print_window_seconds: int = Field(_FEATURES["same_print_window_seconds"], gt=0)
     """Trailing window of same_print_count_2s."""
+
+    def dbt_vars(self) -> dict[str, int]:
+        """The vars every dbt run gets (`--vars`)."""
+        return self.model_dump()
 
 
 class LabelSettings(_Strict):

@@ -293,13 +293,11 @@ def run_transform(
     select: str | None = None,
     exclude: str | None = None,
     console: Console | None = None,
-    publish: bool = False,
 ) -> TransformResult:
     """`dbt build` the warehouse on `target` (default: settings.dbt.target); print a summary.
 
     Raises TransformFailed (one line: what failed, where the log is) when dbt could not run or
-    any model or test failed. With `publish`, a successful local build then publishes the
-    analysts' database (flows/analysts.py) while it still holds the warehouse slot.
+    any model or test failed.
     """
     target = target or settings.dbt.target
     if target not in TARGETS:
@@ -320,6 +318,7 @@ def run_transform(
         "--target-path", str(target_path),
         "--log-path", str(log_path),
         "--quiet",
+        "--vars", json.dumps(settings.features.dbt_vars()),
     ]
     if full_refresh:
         args.append("--full-refresh")
@@ -345,27 +344,23 @@ def run_transform(
         run_results = getattr(outcome.result, "results", None) or []
         nodes = _outcomes(list(run_results))
         row_counts = _warehouse_row_counts(settings) if target == "local" else {}
-        result = TransformResult(
-            target=target,
-            success=bool(outcome.success) and not any(node.failed for node in nodes),
-            nodes=nodes,
-            elapsed_seconds=elapsed,
-            row_counts=row_counts,
-            log_path=log_file,
+    result = TransformResult(
+        target=target,
+        success=bool(outcome.success) and not any(node.failed for node in nodes),
+        nodes=nodes,
+        elapsed_seconds=elapsed,
+        row_counts=row_counts,
+        log_path=log_file,
+    )
+    print_summary(result, console)
+    if not result.success:
+        failed = result.failed_nodes
+        first = _describe_failure(failed[0]) if failed else "dbt reported failure"
+        more = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
+        locked = failed and all(is_lock_message(node.message) for node in failed)
+        raise (WarehouseLocked if locked else TransformFailed)(
+            f"dbt build on target {target} failed: {first}{more} (log: {log_file})"
         )
-        print_summary(result, console)
-        if not result.success:
-            failed = result.failed_nodes
-            first = _describe_failure(failed[0]) if failed else "dbt reported failure"
-            more = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
-            locked = failed and all(is_lock_message(node.message) for node in failed)
-            raise (WarehouseLocked if locked else TransformFailed)(
-                f"dbt build on target {target} failed: {first}{more} (log: {log_file})"
-            )
-        if publish and target == "local":
-            from flows.analysts import publish_analysts_database
-
-            publish_analysts_database(settings, console)
     return result
 
 
