@@ -36,7 +36,11 @@ def settings_for(home: Path) -> Settings:
 #: The models the report reads that need no features (the shadow comparison needs the labels,
 #: so the features: it is tested with the cycle, tests/e2e/test_cycle.py).
 REPORT_MODELS = "tag:monitoring gold_anomaly_scores"
-NEEDS_FEATURES = "monitoring_shadow_scores monitoring_shadow_summary"
+# The shadow comparison and the analysts' marts read gold_anomaly_labels, which needs features.
+NEEDS_FEATURES = (
+    "monitoring_shadow_scores monitoring_shadow_summary gold_flagged_trades gold_symbol_daily "
+    "gold_anomaly_events"
+)
 
 
 def build_report_models(home: Path) -> None:
@@ -279,7 +283,7 @@ def test_an_unreadable_table_is_reported_and_the_other_sections_still_render(bui
 
     # A table of an older build, without the columns the report reads.
     with duckdb.connect(str(built_home / "warehouse.duckdb")) as connection:
-        connection.execute("create or replace table monitoring_gate_decisions as "
+        connection.execute("create or replace table monitoring.monitoring_gate_decisions as "
                            "select 'e1' as event_id")
 
     page = run_report(settings_for(built_home), refresh=False).read_text(encoding="utf-8")
