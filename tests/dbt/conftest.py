@@ -9,7 +9,8 @@ from typing import Any
 
 import orjson
 import pytest
-from warehouse_data import (
+
+from tests.dbt.warehouse_data import (
     BuildOutcome,
     Landed,
     bad_lines,

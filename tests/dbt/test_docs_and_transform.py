@@ -9,10 +9,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from warehouse_data import REPO_ROOT, query
 
 from flows.config import load_settings
 from flows.transform import TransformFailed, run_transform
+from tests.dbt.warehouse_data import REPO_ROOT, query
 
 _DOCS_SCRIPT = """
 import os

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from synthetic_trades import land_trades, make_trades
-from warehouse_data import REPO_ROOT, query, run_build
+
+from tests.dbt.synthetic_trades import land_trades, make_trades
+from tests.dbt.warehouse_data import REPO_ROOT, query, run_build
 
 pytestmark = pytest.mark.slow
 

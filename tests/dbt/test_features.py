@@ -17,25 +17,25 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pytest
-from feature_reference import (
+
+from core.layers import search_path
+from core.warehouse import set_search_path
+from tests.dbt.feature_reference import (
     EMA_FAST_ALPHA,
     FEATURE_COLUMNS,
     reference_features,
     textbook_macd,
     textbook_wilder_rsi,
 )
-from features_support import (
+from tests.dbt.features_support import (
     CONTRACT_COLUMNS,
     EXTRA_COLUMNS,
     mismatches,
     read_gold,
     read_table,
 )
-from synthetic_trades import land_trades, make_trades
-from warehouse_data import run_build
-
-from core.layers import search_path
-from core.warehouse import set_search_path
+from tests.dbt.synthetic_trades import land_trades, make_trades
+from tests.dbt.warehouse_data import run_build
 
 pytestmark = pytest.mark.slow
 

@@ -12,10 +12,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from feature_reference import FEATURE_COLUMNS, reference_features
-from features_support import mismatches
-from synthetic_trades import land_trades, make_trades
-from warehouse_data import run_build
+
+from tests.dbt.feature_reference import FEATURE_COLUMNS, reference_features
+from tests.dbt.features_support import mismatches
+from tests.dbt.synthetic_trades import land_trades, make_trades
+from tests.dbt.warehouse_data import run_build
 
 pytestmark = [pytest.mark.slow, pytest.mark.spark]
 

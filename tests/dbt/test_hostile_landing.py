@@ -7,21 +7,18 @@ from __future__ import annotations
 
 import io
 import os
-import sys
 from pathlib import Path
 
 import orjson
 import pytest
 from rich.console import Console
-from warehouse_data import ny_ms, query, run_build
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "ingest"))
-from collectors_fixtures import scripted_server  # noqa: E402
-
-from flows.config import load_settings  # noqa: E402
-from flows.validate import run_validate  # noqa: E402
-from ingest.finnhub import FinnhubCollector  # noqa: E402
-from ingest.landing import iter_landed_files  # noqa: E402
+from flows.config import load_settings
+from flows.validate import run_validate
+from ingest.finnhub import FinnhubCollector
+from ingest.landing import iter_landed_files
+from tests.dbt.warehouse_data import ny_ms, query, run_build
+from tests.support.collectors import scripted_server
 
 pytestmark = pytest.mark.slow
 

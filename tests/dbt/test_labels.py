@@ -18,12 +18,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from feature_reference import reference_features
-from features_support import read_gold, read_table
-from synthetic_trades import land_trades, make_trades
-from warehouse_data import REPO_ROOT
 
 from ingest.simulator.ground_truth import GroundTruthWriter
+from tests.dbt.feature_reference import reference_features
+from tests.dbt.features_support import read_gold, read_table
+from tests.dbt.synthetic_trades import land_trades, make_trades
+from tests.dbt.warehouse_data import REPO_ROOT
 
 pytestmark = pytest.mark.slow
 

@@ -15,9 +15,9 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from warehouse_data import NEEDS_LABELS, BuildOutcome, column_types, query, run_build
 
 from ml.audit import AuditLog
+from tests.dbt.warehouse_data import NEEDS_LABELS, BuildOutcome, column_types, query, run_build
 
 pytestmark = pytest.mark.slow
 

@@ -14,7 +14,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from warehouse_data import (
+
+from tests.dbt.warehouse_data import (
     REPO_ROOT,
     bad_lines,
     clean_trades,

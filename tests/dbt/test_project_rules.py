@@ -18,9 +18,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from warehouse_data import REPO_ROOT
 
 from core.layers import LAYER_SCHEMAS
+from tests.dbt.warehouse_data import REPO_ROOT
 
 PROJECT = REPO_ROOT / "dbt_project"
 

@@ -17,7 +17,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
-from synthetic_trades import make_trades
+
+from tests.dbt.synthetic_trades import make_trades
 
 MODEL_FILE = (
     Path(__file__).resolve().parents[2] / "dbt_project/models/gold/int_trade_recursive_features.py"

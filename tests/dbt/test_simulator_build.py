@@ -14,10 +14,10 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from warehouse_data import REPO_ROOT, BuildOutcome, query, run_build
 
 from ingest.finnhub import FinnhubCollector
 from ingest.simulator import Simulator, SimulatorConfig, read_ground_truth
+from tests.dbt.warehouse_data import REPO_ROOT, BuildOutcome, query, run_build
 
 pytestmark = pytest.mark.slow
 

@@ -11,7 +11,8 @@ from collections import Counter
 from datetime import UTC, datetime
 
 import pytest
-from warehouse_data import expected_local_fields, expected_trade_type, query
+
+from tests.dbt.warehouse_data import expected_local_fields, expected_trade_type, query
 
 pytestmark = pytest.mark.slow
 

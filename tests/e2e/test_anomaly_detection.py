@@ -21,7 +21,6 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from e2e_support import PROXY_VARIABLES, land_market
 from mlflow import MlflowClient
 from rich.console import Console
 
@@ -30,6 +29,7 @@ from flows.demo import window_end
 from flows.training import TrainOutcome, registry, run_train, tracking_uri
 from flows.transform import run_transform
 from ingest.simulator import SimulatorConfig
+from tests.support.market import PROXY_VARIABLES, land_market
 
 pytestmark = pytest.mark.slow
 

@@ -20,7 +20,6 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from e2e_support import PROXY_VARIABLES, Webhook, land_market, webhook_server
 from mlflow import MlflowClient
 
 from flows.config import Settings, load_settings
@@ -30,6 +29,7 @@ from flows.transform import run_transform
 from ingest.simulator import SimulatorConfig
 from ml.audit import AuditLog, AuditRecord
 from ml.retraining import BlockedBy, RetrainReason
+from tests.support.market import PROXY_VARIABLES, Webhook, land_market, webhook_server
 
 pytestmark = pytest.mark.slow
 

@@ -19,13 +19,13 @@ from zoneinfo import ZoneInfo
 
 import duckdb
 import pytest
-from e2e_support import land_market
 
 from core.warehouse import DuckDBWarehouse
 from flows.config import Settings, load_settings
 from flows.training import registry
 from ingest.simulator import SimulatorConfig
 from ml.audit import AuditLog
+from tests.support.market import land_market
 
 pytestmark = pytest.mark.slow
 

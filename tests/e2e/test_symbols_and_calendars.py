@@ -15,13 +15,13 @@ from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 import pytest
-from e2e_support import land_market
 
 from core.markets import ASSET_CLASSES_SEED, session_type
 from core.warehouse import DuckDBWarehouse
 from flows.config import load_settings
 from flows.transform import run_transform
 from ingest.simulator import SimulatorConfig
+from tests.support.market import land_market
 
 pytestmark = pytest.mark.slow
 

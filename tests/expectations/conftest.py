@@ -9,7 +9,6 @@ applied to a copy of the DuckDB file (and of the landing folder when the landing
 from __future__ import annotations
 
 import shutil
-import sys
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -28,9 +27,7 @@ from expectations.results import ValidationSummary
 from expectations.suites import QualityPolicy
 from ingest.finnhub import FinnhubCollector
 from ingest.simulator import Simulator, SimulatorConfig
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "dbt"))
-from warehouse_data import run_build  # noqa: E402  (the dbt tests' build helper)
+from tests.dbt.warehouse_data import run_build
 
 SYMBOLS = ("AAPL", "MSFT", "NVDA")
 

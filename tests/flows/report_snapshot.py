@@ -14,10 +14,11 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).parent))
+# Run as a script too: the repository, so that `tests.flows...` imports.
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from report_home import write_realistic_home  # noqa: E402
-from report_page import page_structure, parse_page  # noqa: E402
+from tests.flows.report_home import write_realistic_home  # noqa: E402
+from tests.flows.report_page import page_structure, parse_page  # noqa: E402
 
 #: Columns whose cells differ on every run (MLflow run ids, registration times).
 MASKED = ("MLflow run", "registered")

@@ -24,7 +24,6 @@ from zoneinfo import ZoneInfo
 import duckdb
 import orjson
 import pytest
-from model_support import register_champion, tamper_with
 from rich.console import Console
 
 from core.datahome import write_atomic
@@ -43,6 +42,7 @@ from ingest.simulator import Simulator, SimulatorConfig
 from ingest.trade_id import message_key, trade_id
 from ml.audit import AuditLog
 from ml.retraining import BlockedBy, RetrainReason
+from tests.flows.model_support import register_champion, tamper_with
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SYMBOLS = ("AAPL", "MSFT", "NVDA")

@@ -9,13 +9,13 @@ import sys
 from pathlib import Path
 
 import pytest
-from model_support import register_champion, tamper_with
 
 from core.alerts import AlertKind
 from flows.config import load_settings
 from flows.training import run_score
 from ml.audit import AuditLog
 from ml.registry import ModelIntegrityError
+from tests.flows.model_support import register_champion, tamper_with
 
 TRADEWATCH = Path(sys.executable).parent / "tradewatch"
 

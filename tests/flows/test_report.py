@@ -10,9 +10,6 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from report_home import T0, write_drift, write_quality, write_realistic_home
-from report_page import Node, assert_self_contained, parse_page
-from report_snapshot import SNAPSHOT, rendered_structure
 
 from flows.config import Settings, load_settings
 from flows.report import (
@@ -27,6 +24,9 @@ from flows.report import (
     run_report,
 )
 from ml.monitoring import assign_tournaments
+from tests.flows.report_home import T0, write_drift, write_quality, write_realistic_home
+from tests.flows.report_page import Node, assert_self_contained, parse_page
+from tests.flows.report_snapshot import SNAPSHOT, rendered_structure
 
 
 def settings_for(home: Path) -> Settings:

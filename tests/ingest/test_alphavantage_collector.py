@@ -7,7 +7,6 @@ from datetime import datetime, timedelta
 
 import orjson
 import pytest
-from collectors_fixtures import TRADEWATCH, cli_env, settings_for, write_config
 
 from flows.collect import run_collect_alphavantage
 from ingest.alphavantage import (
@@ -18,6 +17,7 @@ from ingest.alphavantage import (
 )
 from ingest.landing import bars_path, read_landed_records
 from ingest.simulator import FaultConfig
+from tests.support.collectors import TRADEWATCH, cli_env, settings_for, write_config
 
 
 class _Clock:

@@ -5,11 +5,10 @@ from __future__ import annotations
 
 from collections import Counter
 
-from collectors_fixtures import settings_for
-
 from flows.collect import run_collect_alphavantage
 from ingest.alphavantage import BarSchedule, CallBudget, budget_path
 from ingest.landing import read_landed_records
+from tests.support.collectors import settings_for
 
 DAY = 86_400.0
 

@@ -10,14 +10,14 @@ import tracemalloc
 
 import orjson
 import pytest
-from collectors_fixtures import landed_rejects, landed_trades, scripted_server, wait_for
-from disk_faults import small_disk
-from hostile_server import OP_PING, Frames, Silent, hostile_server
 
 from core.alerts import AlertKind
 from ingest.finnhub import FinnhubCollector
 from ingest.landing import REJECT_LINE_LIMIT, iter_landed_files
 from ingest.trade_id import message_key, trade_id
+from tests.ingest.hostile_server import OP_PING, Frames, Silent, hostile_server
+from tests.support.collectors import landed_rejects, landed_trades, scripted_server, wait_for
+from tests.support.disk_faults import small_disk
 
 T = 1_709_908_200_000
 FAST = {"reconnect_initial_seconds": 0.01, "reconnect_max_seconds": 0.05}

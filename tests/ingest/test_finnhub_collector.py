@@ -9,19 +9,19 @@ from datetime import UTC, datetime
 
 import orjson
 import pytest
-from collectors_fixtures import (
-    landed_rejects,
-    landed_trades,
-    reason_codes,
-    scripted_server,
-    wait_for,
-)
 
 from ingest.finnhub import FinnhubAuthError, FinnhubCollector, reconnect_delay
 from ingest.landing import REJECT_RAW_LIMIT, LandingError
 from ingest.simulator import FaultConfig
 from ingest.symbols import InvalidSymbol
 from ingest.trade_id import message_key, trade_id
+from tests.support.collectors import (
+    landed_rejects,
+    landed_trades,
+    reason_codes,
+    scripted_server,
+    wait_for,
+)
 
 SYMBOLS = ("AAPL", "MSFT", "NVDA", "AMZN", "GOOGL", "META", "TSLA", "JPM", "XOM", "KO")
 FAST_RECONNECT = {"reconnect_initial_seconds": 0.01, "reconnect_max_seconds": 0.05}

@@ -10,8 +10,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import orjson
-from collectors_fixtures import TRADEWATCH, cli_env, write_config
-from hostile_server import Frames, hostile_server
+
+from tests.ingest.hostile_server import Frames, hostile_server
+from tests.support.collectors import TRADEWATCH, cli_env, write_config
 
 KEY = "tw-finnhub-SECRET-4711"
 AV_KEY = "tw-alphav-SECRET-0815"

@@ -16,11 +16,11 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
-from collectors_fixtures import TRADEWATCH, cli_env, write_config
 
 from ingest.alphavantage import AlphaVantageCollector, CallBudget
 from ingest.finnhub import FinnhubAuthError, FinnhubCollector
 from ingest.simulator import FaultConfig
+from tests.support.collectors import TRADEWATCH, cli_env, write_config
 
 # Characters that URL-encoding changes, so both spellings are searched for.
 FINNHUB_KEY = "tw+finnhub/SECRET=7Hq2Zx"

@@ -10,7 +10,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from disk_faults import small_disk
 
 import ml.audit
 from core.alerts import AlertKind
@@ -22,6 +21,7 @@ from ml.audit import (
     AuditTimestampRejected,
 )
 from ml.retraining import BlockedBy, RetrainingPolicy, RetrainingTrigger
+from tests.support.disk_faults import small_disk
 
 T0 = datetime(2024, 3, 8, 12, 0, tzinfo=UTC)
 POLICY = RetrainingPolicy(cooldown_hours=6, max_per_day=4, min_new_labelled_rows=100)

@@ -7,7 +7,9 @@ import signal
 import subprocess
 
 import orjson
-from collectors_fixtures import (
+
+from flows.collect import run_collect_finnhub
+from tests.support.collectors import (
     TRADEWATCH,
     cli_env,
     landed_trades,
@@ -15,8 +17,6 @@ from collectors_fixtures import (
     wait_for,
     write_config,
 )
-
-from flows.collect import run_collect_finnhub
 
 SYMBOLS = "AAPL,MSFT,NVDA,AMZN,GOOGL,META,TSLA,JPM,XOM,KO"
 
