@@ -7,8 +7,12 @@ Vantage REST protocols, with labelled anomalies and switchable faults.
         ...  # connect a collector to market.ws_url / market.av_url
         market.wait_finished(timeout=60)
         print(market.stats().trades_sent)
+
+`collect_market(market, collector)` runs a Finnhub collector against a market until every
+trade it sent was received, then stops it (how the tests and benches land a market).
 """
 
+from ingest.simulator.collect import collect_market
 from ingest.simulator.config import (
     DEFAULT_START,
     DEFAULT_SYMBOLS,
@@ -30,5 +34,6 @@ __all__ = [
     "SimulatorError",
     "SimulatorHandle",
     "SimulatorStats",
+    "collect_market",
     "read_ground_truth",
 ]
