@@ -7,7 +7,6 @@ receives, exactly as `tradewatch demo` does; then one `dbt build` of every model
 from __future__ import annotations
 
 import re
-import threading
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -15,9 +14,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from ingest.finnhub import FinnhubCollector
-from ingest.simulator import Simulator, SimulatorConfig, read_ground_truth
+from ingest.landing import read_landed_records
+from ingest.simulator import SimulatorConfig, read_ground_truth
 from tests.dbt.warehouse_data import REPO_ROOT, BuildOutcome, query, run_build
+from tests.support.market import land_market
 
 pytestmark = pytest.mark.slow
 
@@ -44,26 +44,11 @@ def simulated_warehouse(tmp_path_factory: pytest.TempPathFactory) -> SimulatedWa
         anomaly_rate=0.02,
         ground_truth_dir=home / "simulator" / "ground_truth",
     )
-    with Simulator(config).start() as market:
-        collector = FinnhubCollector(
-            url=market.ws_url,
-            symbols=SYMBOLS,
-            landing_dir=home / "landing",
-            flush_trades=1_000,
-            flush_seconds=0.5,
-            reconnect_initial_seconds=0.05,
-            reconnect_max_seconds=0.5,
-        )
-        worker = threading.Thread(target=collector.run, daemon=True)
-        worker.start()
-        market.wait_finished()
-        sent = market.stats().trades_sent
-        while collector.stats.received < sent and worker.is_alive():
-            worker.join(timeout=0.05)
-        collector.stop()
-        worker.join()
+    sent = land_market(home, config, SYMBOLS, flush_trades=1_000)
+    # What the warehouse will read: the trade records in the landed files.
+    landed = sum(1 for _ in read_landed_records(home / "landing" / "trades"))
     build = run_build(home, select=None)
-    return SimulatedWarehouse(home, sent, collector.stats.landed, build)
+    return SimulatedWarehouse(home, sent, landed, build)
 
 
 def test_every_model_and_test_of_the_project_passes(simulated_warehouse):

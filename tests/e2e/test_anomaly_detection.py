@@ -29,7 +29,8 @@ from flows.demo import window_end
 from flows.training import TrainOutcome, registry, run_train, tracking_uri
 from flows.transform import run_transform
 from ingest.simulator import SimulatorConfig
-from tests.support.market import PROXY_VARIABLES, land_market
+from tests.support.market import land_market
+from tests.support.webhook import PROXY_VARIABLES
 
 pytestmark = pytest.mark.slow
 

@@ -26,7 +26,8 @@ from flows.config import Settings, load_settings
 from flows.training import registry, run_rollback
 from ingest.simulator import SimulatorConfig
 from ml.audit import AuditLog
-from tests.support.market import PROXY_VARIABLES, land_market, webhook_server
+from tests.support.market import land_market
+from tests.support.webhook import PROXY_VARIABLES, webhook_server
 
 # The module fixture trains a champion and runs three cycles: on a loaded 2-core machine that
 # alone can pass the default 900 s per-test timeout.

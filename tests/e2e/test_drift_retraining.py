@@ -29,7 +29,8 @@ from flows.transform import run_transform
 from ingest.simulator import SimulatorConfig
 from ml.audit import AuditLog, AuditRecord
 from ml.retraining import BlockedBy, RetrainReason
-from tests.support.market import PROXY_VARIABLES, Webhook, land_market, webhook_server
+from tests.support.market import land_market
+from tests.support.webhook import PROXY_VARIABLES, Webhook, webhook_server
 
 pytestmark = pytest.mark.slow
 

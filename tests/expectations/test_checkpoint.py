@@ -15,13 +15,13 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from conftest import SimulatedHome, validate
 
 from core.warehouse import DatabricksWarehouse
 from expectations.checkpoint import CheckpointPaths, run_checkpoint
 from expectations.readers import LocalLanding
 from expectations.results import DataQualityFailed, ValidationSummary, raise_on_critical
 from expectations.suites import QualityPolicy
+from tests.support.quality_home import SimulatedHome, validate
 
 pytestmark = pytest.mark.slow
 

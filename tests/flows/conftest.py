@@ -1,8 +1,13 @@
-"""A real Prefect API (a temporary local server) for the flow tests, started once."""
+"""Fixtures of the flow tests: a real Prefect API (a temporary local server) started once, the
+simulated market (tests/support/simulator.py) and the quality tests' warehouse
+(tests/support/quality_home.py)."""
 
 from __future__ import annotations
 
 import pytest
+
+from tests.support.quality_home import corrupted, simulated_home  # noqa: F401 (fixtures)
+from tests.support.simulator import ground_truth_dir, simulator  # noqa: F401 (fixtures)
 
 
 @pytest.fixture(scope="session")

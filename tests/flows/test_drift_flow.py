@@ -13,11 +13,9 @@ import os
 import re
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -36,13 +34,14 @@ from flows.drift import (
     NotEnoughHistory,
     run_drift,
 )
-from ingest.finnhub import FinnhubCollector
 from ingest.landing import read_landed_records, utc_date_of_ms
-from ingest.simulator import Simulator, SimulatorConfig
+from ingest.simulator import SimulatorConfig
 from ingest.trade_id import message_key, trade_id
 from ml.audit import AuditLog
 from ml.retraining import BlockedBy, RetrainReason
 from tests.flows.model_support import register_champion, tamper_with
+from tests.support.market import land_market
+from tests.support.webhook import PROXY_VARIABLES, Webhook, webhook_server
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SYMBOLS = ("AAPL", "MSFT", "NVDA")
@@ -57,9 +56,6 @@ ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 # Anything a browser would fetch: src/href attributes and CSS url() pointing off the page.
 EXTERNAL_ASSET = re.compile(
     r"""(?:src|href)\s*=\s*["']?\s*(?:https?:)?//|url\(\s*["']?(?:https?:)?//"""
-)
-PROXY_VARIABLES = (
-    "http_proxy", "https_proxy", "all_proxy", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY",
 )
 
 _BUILD = """
@@ -84,20 +80,7 @@ def _land_simulated_hour(home: Path) -> list[dict]:
         seed=7, symbols=SYMBOLS, start=HOUR_START, duration_seconds=3600.0,
         trades_per_second=1.0, anomaly_rate=0.02,
     )
-    with Simulator(config).start() as market:
-        collector = FinnhubCollector(
-            url=market.ws_url, symbols=SYMBOLS, landing_dir=home / "landing",
-            flush_trades=5_000, flush_seconds=0.5,
-            reconnect_initial_seconds=0.05, reconnect_max_seconds=0.5,
-        )
-        worker = threading.Thread(target=collector.run, daemon=True)
-        worker.start()
-        market.wait_finished()
-        sent = market.stats().trades_sent
-        while collector.stats.received < sent and worker.is_alive():
-            worker.join(timeout=0.05)
-        collector.stop()
-        worker.join()
+    sent = land_market(home, config, SYMBOLS)
     records = list(read_landed_records(home / "landing" / "trades"))
     assert len(records) == sent > 0
     return records
@@ -157,43 +140,14 @@ def settings(replayed_market: ReplayedMarket, tmp_path: Path) -> Settings:
     return load_settings(environ={**os.environ, "TRADEWATCH_HOME": str(home)})
 
 
-@dataclass
-class Webhook:
-    url: str = ""
-    received: list[dict] = field(default_factory=list)
-
-    def titles(self) -> list[str]:
-        return [body["blocks"][0]["text"]["text"] for body in self.received]
-
-
 @pytest.fixture
 def webhook(monkeypatch: pytest.MonkeyPatch, settings: Settings) -> Iterator[Webhook]:
     """A Slack-like endpoint on 127.0.0.1, configured through $TRADEWATCH_WEBHOOK_URL."""
-    hook = Webhook()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 - the http.server API
-            hook.received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-            self.send_response(200)
-            self.end_headers()
-            self.wfile.write(b"ok")
-
-        def log_message(self, *args) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    hook.url = f"http://127.0.0.1:{server.server_port}/services/T0/B0/drift-flow"
-    for name in PROXY_VARIABLES:
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv(settings.alerts.webhook_url_env, hook.url)
-    try:
+    with webhook_server("drift-flow") as hook:
+        for name in PROXY_VARIABLES:
+            monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv(settings.alerts.webhook_url_env, hook.url)
         yield hook
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def _at(ms: int) -> datetime:

@@ -1,9 +1,6 @@
 """Fixtures shared by the ingest tests: the simulated market as a real server on 127.0.0.1.
 
-- `simulator(**fields)` starts a simulator with any SimulatorConfig fields and returns its
-  handle (ws_url, av_url, stats(), sent_trade_ids(), wait_finished()); every simulator a test
-  started is stopped at teardown. Test defaults: ground truth under
-  `tmp_path / "simulator" / "ground_truth"` and record_sent_ids=True.
+- `simulator(**fields)` and `ground_truth_dir`: see tests/support/simulator.py.
 - `record_feed(url, symbols, ...)` is a plain websocket-client that subscribes, records every
   frame until the server ends the stream, and can reconnect after abrupt drops.
 """
@@ -12,41 +9,17 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
 import websocket
 
-from ingest.simulator import Simulator, SimulatorConfig, SimulatorHandle
 from ingest.symbols import SYMBOL_PATTERN
 from ingest.trade_id import MessageCounter, trade_id
-
-
-@pytest.fixture
-def ground_truth_dir(tmp_path: Path) -> Path:
-    """Where the simulator started by `simulator` writes events.ndjson and trades.ndjson."""
-    return tmp_path / "simulator" / "ground_truth"
-
-
-@pytest.fixture
-def simulator(ground_truth_dir: Path) -> Iterator[Callable[..., SimulatorHandle]]:
-    """Factory: `simulator(max_trades=1000, faults=FaultConfig(...))` → a running simulator."""
-    handles: list[SimulatorHandle] = []
-
-    def start(**fields: Any) -> SimulatorHandle:
-        fields.setdefault("ground_truth_dir", ground_truth_dir)
-        fields.setdefault("record_sent_ids", True)
-        handle = Simulator(SimulatorConfig(**fields)).start()
-        handles.append(handle)
-        return handle
-
-    yield start
-    for handle in handles:
-        handle.stop()
+from tests.support.simulator import ground_truth_dir, simulator  # noqa: F401 (fixtures)
 
 
 @dataclass

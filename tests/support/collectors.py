@@ -1,9 +1,10 @@
 """Helpers for the collector tests: reading landed files, running the CLI, a scripted server.
 
-The simulator fixtures live in conftest.py (owned by the simulator's tests); these add what
-the collector tests need on top: the landed records, a config file with test flush settings
-for `tradewatch collect` subprocesses, and a tiny WebSocket server that sends exactly the
-frames a test scripts (for trades the simulator never produces, e.g. unknown symbols).
+The simulator fixtures live in tests/support/simulator.py; these add what the collector tests
+(tests/ingest, the collect flows' tests in tests/flows, the hostile landing in tests/dbt) need
+on top: the landed records, a config file with test flush settings for `tradewatch collect`
+subprocesses, and a tiny WebSocket server that sends exactly the frames a test scripts (for
+trades the simulator never produces, e.g. unknown symbols).
 """
 
 from __future__ import annotations
