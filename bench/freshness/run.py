@@ -29,7 +29,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -59,7 +58,7 @@ def _cpu_seconds() -> float:
 
 def _land_past(settings, start: datetime, minutes: float) -> int:
     from ingest.finnhub import FinnhubCollector
-    from ingest.simulator import Simulator, SimulatorConfig
+    from ingest.simulator import Simulator, SimulatorConfig, collect_market
 
     config = SimulatorConfig(
         seed=settings.simulator.seed, symbols=settings.symbols, start=start,
@@ -70,15 +69,7 @@ def _land_past(settings, start: datetime, minutes: float) -> int:
     with Simulator(config).start() as market:
         collector = FinnhubCollector(url=market.ws_url, symbols=settings.symbols,
                                      landing_dir=settings.paths.landing, flush_seconds=0.5)
-        worker = threading.Thread(target=collector.run, daemon=True)
-        worker.start()
-        market.wait_finished()
-        sent = market.stats().trades_sent
-        while collector.stats.received < sent and worker.is_alive():
-            worker.join(timeout=0.1)
-        collector.stop()
-        worker.join()
-    return sent
+        return collect_market(market, collector)
 
 
 def _landing_times(landing: Path) -> dict[str, float]:

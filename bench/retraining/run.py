@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import threading
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -45,7 +44,7 @@ from flows.config import Settings, load_settings  # noqa: E402
 from flows.demo import TRADING_DAY_MINUTES, window_end  # noqa: E402
 from flows.transform import run_transform  # noqa: E402
 from ingest.finnhub import FinnhubCollector  # noqa: E402
-from ingest.simulator import Simulator, SimulatorConfig  # noqa: E402
+from ingest.simulator import Simulator, SimulatorConfig, collect_market  # noqa: E402
 from ml.datasets import (  # noqa: E402
     LABEL_COLUMN,
     load_ground_truth_events,
@@ -88,14 +87,7 @@ def build_market(settings: Settings, seed: int, days: int, symbols: tuple[str, .
             url=market.ws_url, symbols=symbols, landing_dir=settings.paths.landing,
             flush_trades=50_000, flush_seconds=1.0,
         )
-        worker = threading.Thread(target=collector.run, name="collector", daemon=True)
-        worker.start()
-        market.wait_finished()
-        sent = market.stats().trades_sent
-        while collector.stats.received < sent and worker.is_alive():
-            worker.join(timeout=0.05)
-        collector.stop()
-        worker.join()
+        sent = collect_market(market, collector)
     if collector.stats.landed != sent:
         raise SystemExit(f"seed {seed}: the collector landed {collector.stats.landed} of {sent}")
     landed = time.perf_counter() - began
