@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import subprocess
 from datetime import datetime, timedelta
 
-import orjson
 import pytest
 
-from flows.collect import run_collect_alphavantage
 from ingest.alphavantage import (
     AlphaVantageCollector,
     CallBudget,
@@ -17,7 +14,6 @@ from ingest.alphavantage import (
 )
 from ingest.landing import bars_path, read_landed_records
 from ingest.simulator import FaultConfig
-from tests.support.collectors import TRADEWATCH, cli_env, settings_for, write_config
 
 
 class _Clock:
@@ -111,30 +107,6 @@ def test_per_minute_budget_waits_for_a_free_slot_instead_of_calling(simulator, t
     assert market.stats().av_requests == 3
 
 
-def test_the_daily_budget_holds_across_two_cli_runs(simulator, tmp_path):
-    market = simulator(seed=2)
-    home = tmp_path / "home"
-    config = write_config(tmp_path / "config", alphavantage={"calls_per_day": 3})
-
-    def run() -> subprocess.CompletedProcess:
-        return subprocess.run(
-            [str(TRADEWATCH), "--config", str(config), "collect", "alphavantage", "--url",
-             market.av_url, "--symbols", "AAPL,MSFT", "--interval", "5min"],
-            env=cli_env(home), capture_output=True, text=True, timeout=120)
-
-    first, second = run(), run()
-
-    assert first.returncode == 0, first.stderr
-    assert "fetched 2 of 2 symbols" in first.stdout
-    assert second.returncode == 1
-    assert "fetched 1 of 2 symbols" in second.stdout
-    assert second.stderr.splitlines()[-1].startswith(
-        "tradewatch: BudgetExhausted: the Alpha Vantage budget of 3 calls per day is spent")
-    assert market.stats().av_requests == 3  # the fourth call was never sent
-    budget = orjson.loads((home / "state" / "alphavantage_budget.json").read_bytes())
-    assert len(budget["calls"]) == 3
-
-
 def test_5xx_answers_are_retried_and_every_attempt_spends_budget(simulator, tmp_path):
     market = simulator(seed=2, faults=FaultConfig(http_5xx_every_n=2))
     budget = _budget(tmp_path)
@@ -176,23 +148,6 @@ def test_an_unknown_symbol_fails_alone(simulator, tmp_path):
     assert result.bars == 200
 
 
-def test_flow_exit_codes_and_lines(simulator, tmp_path, capsys):
-    market = simulator(seed=2, av_calls_per_minute=1)
-    settings = settings_for(tmp_path / "home")
-
-    ok = run_collect_alphavantage(settings, url=market.av_url, symbols=("AAPL",),
-                                  interval="5min")
-    out = capsys.readouterr().out
-    limited = run_collect_alphavantage(settings, url=market.av_url, symbols=("MSFT",),
-                                       interval="5min")
-    captured = capsys.readouterr()
-
-    assert ok == 0 and "alphavantage: fetched 1 of 1 symbols, landed 100 5min bars" in out
-    assert limited == 1
-    assert captured.err.splitlines()[-1].startswith("tradewatch: RateLimited: Alpha Vantage")
-    assert "fetched 0 of 1 symbols" in captured.out
-
-
 def test_symbols_and_intervals_are_validated_before_any_request(tmp_path):
     from ingest.symbols import InvalidSymbol
 
@@ -203,15 +158,3 @@ def test_symbols_and_intervals_are_validated_before_any_request(tmp_path):
                               interval="../1min", landing_dir=tmp_path,
                               budget=_budget(tmp_path))
     assert not (tmp_path / "landing").exists()
-
-
-
-def test_the_real_service_without_a_key_is_one_clear_line(tmp_path, monkeypatch, capsys):
-    monkeypatch.delenv("ALPHAVANTAGE_API_KEY", raising=False)
-    code = run_collect_alphavantage(settings_for(tmp_path), url=None, symbols=("AAPL",),
-                                    interval=None)
-    assert code == 2
-    assert capsys.readouterr().err == (
-        "tradewatch: MissingApiKey: set ALPHAVANTAGE_API_KEY or pass --url to use the "
-        "simulator\n")
-    assert list(tmp_path.iterdir()) == []  # not even a budget file
