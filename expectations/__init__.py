@@ -3,12 +3,12 @@
 A library: it takes plain arguments (a warehouse reader, the landing location, output
 directories, a QualityPolicy) and knows nothing of Prefect or project_config.yml.
 
-    from core.warehouse import DuckDBWarehouse
     from expectations import (
         CheckpointPaths, LocalLanding, QualityPolicy, raise_on_critical, run_checkpoint,
     )
 
-    with DuckDBWarehouse("data/warehouse.duckdb") as warehouse:
+    # any core.warehouse reader; flows.engine.open_warehouse builds the configured one
+    with open_warehouse(settings) as warehouse:
         summary = run_checkpoint(
             warehouse, LocalLanding("data/landing/trades"), QualityPolicy(symbols=("AAPL",)),
             CheckpointPaths(results_dir=Path("data/monitoring/quality"),

@@ -378,9 +378,9 @@ class QualitySettings(_Strict):
 class Settings(_Strict):
     """Every runtime setting of Tradewatch."""
 
-    environment: Literal["dev", "prd"] = "dev"
-    """Which block of `environments:` is merged over the settings (dev: DuckDB, prd:
-    Databricks)."""
+    environment: Literal["dev", "spark", "prd"] = "dev"
+    """Which block of `environments:` is merged over the settings (dev: DuckDB, spark: a local
+    Spark session, prd: Databricks); flows.engine builds every engine from the result."""
     paths: Paths
     symbols: tuple[str, ...]
     """Ticker symbols to collect, validate and expect in every test window."""
@@ -496,8 +496,10 @@ def load_settings(
     data = _interpolate(raw, env)
     overrides = data.pop("environments", {}) or {}
     environment = data.get("environment", "dev")
-    if environment not in overrides and environment not in ("dev", "prd"):
-        raise ConfigError(f"environment: unknown environment {environment!r} (dev or prd)")
+    if environment not in overrides and environment not in ("dev", "spark", "prd"):
+        raise ConfigError(
+            f"environment: unknown environment {environment!r} (dev, spark or prd)"
+        )
     data = _merge(data, overrides.get(environment) or {})
     home = Path(data.get("paths", {}).get("home", "data"))
     if not home.is_absolute():

@@ -21,9 +21,10 @@ from rich.console import Console
 from rich.table import Table
 
 from core.datahome import write_atomic
-from core.warehouse import DuckDBWarehouse
+from core.warehouse import Warehouse
 from flows.analysts import analysts_database
 from flows.config import Settings
+from flows.engine import open_warehouse
 from ingest.alphavantage import AlphaVantageCollector, CallBudget
 from ingest.finnhub import CollectorStats, FinnhubCollector
 from ingest.simulator import Simulator, SimulatorConfig
@@ -184,7 +185,7 @@ def _stage(report: DemoReport, console: Console, name: str, work) -> None:
 
 def _top_anomalies(settings: Settings, limit: int = 5) -> list[tuple]:
     """The champion's highest scores (gold_anomaly_scores), with the simulator's ground truth."""
-    warehouse = DuckDBWarehouse(settings.paths.warehouse)
+    warehouse = open_warehouse(settings)
     truth = settings.paths.ground_truth / "trades.ndjson"
     join, kind = "", "null"
     if truth.exists():
@@ -219,7 +220,7 @@ def _summary(settings: Settings, report: DemoReport, console: Console) -> None:
     layers = ("bronze_trades", "silver_trades", "silver_trades_quarantine",
               "gold_trade_features", "gold_anomaly_labels")
     # In this process: dbt's database instance (and its file lock) is still open here.
-    warehouse = DuckDBWarehouse(settings.paths.warehouse)
+    warehouse = open_warehouse(settings)
     counts = warehouse.query(" union all ".join(
         f"select '{name}' as name, count(*) as n from {warehouse.table(name)}" for name in layers
     ))
@@ -281,7 +282,7 @@ def _summary(settings: Settings, report: DemoReport, console: Console) -> None:
                       "was not published: see the log above)")
 
 
-def scores_summary(warehouse: DuckDBWarehouse) -> str:
+def scores_summary(warehouse: Warehouse) -> str:
     """One line: does every gold trade have exactly one current champion score?"""
     row = warehouse.query(
         "select"

@@ -70,9 +70,10 @@ from core.schema import (
     LABELS_TABLE,
     NUMERIC_FEATURES,
 )
-from core.warehouse import DuckDBWarehouse, Warehouse
+from core.warehouse import Warehouse
 from flows.alerts import alert_sender, send_drift_alert
 from flows.config import Settings
+from flows.engine import open_warehouse
 from ml.audit import AuditLog, AuditLogUnreadable
 from ml.datasets import (
     WindowRows,
@@ -393,7 +394,7 @@ def run_drift(
         hours=_hours(reference_hours, "reference_hours") or config.reference_days * 24
     )
     options = drift_options(settings)
-    warehouse = DuckDBWarehouse(settings.paths.warehouse)
+    warehouse = open_warehouse(settings)
     # The window ends just after the newest trade, so that trade is in it (end is exclusive).
     newest = _at_ms(_newest_trade_ms(warehouse) + 1)
     current_window = TimeWindow(newest - current_span, newest)

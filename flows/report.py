@@ -20,8 +20,8 @@ from rich.console import Console
 from core import html
 from core.datahome import write_atomic
 from core.html import DASH, Cell, escape, number, table, timestamp
-from core.warehouse import DuckDBWarehouse
 from flows.config import Settings
+from flows.engine import mlflow_stores, open_warehouse
 from ml import monitoring as mon
 from ml.monitoring import MonitoringData
 
@@ -43,16 +43,18 @@ QUALITY_RUNS_SHOWN = 12
 def collect_monitoring_data(settings: Settings) -> MonitoringData:
     """Read every section's source (read-only) through ml.monitoring."""
     paths = settings.paths
+    local = settings.dbt.target == "local"
     registry = None
-    if paths.mlflow_db.is_file():  # opening a missing SQLite file would create an MLflow store
+    # Locally, opening a missing SQLite file would create an MLflow store.
+    if paths.mlflow_db.is_file() or not local:
         from flows.training import registry as registry_of
 
         registry = registry_of(settings)
     return mon.load_monitoring_data(
-        home=paths.home, warehouse=DuckDBWarehouse(paths.warehouse)
-        if paths.warehouse.exists() else None, registry=registry,
+        home=paths.home, warehouse=open_warehouse(settings)
+        if paths.warehouse.exists() or not local else None, registry=registry,
         experiment=settings.training.experiment, reports=paths.reports,
-        registered_model=settings.training.registered_model,
+        registered_model=mlflow_stores(settings).model_name,
     )
 
 

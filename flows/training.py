@@ -22,9 +22,9 @@ from rich.console import Console
 from rich.table import Table
 
 from core.alerts import AlertKind
-from core.warehouse import DuckDBWarehouse
 from flows.alerts import alert_sender, send_gate_outcome_alert
 from flows.config import Settings
+from flows.engine import mlflow_stores, open_warehouse
 from flows.warehouse import warehouse_slot
 from ingest.simulator.anomalies import KINDS
 from ml.audit import AuditLog
@@ -57,8 +57,8 @@ class TrainOutcome:
 
 
 def tracking_uri(settings: Settings) -> str:
-    """The MLflow tracking and registry store: SQLite under the data home."""
-    return f"sqlite:///{settings.paths.mlflow_db}"
+    """The MLflow tracking store of the configured engine (flows.engine)."""
+    return mlflow_stores(settings).tracking_uri
 
 
 def audit_log(settings: Settings) -> AuditLog:
@@ -67,11 +67,14 @@ def audit_log(settings: Settings) -> AuditLog:
 
 
 def registry(settings: Settings) -> ModelRegistry:
-    """The registered model named in settings.training, signing with the key (if any) in the
+    """The registered model named in settings.training (three-part in Unity Catalog), in the
+    configured engine's registry (flows.engine), signing with the key (if any) in the
     environment variable settings.training.model_signing_key_env."""
+    stores = mlflow_stores(settings)
     return ModelRegistry(
-        tracking_uri(settings),
-        name=settings.training.registered_model,
+        stores.tracking_uri,
+        registry_uri=stores.registry_uri,
+        name=stores.model_name,
         signing_key=os.environ.get(settings.training.model_signing_key_env) or None,
     )
 
@@ -226,7 +229,7 @@ def run_train(settings: Settings, *, console: Console | None = None) -> TrainOut
     start = None
     with warehouse_slot("read training data"):
         if training.history_days is not None:
-            warehouse = DuckDBWarehouse(settings.paths.warehouse)
+            warehouse = open_warehouse(settings)
             newest = warehouse.query(
                 f"select max(trade_ts_ms) as newest from {warehouse.table('gold_trade_features')}"
             )["newest"].iloc[0]
@@ -251,6 +254,7 @@ def run_train(settings: Settings, *, console: Console | None = None) -> TrainOut
         split,
         training.models,
         tracking_uri=tracking_uri(settings),
+        registry_uri=mlflow_stores(settings).registry_uri,
         artifact_location=settings.paths.mlartifacts.resolve().as_uri(),
         experiment_name=training.experiment,
         events=events,

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from flows.config import Settings
+from flows.engine import mlflow_stores
 from flows.transform import DBT_PROJECT_DIR, PROFILES_DIR, REPO_ROOT, dbt_paths, run_dbt_docs
 
 HOST = "127.0.0.1"
@@ -106,7 +107,7 @@ def ui_servers(
             f"http://{HOST}:{mlflow_port}",
             f"http://{HOST}:{mlflow_port}/health",
             [str(bin_dir / "mlflow"), "server", "--host", HOST, "--port", str(mlflow_port),
-             "--backend-store-uri", f"sqlite:///{settings.paths.mlflow_db}",
+             "--backend-store-uri", mlflow_stores(settings, "local").tracking_uri,
              "--default-artifact-root", settings.paths.mlartifacts.resolve().as_uri(),
              "--workers", "1"],
         ),

@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 from core.datahome import QUALITY_RESULTS
-from core.warehouse import DatabricksWarehouse, DuckDBWarehouse, Warehouse
+from core.warehouse import Warehouse
 from expectations.checkpoint import CheckpointPaths, run_checkpoint
 from expectations.readers import LandingSource, LocalLanding, VolumeLanding
 from expectations.results import (
@@ -28,6 +28,7 @@ from expectations.results import (
     raise_on_critical,
 )
 from expectations.suites import QualityPolicy
+from flows import engine
 from flows.alerts import alert_sender, send_quality_alert
 from flows.config import Settings
 from flows.warehouse import warehouse_slot
@@ -83,10 +84,10 @@ def open_warehouse(
     """
     target = target or settings.dbt.target
     if target == "local":
-        return (DuckDBWarehouse(settings.paths.warehouse),
+        return (engine.open_warehouse(settings, target),
                 LocalLanding(settings.paths.landing_trades, settled_before=settled_before))
     if target == "databricks":
-        warehouse = DatabricksWarehouse.from_env()
+        warehouse = engine.open_warehouse(settings, target)
         # On Databricks the data home is a Unity Catalog volume (TRADEWATCH_HOME=/Volumes/...).
         return warehouse, VolumeLanding(warehouse, settings.paths.landing_trades.as_posix())
     raise UnsupportedValidationTarget(

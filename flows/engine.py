@@ -1,0 +1,67 @@
+"""The engine of everything, from the settings: where gold is read, where MLflow tracks and
+registers, under which name. No flow names an engine in its code; each asks here.
+
+- `local` (dev, the default): the DuckDB file `<home>/warehouse.duckdb`; MLflow tracks and
+  registers in SQLite `<home>/mlflow.db`; the model is `training.registered_model`.
+- `spark`: the local Spark session's catalog; MLflow as for `local`.
+- `databricks` (prd): the SQL warehouse of `DATABRICKS_HOST` and `DATABRICKS_HTTP_PATH`;
+  MLflow tracks in the workspace (`databricks`) and registers in Unity Catalog
+  (`databricks-uc`) as `<catalog>.<schema>.<registered_model>`.
+
+On Databricks the catalog and schema come from `DATABRICKS_CATALOG` and `DATABRICKS_SCHEMA`
+(defaults `tradewatch`, `main`), as for the dbt profile; the MLflow client reads the workspace
+and its token from `DATABRICKS_HOST` and `DATABRICKS_TOKEN` itself.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from core.warehouse import DatabricksWarehouse, DuckDBWarehouse, SparkWarehouse, Warehouse
+from flows.config import Settings
+
+#: The Databricks variables the engine reads (the dbt profile reads the same).
+CATALOG_ENV, SCHEMA_ENV = DatabricksWarehouse.CATALOG, DatabricksWarehouse.SCHEMA
+#: The schema of the `spark` target's tables (profiles.yml).
+SPARK_SCHEMA = "tradewatch"
+
+
+@dataclass(frozen=True)
+class MlflowStores:
+    """Where MLflow tracks runs and registers models, and the registered model's name."""
+
+    tracking_uri: str
+    registry_uri: str
+    model_name: str
+
+
+def _target(settings: Settings, target: str | None) -> str:
+    return target or settings.dbt.target
+
+
+def open_warehouse(settings: Settings, target: str | None = None,
+                   environ: Mapping[str, str] | None = None) -> Warehouse:
+    """The read-only warehouse reader of `target` (default: settings.dbt.target)."""
+    target = _target(settings, target)
+    if target == "local":
+        return DuckDBWarehouse(settings.paths.warehouse)
+    if target == "spark":
+        return SparkWarehouse(schema=SPARK_SCHEMA)
+    if target == "databricks":
+        return DatabricksWarehouse.from_env(environ)
+    raise ValueError(f"unknown dbt target {target!r}: local, spark or databricks")
+
+
+def mlflow_stores(settings: Settings, target: str | None = None,
+                  environ: Mapping[str, str] | None = None) -> MlflowStores:
+    """MLflow's stores and the registered model's name for `target`."""
+    name = settings.training.registered_model
+    if _target(settings, target) == "databricks":
+        env = os.environ if environ is None else environ
+        catalog = env.get(CATALOG_ENV) or "tradewatch"
+        schema = env.get(SCHEMA_ENV) or "main"
+        return MlflowStores("databricks", "databricks-uc", f"{catalog}.{schema}.{name}")
+    local = f"sqlite:///{settings.paths.mlflow_db}"
+    return MlflowStores(local, local, name)

@@ -1,0 +1,103 @@
+"""The engine of every flow comes from the settings (flows.engine), and nothing else builds one."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from core.warehouse import (
+    DatabricksWarehouse,
+    DuckDBWarehouse,
+    MissingWarehouseSetting,
+    SparkWarehouse,
+)
+from flows.config import load_settings
+from flows.engine import mlflow_stores, open_warehouse
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DATABRICKS = {
+    "DATABRICKS_HOST": "adb-123.azuredatabricks.net",
+    "DATABRICKS_HTTP_PATH": "/sql/1.0/warehouses/abc",
+    "DATABRICKS_TOKEN": "dapi-not-a-real-token",
+    "DATABRICKS_CATALOG": "surveillance",
+    "DATABRICKS_SCHEMA": "prod",
+}
+
+
+def _settings(tmp_path: Path, environment: str, **extra: str):
+    return load_settings(environ={"TRADEWATCH_HOME": str(tmp_path), "TRADEWATCH_ENV": environment,
+                                 **extra})
+
+
+def test_dev_reads_the_duckdb_file_and_tracks_in_sqlite_under_the_home(tmp_path):
+    settings = _settings(tmp_path, "dev")
+    (tmp_path / "warehouse.duckdb").touch()
+
+    warehouse = open_warehouse(settings)
+    stores = mlflow_stores(settings)
+
+    assert isinstance(warehouse, DuckDBWarehouse)
+    assert warehouse.path == settings.paths.warehouse
+    assert warehouse.table("gold_trade_features") == '"gold"."gold_trade_features"'
+    assert stores.tracking_uri == stores.registry_uri == f"sqlite:///{tmp_path / 'mlflow.db'}"
+    assert stores.model_name == "tradewatch_anomaly"
+
+
+def test_prd_reads_databricks_and_registers_in_unity_catalog_with_a_three_part_name(
+    tmp_path, monkeypatch,
+):
+    for name, value in DATABRICKS.items():
+        monkeypatch.setenv(name, value)
+    settings = _settings(tmp_path, "prd", **DATABRICKS)
+
+    warehouse = open_warehouse(settings)
+    stores = mlflow_stores(settings)
+
+    assert settings.dbt.target == "databricks"
+    assert isinstance(warehouse, DatabricksWarehouse)
+    assert warehouse.table("gold_trade_features") == "`surveillance`.`gold`.`gold_trade_features`"
+    assert warehouse.table("silver_trades") == "`surveillance`.`prod`.`silver_trades`"
+    assert "dapi-not-a-real-token" not in repr(warehouse)
+    assert (stores.tracking_uri, stores.registry_uri) == ("databricks", "databricks-uc")
+    assert stores.model_name == "surveillance.prod.tradewatch_anomaly"
+
+
+def test_prd_without_the_workspace_variables_names_what_to_set(tmp_path, monkeypatch):
+    for name in DATABRICKS:
+        monkeypatch.delenv(name, raising=False)
+    settings = _settings(tmp_path, "prd")
+
+    with pytest.raises(MissingWarehouseSetting, match="DATABRICKS_HOST"):
+        open_warehouse(settings)
+
+
+def test_the_spark_environment_reads_the_spark_sessions_catalog(tmp_path):
+    settings = _settings(tmp_path, "spark")
+
+    warehouse = open_warehouse(settings)
+
+    assert isinstance(warehouse, SparkWarehouse)
+    assert warehouse.table("gold_trade_features") == "`gold`.`gold_trade_features`"
+    assert settings.dbt.target == "spark"
+    assert mlflow_stores(settings).tracking_uri.startswith("sqlite:///")
+
+
+def test_no_flow_or_library_builds_an_engine_of_its_own():
+    """Only core.warehouse (which defines the readers) and flows.engine (which builds them
+    from the settings) may name a reader's constructor or an MLflow store URI."""
+    pattern = re.compile(r"sqlite:///|(DuckDB|Spark|Databricks)Warehouse\(")
+    allowed = {"core/warehouse.py", "flows/engine.py"}
+    files = subprocess.run(
+        ["git", "ls-files", "core", "ingest", "ml", "expectations", "flows"],
+        cwd=REPO_ROOT, capture_output=True, text=True, check=True,
+    ).stdout.split()
+    offenders = [
+        f"{name}:{number}: {line.strip()}"
+        for name in files if name.endswith(".py") and name not in allowed
+        for number, line in enumerate((REPO_ROOT / name).read_text().splitlines(), 1)
+        if pattern.search(line)
+    ]
+    assert offenders == []
