@@ -248,7 +248,7 @@ class DuckDBWarehouse(Warehouse):
         )
         if frame.empty:
             return None
-        return {row.column_name: logical_type(row.data_type) for row in frame.itertuples()}
+        return {str(row.column_name): logical_type(str(row.data_type)) for row in frame.itertuples()}
 
     def _connect(self) -> Any:
         import duckdb
@@ -387,7 +387,7 @@ class DatabricksWarehouse(Warehouse):
         frame = self.query(self.columns_sql(table))
         if frame.empty:
             return None
-        return {row.column_name: logical_type(row.data_type) for row in frame.itertuples()}
+        return {str(row.column_name): logical_type(str(row.data_type)) for row in frame.itertuples()}
 
     def connect_arguments(self) -> dict[str, Any]:
         """Arguments for `databricks.sql.connect`, the token read from the environment now."""
@@ -438,7 +438,8 @@ class DatabricksWarehouse(Warehouse):
         try:
             with connection.cursor() as cursor:
                 cursor.execute(sql)
-                return cursor.fetchall_arrow()
+                table: pa.Table = cursor.fetchall_arrow()
+                return table
         except Exception as exc:
             message = self._redact(_first_line(exc))[:300]
             if any(code in message for code in (
@@ -513,7 +514,8 @@ class SparkWarehouse(Warehouse):
         from pyspark.errors import AnalysisException
 
         try:
-            return connection.sql(sql).toArrow()
+            table: pa.Table = connection.sql(sql).toArrow()
+            return table
         except AnalysisException as exc:
             condition = exc.getCondition() or ""
             if condition.startswith(("TABLE_OR_VIEW_NOT_FOUND", "UNRESOLVED_COLUMN",

@@ -615,6 +615,7 @@ class FinnhubCollector:
         try:
             for symbol in self._symbols:
                 ws.send(orjson.dumps({"type": "subscribe", "symbol": symbol}).decode())
+            assert ws.sock is not None, "a connected WebSocket has a socket"
             ws.sock.settimeout(_POLL_SECONDS)
         except BaseException:
             self._close(ws)
@@ -632,6 +633,7 @@ class FinnhubCollector:
         ws.shutdown()
 
     def _receive(self, ws: websocket.WebSocket) -> None:
+        assert ws.sock is not None, "a connected WebSocket has a socket"
         reader = _FrameReader(ws.sock, ws.pong, self.max_message_bytes)
         monotonic = time.monotonic
         last_ping = monotonic()
@@ -661,7 +663,7 @@ class FinnhubCollector:
                 self._report_progress()
                 continue
             self._stats.messages += 1
-            if type(message) is _Oversized:
+            if isinstance(message, _Oversized):
                 self._reject_oversized(message)
             else:
                 self._handle(message)
@@ -824,8 +826,10 @@ class FinnhubCollector:
                 self._stats.uncached_conditions += 1
             else:
                 shape = tuple(conditions)
-                conditions_text = condition_texts.get(shape)
-                if conditions_text is None:
+                cached = condition_texts.get(shape)
+                if cached is not None:
+                    conditions_text = cached
+                else:
                     conditions_text = dumps(conditions).decode()
                     size = len(conditions_text)
                     if size <= _CONDITION_CACHE_ENTRY_BYTES and (

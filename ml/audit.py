@@ -154,6 +154,12 @@ class _Line:
     file: str
     line: int
 
+    @property
+    def seq(self) -> int:
+        """The record's place in the chain (asked of chained records only)."""
+        assert self.record.seq is not None, "a legacy record has no place in the chain"
+        return self.record.seq
+
 
 def _digest(raw: bytes) -> str:
     return hashlib.sha256(raw).hexdigest()
@@ -311,15 +317,15 @@ class AuditLog:
             for path in {today, *files[-1:]}:
                 last = self._tail_record(path)
                 if (
-                    last is not None and last.record.seq == head["seq"] + 1
+                    last is not None and last.seq == head["seq"] + 1
                     and last.record.prev == head["hash"]
                 ):
-                    return last.record.seq, last.digest, True
+                    return last.seq, last.digest, True
             return head["seq"], head["hash"], True
         highest = self._highest_record()
         if highest is None:
             return 0, GENESIS, not damaged_head  # a new log, or one from before the chain
-        return highest.record.seq, highest.digest, False
+        return highest.seq, highest.digest, False
 
     def _files(self) -> list[Path]:
         return sorted(self.directory.glob(_FILE_GLOB))
@@ -359,7 +365,7 @@ class AuditLog:
                     record = _parse(raw)
                 except (ValueError, KeyError, TypeError):
                     continue
-                if record.seq is not None and (highest is None or record.seq > highest.record.seq):
+                if record.seq is not None and (highest is None or record.seq > highest.seq):
                     highest = _Line(record, _digest(raw), path.name, number)
         return highest
 
@@ -451,7 +457,7 @@ class AuditLog:
         # file; the order of the files proves nothing, the links do).
         chain = sorted(
             (line for line in lines if line.record.seq is not None),
-            key=lambda line: line.record.seq,
+            key=lambda line: line.seq,
         )
         future: set[str] = set()
         expected_seq, expected_prev = 1, GENESIS
@@ -459,7 +465,7 @@ class AuditLog:
             record = line.record
             where = f"{line.file} line {line.line}"
             if record.seq != expected_seq or record.prev != expected_prev:
-                if record.seq < expected_seq:
+                if line.seq < expected_seq:
                     gap = f"a second record with seq {record.seq}"
                 elif record.seq != expected_seq:
                     gap = f"expected seq {expected_seq}, found {record.seq}"
@@ -469,7 +475,7 @@ class AuditLog:
                     f"break:{line.digest}",
                     f"{where}: the chain is broken ({gap}): records were deleted, "
                     "truncated, reordered or edited before this one", line.file, line.line))
-            expected_seq, expected_prev = record.seq + 1, line.digest
+            expected_seq, expected_prev = line.seq + 1, line.digest
             if record.event_ts.astimezone(UTC) > clock + MAX_CLOCK_SKEW:
                 future.add(line.digest)
                 problems.append(AuditProblem(
@@ -559,7 +565,7 @@ class AuditLog:
             if verification.intact:
                 return None
             last = self._highest_record()
-            seq, prev = (last.record.seq, last.digest) if last is not None else (0, GENESIS)
+            seq, prev = (last.seq, last.digest) if last is not None else (0, GENESIS)
             payload = {
                 "reason": reason.strip(),
                 "operator": operator or _operator(),

@@ -255,7 +255,7 @@ def plan_day(
             deviation = rng.uniform(0.03, 0.10, k) * np.where(rng.random(k) < 0.5, 1.0, -1.0)
         else:
             sizes = np.ones(k, dtype=np.int64)
-            normal = normal_trade_size(scales[s, minute])
+            normal = np.asarray(normal_trade_size(scales[s, minute]))
             lots = np.rint(rng.uniform(20.0, 100.0, k) * normal / 100.0)
             lots = np.minimum(np.maximum(lots, np.ceil(0.2 * normal)), np.floor(normal))
             volume = (lots * 100).astype(np.int64)
@@ -303,6 +303,7 @@ def _resolve(plans: list[Plan], offsets: np.ndarray) -> list[tuple[Plan, int]]:
     for plan in plans:
         if plan.kind in ("pump_and_dump", "intensity_burst"):
             lo, hi = np.searchsorted(offsets, [plan.start, plan.end], "left")
+            assert plan.extra is not None, "a window event always plans the trades it adds"
             if hi > lo or len(plan.extra):  # an empty window in a thin market is no event
                 claimed[lo:hi] = True
                 resolved.append((plan, -1))
@@ -313,6 +314,7 @@ def _resolve(plans: list[Plan], offsets: np.ndarray) -> list[tuple[Plan, int]]:
         if anchor >= n or claimed[anchor]:
             continue
         if plan.kind == "wash_cluster":
+            assert plan.extra is not None, "a wash cluster always plans its extra prints"
             last = int(offsets[anchor] + plan.extra[-1])
             if last >= DAY_MS or claimed[anchor : np.searchsorted(offsets, last, "right")].any():
                 continue

@@ -21,7 +21,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeGuard
 from urllib.parse import parse_qs, urlsplit
 
 import numpy as np
@@ -376,7 +376,7 @@ class Feed:
         faults = self.config.faults
         n = connection.trade_messages
 
-        def due(every: int | None) -> bool:
+        def due(every: int | None) -> TypeGuard[int]:
             return every is not None and n % every == 0
 
         frames: list[tuple[str, bytes]] = []

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import orjson
 
@@ -27,7 +27,8 @@ class GroundTruthWriter:
     def __init__(self, directory: Path | None):
         self.directory = directory
         self._lock = threading.Lock()
-        self._events = self._trades = None
+        self._events: IO[bytes] | None = None
+        self._trades: IO[bytes] | None = None
         if directory is not None:
             directory.mkdir(parents=True, exist_ok=True)
             self._events = open(directory / EVENTS_FILE, "ab")  # noqa: SIM115 (kept open)
@@ -35,7 +36,7 @@ class GroundTruthWriter:
 
     def write(self, events: list[dict[str, Any]], trades: list[dict[str, Any]]) -> None:
         """Append event and trade lines and flush them, so a reader sees them at once."""
-        if self._events is None or not (events or trades):
+        if self._events is None or self._trades is None or not (events or trades):
             return
         with self._lock:
             if events:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, fields
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -39,7 +40,7 @@ class Counters:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._values = {f.name: f.default for f in fields(SimulatorStats)}
+        self._values: dict[str, Any] = {f.name: f.default for f in fields(SimulatorStats)}
 
     def add(self, **increments: int) -> None:
         with self._lock:
