@@ -248,7 +248,9 @@ class DuckDBWarehouse(Warehouse):
         )
         if frame.empty:
             return None
-        return {str(row.column_name): logical_type(str(row.data_type)) for row in frame.itertuples()}
+        return {
+            str(row.column_name): logical_type(str(row.data_type)) for row in frame.itertuples()
+        }
 
     def _connect(self) -> Any:
         import duckdb
@@ -387,7 +389,9 @@ class DatabricksWarehouse(Warehouse):
         frame = self.query(self.columns_sql(table))
         if frame.empty:
             return None
-        return {str(row.column_name): logical_type(str(row.data_type)) for row in frame.itertuples()}
+        return {
+            str(row.column_name): logical_type(str(row.data_type)) for row in frame.itertuples()
+        }
 
     def connect_arguments(self) -> dict[str, Any]:
         """Arguments for `databricks.sql.connect`, the token read from the environment now."""

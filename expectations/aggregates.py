@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping
 from datetime import UTC, datetime
+from typing import Any
 
 import pandas as pd
 
@@ -108,7 +109,7 @@ def symbol_counts_sql(qualify: Qualify) -> str:
     return f"select symbol, count(*) as trades from {qualify('silver_trades')} group by symbol"
 
 
-def _timestamp(value: object) -> datetime | None:
+def _timestamp(value: Any) -> datetime | None:
     if value is None or pd.isna(value):
         return None
     stamp = pd.Timestamp(value)
@@ -121,7 +122,7 @@ def _iso(value: datetime | None) -> str | None:
     return None if value is None else value.isoformat(timespec="milliseconds")
 
 
-def _count(value: object) -> int | None:
+def _count(value: Any) -> int | None:
     return None if value is None or pd.isna(value) else int(value)
 
 
@@ -153,7 +154,8 @@ def layer_aggregates(
         bronze, silver = _count(row["bronze_rows"]), _count(row["silver_rows"])
         quarantine, duplicates = _count(row["quarantine_rows"]), _count(row["duplicate_rows"])
         accounted = (
-            None if None in (silver, quarantine, duplicates) else silver + quarantine + duplicates
+            None if silver is None or quarantine is None or duplicates is None
+            else silver + quarantine + duplicates
         )
         newest = _timestamp(row["newest_trade_ts"])
         values: dict[str, object] = {

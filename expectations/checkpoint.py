@@ -217,8 +217,10 @@ def run_checkpoint(
             skipped[suite.layer].append(f"{suite.name}: {suite.table} does not exist yet")
             continue
         if suite.kind == "schema":
+            assert suite.table is not None, "a schema suite names its table"
             frame = _schema_frame(declared[suite.table])
         elif suite.kind == "rows":
+            assert suite.table is not None, "a rows suite names its table"
             columns = declared[suite.table]
             if columns is None:
                 skipped[suite.layer].append(f"{suite.name}: {suite.table} is missing")

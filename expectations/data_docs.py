@@ -120,7 +120,8 @@ def build_data_docs(context: object, site_dir: Path,
     started = time.time()
     partial = resources is not None and (site_dir / "index.html").exists()
     context.build_data_docs(  # type: ignore[attr-defined]
-        site_names=[SITE_NAME], resource_identifiers=list(resources) if partial else None
+        site_names=[SITE_NAME],
+        resource_identifiers=list(resources) if partial and resources is not None else None,
     )
     localize_assets(site_dir, changed_since=started - 1 if partial else None)
     return site_dir / "index.html"

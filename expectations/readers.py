@@ -99,4 +99,4 @@ class VolumeLanding:
         )
 
     def count_trade_lines(self, ingested: Collection[str] | None = None) -> int:
-        return int(self.warehouse.query(self.count_sql()).iloc[0, 0])
+        return int(self.warehouse.query(self.count_sql())["landing_lines"].iloc[0])

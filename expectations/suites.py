@@ -21,11 +21,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Literal
+from typing import Any, Literal
 
 import great_expectations as gx
 import great_expectations.expectations as gxe
 from great_expectations.expectations.expectation import Expectation
+from great_expectations.expectations.metadata_types import FailureSeverity
 
 from core.schema import (
     ANOMALY_KINDS,
@@ -142,14 +143,14 @@ def rule_text(expectation_class: type[Expectation], kwargs: Mapping[str, object]
 
 
 def expect(
-    expectation_class: type[Expectation], severity: Severity, why: str, **kwargs: object
+    expectation_class: type[Expectation], severity: Severity, why: str, **kwargs: Any
 ) -> Expectation:
     """Build one expectation with its severity (GX field and meta), its rule and its reason.
 
     The description (`[severity] rule — why`) is what Data Docs show for the expectation.
     """
     return expectation_class(
-        severity=severity,
+        severity=FailureSeverity(severity),
         meta={"severity": severity},
         notes=why,
         description=f"[{severity}] {rule_text(expectation_class, kwargs)} — {why}",
