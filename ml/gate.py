@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import pandas as pd
 
@@ -381,11 +381,14 @@ def run_gate(
             alert=message,
             alert_kind=_alert_kind(exc),
         )
-    sides = {"challenger": challenger, "champion": champion, "champion_version": champion_version}
+    sides: dict[str, Any] = {
+        "challenger": challenger, "champion": champion, "champion_version": champion_version,
+    }
 
     bootstrap = policy.bootstrap
 
     def compare() -> Difference:
+        assert champion.scores is not None and challenger.scores is not None, "both evaluated"
         return paired_bootstrap(
             policy.primary_metric,
             judge,

@@ -118,8 +118,11 @@ def event_recall_threshold(
     # an anomalous trade that no event claims stands for itself
     events = events.where(events.notna() | ~y, pd.Series(np.arange(len(y))).map("trade-{}".format))
     order = np.argsort(-s, kind="stable")
-    s, y, events = s[order], y[order], events.to_numpy()[order]
-    first_of_event = y & ~pd.Series(np.where(y, events, None)).duplicated().to_numpy()
+    s, y, ordered_events = s[order], y[order], events.to_numpy()[order]
+    # (numpy's stubs take no None as the fill; an object array takes it)
+    first_of_event = y & ~pd.Series(
+        np.where(y, ordered_events, None)  # type: ignore[call-overload]
+    ).duplicated().to_numpy()
     detected = np.cumsum(first_of_event)
     false_flags = np.cumsum(~y)
     # a threshold flags every row with the same score: look only at the last row of each score
@@ -398,8 +401,10 @@ def bootstrap_draws(
     curve = judge.curve(scores)
     event_weights = block_weights[:, curve.event_block]
     if metric == "event_average_precision":
-        return curve.average_precision(event_weights, block_weights)
-    return curve.recall_at_precision(required_alert_precision, event_weights, block_weights)
+        return np.asarray(curve.average_precision(event_weights, block_weights))
+    return np.asarray(
+        curve.recall_at_precision(required_alert_precision, event_weights, block_weights)
+    )
 
 
 def point_value(
@@ -446,7 +451,9 @@ def paired_bootstrap(
     if not 0 < confidence < 1:
         raise ValueError(f"confidence {confidence} must be within (0, 1)")
     weights = block_resamples(judge, resamples, seed=seed)
-    options = {"required_alert_precision": required_alert_precision, "label_column": label_column}
+    options: dict[str, Any] = {
+        "required_alert_precision": required_alert_precision, "label_column": label_column,
+    }
     values, draws = [], []
     for scores in (champion_scores, challenger_scores):
         values.append(point_value(metric, judge, frame, scores, **options))

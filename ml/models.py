@@ -85,7 +85,9 @@ class FitReport:
     threshold_rule: str = "max_f1"  # the rule that chose the threshold, fallbacks included
 
 
-_CATEGORY_DTYPES = {name: pd.CategoricalDtype(levels) for name, levels in CATEGORY_LEVELS.items()}
+_CATEGORY_DTYPES = {
+    name: pd.CategoricalDtype(list(levels)) for name, levels in CATEGORY_LEVELS.items()
+}
 
 
 def design_matrix(frame: pd.DataFrame, features: Sequence[str], *, one_hot: bool) -> pd.DataFrame:
@@ -372,6 +374,7 @@ class _Imputed(AnomalyModel):
     training medians (stored on the model so scoring fills them the same way)."""
 
     one_hot = True
+    estimator: Any  # the scikit-learn forest, set by fit
 
     def _impute(self, x: pd.DataFrame) -> np.ndarray:
         # x.fillna(self.medians) in numpy: the same values without pandas' per-column fill.
@@ -430,7 +433,7 @@ def isolation_forest_score_samples(forest: Any, x: np.ndarray) -> np.ndarray:
         return forest.score_samples(x)
     x32 = _tree_input(x)
     subsample_features = forest._max_features != x32.shape[1]
-    depths = np.zeros(x32.shape[0], order="f")
+    depths = np.zeros(x32.shape[0], order="F")
     for index, (tree, features) in enumerate(
         zip(forest.estimators_, forest.estimators_features_, strict=True)
     ):

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 from mlflow.models import infer_signature
 from mlflow.models.model import ModelInfo
+from mlflow.pyfunc import PythonModel
 
 from core.schema import CATEGORY_LEVELS
 from ml.datasets import MissingColumns, normalise_features
@@ -78,7 +79,8 @@ def model_input(frame: pd.DataFrame, features: Sequence[str]) -> pd.DataFrame:
     return normalise_features(frame.loc[:, list(features)], features)
 
 
-class TradewatchModel(mlflow.pyfunc.PythonModel):
+# PythonModel imported by name: to a type checker the attribute `mlflow.pyfunc` is a lazy loader.
+class TradewatchModel(PythonModel):
     """Score, flag and risk level for trades, from a fitted AnomalyModel."""
 
     def __init__(
@@ -91,6 +93,7 @@ class TradewatchModel(mlflow.pyfunc.PythonModel):
 
     @property
     def threshold(self) -> float:
+        assert self.model.threshold is not None, "checked when the model was wrapped"
         return float(self.model.threshold)
 
     @property

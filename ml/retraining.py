@@ -252,7 +252,7 @@ class RetrainingTrigger:
             # Room opens when enough of the last 24 hours' triggers have aged out.
             waits.append(recent[len(recent) - self.policy.max_per_day] + _DAY)
         next_allowed = max(waits) if waits else None
-        common = {
+        common: dict[str, Any] = {
             "reasons": reasons,
             "decided_at": now,
             "drift_run_id": run_id,
@@ -266,6 +266,7 @@ class RetrainingTrigger:
                 retrain=False, blocked_by=(), detail="no reason to retrain", **common
             )
         if blocked:
+            assert next_allowed is not None, "every block has a wait"
             limits = " and ".join(_BLOCK_TEXT[b] for b in blocked)
             detail = (
                 f"retraining wanted ({why}) but blocked by {limits} until {iso_utc(next_allowed)}"

@@ -30,7 +30,7 @@ from core.schema import BOOLEAN, FLOAT, STRING, TIMESTAMP
 from ml.pyfunc import predictor
 
 # Microsecond timestamps: Spark cannot read nanosecond parquet timestamps.
-_ARROW_TYPES = {
+_ARROW_TYPES: dict[str, pa.DataType] = {
     STRING: pa.string(),
     FLOAT: pa.float64(),
     BOOLEAN: pa.bool_(),
@@ -70,7 +70,8 @@ def scored_trade_ids(scores_dir: Path | str) -> set[str]:
     ids: set[str] = set()
     for path in score_files(scores_dir):
         try:
-            ids.update(pq.read_table(path, columns=["trade_id"]).column("trade_id").to_pylist())
+            trade_ids = pq.read_table(path, columns=["trade_id"]).column("trade_id")
+            ids.update(trade_ids.to_pylist())  # type: ignore[arg-type]  # never null: score() writes it
         except (OSError, pa.ArrowException) as exc:
             raise ScoresUnreadable(
                 f"scores file {path} is unreadable ({exc}); move it aside and re-run scoring"

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -114,7 +115,7 @@ def synthetic_market(
 
     is_anomaly = np.zeros(n, dtype=bool)
     kind_of = np.full(n, None, dtype=object)
-    truth: list[tuple[str, str, str]] = []
+    truth: list[tuple[Any, ...]] = []
     kinds = list(ANOMALY_KINDS)
     target = anomaly_rate * n
     event_number = 0
@@ -129,7 +130,8 @@ def synthetic_market(
         event_number += 1
         is_anomaly[members] = True
         kind_of[members] = kind
-        frame.loc[members, "symbol"] = frame.at[first, "symbol"]
+        # pandas-stubs reject an integer array as the rows of a (rows, column) indexer
+        frame.loc[members, "symbol"] = frame.at[first, "symbol"]  # type: ignore[index]
         truth.extend(
             (frame.at[i, "trade_id"], event_id, kind, frame.at[first, "symbol"], ts_ms[i])
             for i in members
