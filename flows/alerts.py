@@ -170,6 +170,7 @@ class AlertSender:
         # the receiver (Idempotency-Key header) or the reader (footer, audit log) drop it.
         alert_id = uuid.uuid4().hex[:16]
         url = self._environ.get(self.webhook_url_env) or ""
+        channel: Literal["webhook", "audit_only"]
         if not url:
             delivered, channel, attempts, status, error = False, "audit_only", 0, None, None
         else:

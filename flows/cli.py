@@ -14,7 +14,7 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from ingest.symbols import InvalidSymbol, parse_symbol_list
 
@@ -23,7 +23,7 @@ OUTPUT_FORMATS = ("csv", "json", "line", "markdown", "table")
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one line, exit 2, like every other failure
+    def error(self, message: str) -> NoReturn:  # one line, exit 2, like every other failure
         self.exit(2, f"tradewatch: {message} (see `tradewatch --help`)\n")
 
 

@@ -355,7 +355,7 @@ class MarketSettings(_Strict):
 
 
 AssetClass = Literal["us_equity", "crypto", "forex"]
-_DEFAULT_MARKETS = {
+_DEFAULT_MARKETS: dict[AssetClass, MarketSettings] = {
     "us_equity": MarketSettings(feed_silent_minutes=15),
     "crypto": MarketSettings(feed_silent_minutes=10),
     "forex": MarketSettings(feed_silent_minutes=10),

@@ -225,7 +225,7 @@ def _summary(settings: Settings, report: DemoReport, console: Console) -> None:
         f"select '{name}' as name, count(*) as n from {warehouse.table(name)}" for name in layers
     ))
     console.print("rows per layer: " + ", ".join(
-        f"{row.name} {int(row.n):,}" for row in counts.itertuples()))
+        f"{name} {int(n):,}" for name, n in zip(counts["name"], counts["n"], strict=True)))
     console.print(scores_summary(warehouse))
     quality = report.quality
     if quality is not None:

@@ -15,13 +15,14 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import cast
 
 import orjson
 
 from core.datahome import write_atomic
 from core.markets import read_symbol_reference, regular_session_since
 from flows.alerts import alert_sender, send_feed_silent_alert
-from flows.config import Settings
+from flows.config import AssetClass, Settings
 from ingest.landing import iter_landed_files
 
 
@@ -90,7 +91,8 @@ def check_feeds(
     windows = {}
     for symbol in settings.symbols:
         entry = reference[symbol]
-        minutes = settings.markets[entry.asset_class].feed_silent_minutes
+        # the symbol reference admits the configured asset classes only
+        minutes = settings.markets[cast(AssetClass, entry.asset_class)].feed_silent_minutes
         if regular_session_since(entry.calendar, market_time, minutes):
             windows[symbol] = minutes
     landed_within: dict[float, set[str]] = {

@@ -18,11 +18,16 @@ import os
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from prefect import flow, get_run_logger, task
 
 from flows.config import Settings, load_settings
+
+if TYPE_CHECKING:
+    from prefect.client.schemas.objects import FlowRun
+
+    from flows.drift import DriftOutcome
 
 
 class CollectionFailed(RuntimeError):
@@ -205,7 +210,9 @@ def score_task(settings: Settings):
 
 @task(name="drift report and retraining decision", retries=2, retry_delay_seconds=[5, 20],
       retry_condition_fn=retry_if_transient)
-def drift_task(settings: Settings, current_hours: float | None, reference_hours: float | None):
+def drift_task(
+    settings: Settings, current_hours: float | None, reference_hours: float | None
+) -> DriftOutcome:
     from flows.drift import run_drift
     from flows.warehouse import warehouse_slot
 
@@ -330,7 +337,8 @@ def _start_training(settings: Settings, reference_time: datetime | None) -> str:
         from prefect.deployments import run_deployment
 
         try:
-            run = run_deployment("training/nightly-retraining", timeout=0)
+            # sync_compatible: called from synchronous code it returns the FlowRun itself
+            run = cast("FlowRun", run_deployment("training/nightly-retraining", timeout=0))
             logger.info("retraining started as deployment run %s", run.id)
             return f"deployment run {run.id}"
         except Exception as exc:  # no such deployment on this server: train here

@@ -7,6 +7,7 @@ import sys
 import threading
 from collections.abc import Callable
 from types import FrameType
+from typing import Any
 
 from flows.config import Settings
 from ingest.simulator import (
@@ -74,7 +75,7 @@ def run_simulate(
         return 2 if isinstance(exc, SimulatorConfigError) else 1
 
     stop = threading.Event()
-    previous: dict[int, object] = {}
+    previous: dict[signal.Signals, Any] = {}
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
         stop.set()
@@ -96,6 +97,6 @@ def run_simulate(
     finally:
         handle.stop()
         for signum, handler in previous.items():
-            signal.signal(signum, handler)  # type: ignore[arg-type]
+            signal.signal(signum, handler)
     say(summary_line(handle.stats()))
     return 0

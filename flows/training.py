@@ -250,16 +250,17 @@ def run_train(settings: Settings, *, console: Console | None = None) -> TrainOut
     tournament_id = f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
     if data.labels.weak:
         console.print("[yellow]labels come from the rule heuristic only: a weak fallback[/]")
+    # (the settings' Literal keys are str; a Mapping's key type is invariant, hence the ignores)
     leaderboard = run_tournament(
         split,
-        training.models,
+        training.models,  # type: ignore[arg-type]
         tracking_uri=tracking_uri(settings),
         registry_uri=mlflow_stores(settings).registry_uri,
         artifact_location=settings.paths.mlartifacts.resolve().as_uri(),
         experiment_name=training.experiment,
         events=events,
         random_seed=training.random_seed,
-        risk_levels=settings.scoring.risk_levels,
+        risk_levels=settings.scoring.risk_levels,  # type: ignore[arg-type]
         tags={"tournament_id": tournament_id},
         threshold_policy=ThresholdPolicy(
             training.threshold.rule, training.threshold.min_alert_precision

@@ -436,7 +436,8 @@ def _local_spark_session(target: str) -> Iterator[None]:
     original_helpers = SparkAdapter.python_submission_helpers
     original_default = SparkAdapter.default_python_submission_method
     SparkAdapter.python_submission_helpers = property(  # type: ignore[method-assign,assignment]
-        lambda self: {**original_helpers.fget(self), "session": session_job}
+        # (the class attribute is a property, typed as the method it wraps)
+        lambda self: {**original_helpers.fget(self), "session": session_job}  # type: ignore[attr-defined]
     )
     SparkAdapter.default_python_submission_method = property(  # type: ignore[method-assign,assignment]
         lambda self: "session"

@@ -158,14 +158,16 @@ def run_validate(
     return summary
 
 
-def previous_failures(settings: Settings, run_id: str) -> frozenset[tuple[str, ...]] | None:
+def previous_failures(
+    settings: Settings, run_id: str
+) -> frozenset[tuple[str, str, str, str]] | None:
     """What failed in the quality run before `run_id` (None when there was none)."""
     directory = settings.paths.quality_results
     names = sorted(p.name for p in directory.glob(QUALITY_RESULTS.pattern))
     earlier = [name for name in names if name < f"quality-{run_id}.ndjson"]
     if not earlier:
         return None
-    failed = set()
+    failed: set[tuple[str, str, str, str]] = set()
     try:
         for line in (directory / earlier[-1]).read_text().splitlines():
             if line.strip():
