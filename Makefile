@@ -67,8 +67,14 @@ docs: $(STAMP_DOCS)
 calendar: setup
 	$(BIN)/python -c "from core.markets import write_calendar_seed; print(write_calendar_seed(), 'days')"
 
+# Ruff; mypy (strict on the floor core/, mypy's normal mode on the libraries and flows: see
+# [tool.mypy] in pyproject.toml); SQLFluff on dbt_project/ (.sqlfluff), the SQL rendered by dbt
+# with the local DuckDB target in a scratch data home: no warehouse to build, nothing touched.
 lint: setup-dev
 	$(BIN)/ruff check .
+	$(BIN)/mypy
+	@home=$$(mktemp -d) && trap 'rm -rf "$$home"' EXIT && \
+	  echo "sqlfluff lint dbt_project" && TRADEWATCH_HOME="$$home" $(BIN)/sqlfluff lint dbt_project
 
 clean:
 	rm -rf site data dbt_project/target dbt_project/logs spark-warehouse metastore_db derby.log

@@ -32,7 +32,6 @@ from trades
 full outer join bars
     on trades.symbol = bars.symbol
 where trades.trades is null
-   or bars.trades is null
-   or trades.trades != bars.trades
-   or abs(trades.volume - bars.volume) > 1e-9 * greatest(abs(trades.volume), 1)
-
+    or bars.trades is null
+    or trades.trades != bars.trades
+    or abs(trades.volume - bars.volume) > 1e-9 * greatest(abs(trades.volume), 1)

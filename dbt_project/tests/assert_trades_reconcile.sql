@@ -15,7 +15,8 @@ validated as (
 
     select
         sum(case when quarantine_rule is null then 1 else 0 end) as valid_rows,
-        count(distinct case when quarantine_rule is null then trade_id end) as distinct_valid_trade_ids
+        count(distinct case when quarantine_rule is null then trade_id end)
+            as distinct_valid_trade_ids
     from {{ ref('silver_trades_validated') }}
 
 ),
@@ -49,4 +50,3 @@ accounted as (
 select *
 from accounted
 where bronze_rows != silver_rows + quarantine_rows + duplicate_rows
-

@@ -38,10 +38,10 @@ champion_scores as (
     from landed
     cross join current_champion
     where landed.trade_id is not null
-      and (
-          current_champion.model_version is null
-          or landed.model_version = current_champion.model_version
-      )
+        and (
+            current_champion.model_version is null
+            or landed.model_version = current_champion.model_version
+        )
 
 ),
 

@@ -37,24 +37,26 @@ intraday_regular as (
 
     select
         bars.*,
-        cast(bar_ts_ny as date) as bar_date,
+        cast(bars.bar_ts_ny as date) as bar_date,
         row_number() over (
-            partition by symbol, bar_interval, cast(bar_ts_ny as date) order by bar_ts
+            partition by bars.symbol, bars.bar_interval, cast(bars.bar_ts_ny as date)
+            order by bars.bar_ts
         ) as position_from_open,
         row_number() over (
-            partition by symbol, bar_interval, cast(bar_ts_ny as date) order by bar_ts desc
+            partition by bars.symbol, bars.bar_interval, cast(bars.bar_ts_ny as date)
+            order by bars.bar_ts desc
         ) as position_from_close
     from bars
     left join calendar_days
         on calendar_days.calendar = 'XNYS'
         and calendar_days.session_date = cast(bars.bar_ts_ny as date)
     where bars.bar_interval != 'daily'
-      and {{ session_type(
-          'bars.bar_ts_ny',
-          day_kind='calendar_days.day_kind',
-          regular_close_minute='calendar_days.regular_close_minute',
-          after_hours_close_minute='calendar_days.after_hours_close_minute',
-      ) }} = 'regular'
+        and {{ session_type(
+            'bars.bar_ts_ny',
+            day_kind='calendar_days.day_kind',
+            regular_close_minute='calendar_days.regular_close_minute',
+            after_hours_close_minute='calendar_days.after_hours_close_minute',
+        ) }} = 'regular'
 
 ),
 
@@ -79,12 +81,14 @@ rolled_up as (
 
 ),
 
-{#- Of several intraday intervals for one day, the finest-grained roll-up wins. -#}
+{# Of several intraday intervals for one day, the finest-grained roll-up wins. -#}
 rolled_up_ranked as (
 
     select
         rolled_up.*,
-        row_number() over (partition by symbol, bar_date order by bar_count desc, derived_from) as interval_rank
+        row_number() over (
+            partition by symbol, bar_date order by bar_count desc, derived_from asc
+        ) as interval_rank
     from rolled_up
 
 ),
@@ -108,12 +112,12 @@ combined as (
         fetched_at
     from rolled_up_ranked
     where interval_rank = 1
-      and not exists (
-          select 1
-          from daily
-          where daily.symbol = rolled_up_ranked.symbol
-            and daily.bar_date = rolled_up_ranked.bar_date
-      )
+        and not exists (
+            select 1
+            from daily
+            where daily.symbol = rolled_up_ranked.symbol
+                and daily.bar_date = rolled_up_ranked.bar_date
+        )
 
 ),
 

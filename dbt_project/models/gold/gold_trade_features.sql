@@ -31,16 +31,28 @@
 {%- set rate_window_seconds = feature_setting('rate_window_seconds') -%}
 {%- set rate_baseline_seconds = feature_setting('rate_baseline_seconds') -%}
 {%- set same_print_window_ms = feature_setting('same_print_window_seconds') * 1000 -%}
-{#- The Roll window pairs each price change with the one before, so it reaches one trade further back. -#}
-{%- set history_trades = [zscore_window, bollinger_window - 1, roll_window + 1, median_window] | max -%}
-{%- set history_ms = [volatility_window_ms, intensity_window_ms, rate_baseline_seconds * 1000, same_print_window_ms] | max -%}
-{%- set previous_trades = symbol_trade_order() ~ ' rows between ' ~ zscore_window ~ ' preceding and 1 preceding' -%}
-{%- set median_trades = symbol_trade_order() ~ ' rows between ' ~ median_window ~ ' preceding and 1 preceding' -%}
-{%- set band_trades = symbol_trade_order() ~ ' rows between ' ~ (bollinger_window - 1) ~ ' preceding and current row' -%}
-{%- set roll_trades = symbol_trade_order() ~ ' rows between ' ~ (roll_window - 1) ~ ' preceding and current row' -%}
-{%- set symbol_so_far = symbol_trade_order() ~ ' rows between unbounded preceding and current row' -%}
-{#- Probes sort after the trades of their millisecond; trades of one millisecond by position, i.e. in trade order. -#}
-{%- set events_so_far = 'partition by symbol order by event_ts_ms, probe_kind, position rows between unbounded preceding and current row' -%}
+{#- The Roll window pairs each price change with the one before, so it reaches one trade
+    further back. -#}
+{%- set history_trades = [
+    zscore_window, bollinger_window - 1, roll_window + 1, median_window
+] | max -%}
+{%- set history_ms = [
+    volatility_window_ms, intensity_window_ms, rate_baseline_seconds * 1000, same_print_window_ms
+] | max -%}
+{%- set previous_trades = symbol_trade_order()
+    ~ ' rows between ' ~ zscore_window ~ ' preceding and 1 preceding' -%}
+{%- set median_trades = symbol_trade_order()
+    ~ ' rows between ' ~ median_window ~ ' preceding and 1 preceding' -%}
+{%- set band_trades = symbol_trade_order()
+    ~ ' rows between ' ~ (bollinger_window - 1) ~ ' preceding and current row' -%}
+{%- set roll_trades = symbol_trade_order()
+    ~ ' rows between ' ~ (roll_window - 1) ~ ' preceding and current row' -%}
+{%- set symbol_so_far = symbol_trade_order()
+    ~ ' rows between unbounded preceding and current row' -%}
+{#- Probes sort after the trades of their millisecond; trades of one millisecond by position,
+    i.e. in trade order. -#}
+{%- set events_so_far = 'partition by symbol order by event_ts_ms, probe_kind, position'
+    ~ ' rows between unbounded preceding and current row' -%}
 {#-
     How this stays fast (EXPLAIN ANALYZE showed sorts of wide rows dominating): every window
     runs over a narrow row (timestamps and text join back at the end); the trade-order windows
@@ -303,12 +315,17 @@ return_window_aggregates as (
     select
         with_returns.*,
         -- population stddev of the band, two-pass around the exact mean in a fixed order
-        sqrt({{ fixed_order_variance('price', bollinger_window, 'band_mean', 'band_trades') }}) as band_stddev,
+        sqrt({{ fixed_order_variance('price', bollinger_window, 'band_mean', 'band_trades') }})
+            as band_stddev,
 
         -- Roll co-moments from exact sums, so that they do not depend on the partition layout
         count(price_change * previous_price_change) over ({{ roll_trades }}) as roll_pairs,
-        cast({{ exact_window_sum('price_change * previous_price_change', roll_trades) }} as double) as roll_sum_xy,
-        cast({{ exact_window_sum('case when previous_price_change is not null then price_change end', roll_trades) }} as double) as roll_sum_x,
+        cast({{ exact_window_sum('price_change * previous_price_change', roll_trades) }} as double)
+            as roll_sum_xy,
+        cast({{ exact_window_sum(
+            'case when previous_price_change is not null then price_change end', roll_trades
+        ) }} as double)
+            as roll_sum_x,
         cast({{ exact_window_sum('previous_price_change', roll_trades) }} as double) as roll_sum_y,
 
         -- the day's sums = running sums minus their value before the day's first trade; the
@@ -381,7 +398,10 @@ window_start_events as (
         -- window with none of these is constant
         case when ln(next_price / price) = log_return then 0 else 1 end as return_changes_next
     from with_returns
-    {%- for window_ms in [volatility_window_ms, intensity_window_ms, rate_window_seconds * 1000, rate_baseline_seconds * 1000] %}
+    {%- for window_ms in [
+        volatility_window_ms, intensity_window_ms, rate_window_seconds * 1000,
+        rate_baseline_seconds * 1000,
+    ] %}
     union all
     select
         symbol,
@@ -421,7 +441,8 @@ time_windows_by_trade as (
     select
         symbol,
         position,
-        sum(case probe_kind when 0 then trades_so_far when 1 then -trades_so_far end) as hour_trades,
+        sum(case probe_kind when 0 then trades_so_far when 1 then -trades_so_far end)
+            as hour_trades,
         {{ exact_return_to_double(
             'sum(case probe_kind when 0 then log_return_so_far when 1 then -log_return_so_far end)'
         ) }} as hour_log_return_sum,
@@ -434,9 +455,12 @@ time_windows_by_trade as (
             when 0 then return_changes_so_far - return_changes_next
             when 1 then -return_changes_so_far
         end) as hour_return_changes,
-        sum(case probe_kind when 0 then trades_so_far when 2 then -trades_so_far end) as minute_trades,
-        sum(case probe_kind when 0 then trades_so_far when 3 then -trades_so_far end) as rate_window_trades,
-        sum(case probe_kind when 0 then trades_so_far when 4 then -trades_so_far end) as rate_baseline_trades
+        sum(case probe_kind when 0 then trades_so_far when 2 then -trades_so_far end)
+            as minute_trades,
+        sum(case probe_kind when 0 then trades_so_far when 3 then -trades_so_far end)
+            as rate_window_trades,
+        sum(case probe_kind when 0 then trades_so_far when 4 then -trades_so_far end)
+            as rate_baseline_trades
     from window_start_totals
     group by symbol, position
     -- history trades have no probes
@@ -454,10 +478,11 @@ same_prints as (
     select
         symbol,
         position,
-        count(*) over ({{ identical_prints_since(same_print_window_ms) }})
+        (
+            count(*) over ({{ identical_prints_since(same_print_window_ms) }})
             - count(*) over ({{ identical_prints_since() }})
             + row_number() over (partition by symbol, price, volume order by trade_ts_ms, trade_id)
-            as same_print_trades
+        ) as same_print_trades
     from trade_windows
 
 ),
@@ -493,11 +518,12 @@ volatility_moments as (
         time_windows.*,
         case
             when hour_return_changes = 0 then cast(0 as double)
-            else greatest(
-                hour_log_return_squared_sum
-                - hour_log_return_sum * hour_log_return_sum / hour_trades,
-                cast(0 as double)
-            )
+            else
+                greatest(
+                    hour_log_return_squared_sum
+                    - hour_log_return_sum * hour_log_return_sum / hour_trades,
+                    cast(0 as double)
+                )
         end as hour_squared_deviations,
         case
             when session_cum_volume > 0
@@ -537,8 +563,10 @@ features as (
         end as roll_spread_pct,
         volume_to_median_100,
         -- counts times seconds are exact integers: one rounding, in the division
-        cast(rate_window_trades * {{ rate_baseline_seconds }} as double)
-            / cast(rate_baseline_trades * {{ rate_window_seconds }} as double) as trade_rate_ratio_10s,
+        (
+            cast(rate_window_trades * {{ rate_baseline_seconds }} as double)
+            / cast(rate_baseline_trades * {{ rate_window_seconds }} as double)
+        ) as trade_rate_ratio_10s,
         cast(same_print_trades as integer) as same_print_count_2s,
         trade_date_ny,
         cast(seq_before_run + position as bigint) as symbol_trade_seq,

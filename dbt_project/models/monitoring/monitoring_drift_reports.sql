@@ -18,7 +18,8 @@ typed as (
         {{ dbt.safe_cast('drifted', 'boolean') }} as drifted,
         {{ dbt.safe_cast('reference_rows', 'bigint') }} as reference_rows,
         {{ dbt.safe_cast('current_rows', 'bigint') }} as current_rows,
-        cast({{ parse_iso_utc('reference_start') }} as {{ dbt.type_timestamp() }}) as reference_start,
+        cast({{ parse_iso_utc('reference_start') }} as {{ dbt.type_timestamp() }})
+            as reference_start,
         cast({{ parse_iso_utc('reference_end') }} as {{ dbt.type_timestamp() }}) as reference_end,
         cast({{ parse_iso_utc('current_start') }} as {{ dbt.type_timestamp() }}) as current_start,
         cast({{ parse_iso_utc('current_end') }} as {{ dbt.type_timestamp() }}) as current_end,

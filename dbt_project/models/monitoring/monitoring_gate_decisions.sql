@@ -47,32 +47,61 @@ typed as (
         cast(champion_version as {{ warehouse_type('string') }}) as champion_version,
         cast(challenger_version as {{ warehouse_type('string') }}) as challenger_version,
         cast(primary_metric as {{ warehouse_type('string') }}) as primary_metric,
-        {{ dbt.safe_cast(json_field_text('comparison', 'champion'), 'double') }} as champion_primary,
-        {{ dbt.safe_cast(json_field_text('comparison', 'challenger'), 'double') }} as challenger_primary,
-        {{ dbt.safe_cast(json_field_text('comparison', 'difference'), 'double') }} as primary_difference,
-        {{ dbt.safe_cast(json_field_text('comparison', 'low'), 'double') }} as primary_difference_low,
-        {{ dbt.safe_cast(json_field_text('comparison', 'high'), 'double') }} as primary_difference_high,
-        {{ dbt.safe_cast(json_field_text('comparison', 'confidence'), 'double') }} as interval_confidence,
-        {{ dbt.safe_cast(json_field_text('comparison', 'resamples'), 'bigint') }} as bootstrap_resamples,
+        {{ dbt.safe_cast(json_field_text('comparison', 'champion'), 'double') }}
+            as champion_primary,
+        {{ dbt.safe_cast(json_field_text('comparison', 'challenger'), 'double') }}
+            as challenger_primary,
+        {{ dbt.safe_cast(json_field_text('comparison', 'difference'), 'double') }}
+            as primary_difference,
+        {{ dbt.safe_cast(json_field_text('comparison', 'low'), 'double') }}
+            as primary_difference_low,
+        {{ dbt.safe_cast(json_field_text('comparison', 'high'), 'double') }}
+            as primary_difference_high,
+        {{ dbt.safe_cast(json_field_text('comparison', 'confidence'), 'double') }}
+            as interval_confidence,
+        {{ dbt.safe_cast(json_field_text('comparison', 'resamples'), 'bigint') }}
+            as bootstrap_resamples,
         {{ dbt.safe_cast('min_improvement_threshold', 'double') }} as min_improvement_threshold,
         {{ dbt.safe_cast('events_in_window', 'bigint') }} as events_in_window,
         {{ dbt.safe_cast('min_events', 'bigint') }} as min_events,
-        {{ dbt.safe_cast(json_field_text('champion_metrics', 'event_average_precision'), 'double') }} as champion_event_average_precision,
-        {{ dbt.safe_cast(json_field_text('challenger_metrics', 'event_average_precision'), 'double') }} as challenger_event_average_precision,
-        {{ dbt.safe_cast(json_field_text('champion_metrics', 'event_recall'), 'double') }} as champion_event_recall,
-        {{ dbt.safe_cast(json_field_text('challenger_metrics', 'event_recall'), 'double') }} as challenger_event_recall,
-        {{ dbt.safe_cast(json_field_text('champion_metrics', 'false_alerts_per_day'), 'double') }} as champion_false_alerts_per_day,
-        {{ dbt.safe_cast(json_field_text('challenger_metrics', 'false_alerts_per_day'), 'double') }} as challenger_false_alerts_per_day,
-        {{ dbt.safe_cast(json_field_text('champion_metrics', 'median_time_to_detect_s'), 'double') }} as champion_median_time_to_detect_s,
-        {{ dbt.safe_cast(json_field_text('challenger_metrics', 'median_time_to_detect_s'), 'double') }} as challenger_median_time_to_detect_s,
-        {{ dbt.safe_cast(json_field_text('champion_metrics', 'pr_auc'), 'double') }} as champion_pr_auc,
-        {{ dbt.safe_cast(json_field_text('challenger_metrics', 'pr_auc'), 'double') }} as challenger_pr_auc,
-        {{ dbt.safe_cast(json_field_text('champion_metrics', 'roc_auc'), 'double') }} as champion_roc_auc,
-        {{ dbt.safe_cast(json_field_text('challenger_metrics', 'roc_auc'), 'double') }} as challenger_roc_auc,
+        {{ dbt.safe_cast(
+            json_field_text('champion_metrics', 'event_average_precision'), 'double'
+        ) }}
+            as champion_event_average_precision,
+        {{ dbt.safe_cast(
+            json_field_text('challenger_metrics', 'event_average_precision'), 'double'
+        ) }}
+            as challenger_event_average_precision,
+        {{ dbt.safe_cast(json_field_text('champion_metrics', 'event_recall'), 'double') }}
+            as champion_event_recall,
+        {{ dbt.safe_cast(json_field_text('challenger_metrics', 'event_recall'), 'double') }}
+            as challenger_event_recall,
+        {{ dbt.safe_cast(json_field_text('champion_metrics', 'false_alerts_per_day'), 'double') }}
+            as champion_false_alerts_per_day,
+        {{ dbt.safe_cast(json_field_text('challenger_metrics', 'false_alerts_per_day'), 'double') }}
+            as challenger_false_alerts_per_day,
+        {{ dbt.safe_cast(
+            json_field_text('champion_metrics', 'median_time_to_detect_s'), 'double'
+        ) }}
+            as champion_median_time_to_detect_s,
+        {{ dbt.safe_cast(
+            json_field_text('challenger_metrics', 'median_time_to_detect_s'), 'double'
+        ) }}
+            as challenger_median_time_to_detect_s,
+        {{ dbt.safe_cast(json_field_text('champion_metrics', 'pr_auc'), 'double') }}
+            as champion_pr_auc,
+        {{ dbt.safe_cast(json_field_text('challenger_metrics', 'pr_auc'), 'double') }}
+            as challenger_pr_auc,
+        {{ dbt.safe_cast(json_field_text('champion_metrics', 'roc_auc'), 'double') }}
+            as champion_roc_auc,
+        {{ dbt.safe_cast(json_field_text('challenger_metrics', 'roc_auc'), 'double') }}
+            as challenger_roc_auc,
         cast(champion_metrics as {{ warehouse_type('string') }}) as champion_metrics,
         cast(challenger_metrics as {{ warehouse_type('string') }}) as challenger_metrics,
-        cast({{ parse_iso_utc('test_window_start') }} as {{ dbt.type_timestamp() }}) as test_window_start,
-        cast({{ parse_iso_utc('test_window_end') }} as {{ dbt.type_timestamp() }}) as test_window_end
+        cast({{ parse_iso_utc('test_window_start') }} as {{ dbt.type_timestamp() }})
+            as test_window_start,
+        cast({{ parse_iso_utc('test_window_end') }} as {{ dbt.type_timestamp() }})
+            as test_window_end
     from decisions
 
 )

@@ -49,13 +49,17 @@ final as (
         cast(challenger_only as bigint) as challenger_only_flagged,
         cast(labelled as bigint) as labelled_trades,
         cast(
-            case when champion_flagged_labelled > 0
-                then cast(champion_true_flags as double) / champion_flagged_labelled end
+            case
+                when champion_flagged_labelled > 0
+                    then cast(champion_true_flags as double) / champion_flagged_labelled
+            end
             as double
         ) as champion_precision,
         cast(
-            case when challenger_flagged_labelled > 0
-                then cast(challenger_true_flags as double) / challenger_flagged_labelled end
+            case
+                when challenger_flagged_labelled > 0
+                    then cast(challenger_true_flags as double) / challenger_flagged_labelled
+            end
             as double
         ) as challenger_precision,
         cast(first_trade_ts as {{ dbt.type_timestamp() }}) as first_trade_ts,

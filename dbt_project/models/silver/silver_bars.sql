@@ -37,13 +37,13 @@ usable as (
     select *
     from typed
     where symbol is not null
-      and symbol != ''
-      and bar_interval is not null
-      and bar_ts is not null
-      and open is not null
-      and high is not null
-      and low is not null
-      and close is not null
+        and symbol != ''
+        and bar_interval is not null
+        and bar_ts is not null
+        and open is not null
+        and high is not null
+        and low is not null
+        and close is not null
 
 ),
 

@@ -92,8 +92,9 @@ enriched as (
 
     select
         checked.*,
-        case when quarantine_rule is null then cast(trade_ts_ms_number as {{ dbt.type_bigint() }}) end
-            as trade_ts_ms
+        case
+            when quarantine_rule is null then cast(trade_ts_ms_number as {{ dbt.type_bigint() }})
+        end as trade_ts_ms
     from checked
 
 ),
@@ -118,10 +119,11 @@ with_local_time as (
 
 referenced as (
 
-    {#- A symbol without a reference row is treated as a US equity (the flows refuse to collect one). -#}
+    {#- A symbol without a reference row is treated as a US equity (the flows refuse to collect
+        one). -#}
     select
         with_local_time.*,
-        cast(ts_ny as date) as trade_date_ny,
+        cast(with_local_time.ts_ny as date) as trade_date_ny,
         coalesce(symbol_reference.asset_class, 'us_equity') as asset_class,
         coalesce(symbol_reference.calendar, 'XNYS') as market_calendar
     from with_local_time
