@@ -128,10 +128,11 @@ def _cards(data: MonitoringData) -> str:
     else:
         cards.append(html.card("drift (latest run)", "no run yet", "", "none"))
     if not data.quality.empty:
-        run = mon.quality_runs(data.quality)[0]
-        state = "bad" if run.critical_failed else "warn" if run.warnings_failed else "ok"
-        value = run.verdict if state != "ok" else f"all {run.expectations} passed"
-        cards.append(html.card("data quality (latest run)", value, timestamp(run.run_ts), state))
+        quality = mon.quality_runs(data.quality)[0]
+        state = "bad" if quality.critical_failed else "warn" if quality.warnings_failed else "ok"
+        value = quality.verdict if state != "ok" else f"all {quality.expectations} passed"
+        cards.append(html.card("data quality (latest run)", value, timestamp(quality.run_ts),
+                               state))
     else:
         cards.append(html.card("data quality (latest run)", "no run yet", "", "none"))
     hourly = data.anomalies_hourly
@@ -232,7 +233,7 @@ def _shadow(data: MonitoringData) -> str:
              f"{int(row.labelled_trades):,}", number(row.champion_precision),
              number(row.challenger_precision),
              f"{timestamp(row.first_trade_ts)} – {timestamp(row.last_trade_ts)}"]
-            for row in data.shadow.itertuples()]
+            for row in mon.rows(data.shadow)]
     return ('<p class="note">Shadow scores are never alerted and never reach gold_anomaly_scores.'
             " Precision counts the flags on trades with an analyst's or the simulator's label."
             "</p>" + table(["challenger", "champion", "trades", "flags agree", "both flag",
@@ -248,11 +249,11 @@ def _tournament(data: MonitoringData) -> str:
                           f"{data.experiment}: run `tradewatch train`.")
     count = runs["tournament"].nunique()
     latest = mon.leaderboard(runs)
-    failed = [row.status != "FINISHED" or pd.isna(row.pr_auc) for row in latest.itertuples()]
+    failed = [row.status != "FINISHED" or pd.isna(row.pr_auc) for row in mon.rows(latest)]
     rows = [["–", row.model, *["–"] * 12, f"failed: {row.error or row.status}"] if bad else
             [number(row.rank, 0), row.model,
              *[number(getattr(row, name), digits) for name, digits in mon.LEADERBOARD_METRICS], ""]
-            for row, bad in zip(latest.itertuples(index=False), failed, strict=True)]
+            for row, bad in zip(mon.rows(latest, index=False), failed, strict=True)]
     history = [[number(t.number, 0), timestamp(t.started_at), ", ".join(t.models),
                 t.winner or "none (all failed)", number(t.winner_event_average_precision),
                 number(t.winner_pr_auc), number(t.failed, 0)]
@@ -319,7 +320,7 @@ def _drift(data: MonitoringData) -> str:
               [[row.feature, row.kind, row.statistic_name, number(row.statistic, 4),
                 number(row.threshold, 3), "yes" if row.drifted else "no",
                 number(row.reference_rows, 0), number(row.current_rows, 0)]
-               for row in latest.itertuples(index=False)],
+               for row in mon.rows(latest, index=False)],
               numeric={3, 4, 6, 7}, row_classes=["bad" if d else None for d in latest["drifted"]]),
         f"<h3>Drift runs (newest {min(len(runs), SHOWN)})</h3>",
         table(["run at", "run id", "input features drifted", "drifted"],
@@ -354,7 +355,7 @@ def _anomalies(data: MonitoringData) -> str:
               [[row.symbol, number(row.scored, 0), number(row.flagged, 0),
                 f"{row.flagged / row.scored:.2%}" if row.scored else DASH,
                 number(row.critical, 0), number(row.high, 0), timestamp(row.last_flagged_ts)]
-               for row in data.anomalies_by_symbol.itertuples(index=False)],
+               for row in mon.rows(data.anomalies_by_symbol, index=False)],
               numeric={1, 2, 3, 4, 5}),
     ]
     if not (top := data.top_anomalies).empty:
@@ -362,7 +363,7 @@ def _anomalies(data: MonitoringData) -> str:
             ["trade time", "symbol", "score", "risk", "scored by", "trade id"],
             [[timestamp(row.trade_ts, seconds=True), row.symbol, number(row.score, 4),
               row.risk_level, f"{row.model_name} {data.version_label(row.model_version)}",
-              html.ident(row.trade_id)] for row in top.itertuples(index=False)], numeric={2})]
+              html.ident(row.trade_id)] for row in mon.rows(top, index=False)], numeric={2})]
     return "\n".join(parts)
 
 
@@ -389,7 +390,7 @@ def _quality(data: MonitoringData) -> str:
             [[row.severity, row.suite, row.expectation,
               row.column_name if isinstance(row.column_name, str) else "(table)",
               html.clip(row.observed_value), html.clip(row.details)]
-             for row in failures.itertuples(index=False)],
+             for row in mon.rows(failures, index=False)],
             row_classes=["bad" if s == "critical" else "warn" for s in failures["severity"]]),
     ]
     if docs := data.links.get("Data Docs (expectation results)"):

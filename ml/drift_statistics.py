@@ -355,8 +355,8 @@ def categorical_counts(
         cur = pd.Series(current[feature]).value_counts(dropna=False, sort=False)
         # A pandas categorical lists its unused levels with a count of 0: not categories seen.
         ref, cur = ref[ref > 0], cur[cur > 0]
-        ref.index = _category_labels(ref.index)
-        cur.index = _category_labels(cur.index)
+        ref.index = pd.Index(_category_labels(ref.index))
+        cur.index = pd.Index(_category_labels(cur.index))
         ref = ref.groupby(level=0, sort=False).sum()
         cur = cur.groupby(level=0, sort=False).sum()
         ordered = list(ref.sort_values(ascending=False, kind="stable").index)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -133,6 +133,12 @@ class MonitoringData:
         return "none" if version is None else f"v{version} ({model})" if model else f"v{version}"
 
 
+def rows(frame: pd.DataFrame, index: bool = True) -> Iterator[Any]:
+    """`frame.itertuples(index=index)`: the fields' types come from the model's contract (the
+    pandas stubs type each field as any scalar at all)."""
+    return frame.itertuples(index=index)
+
+
 def one_line(exc: BaseException) -> str:
     """An exception as `Type: first line of its message`."""
     text = str(exc).strip().splitlines()
@@ -152,7 +158,7 @@ def assign_tournaments(runs: pd.DataFrame) -> pd.DataFrame:
     ordered = runs.sort_values("started_at", kind="stable").reset_index(drop=True)
     numbers: list[int] = []
     number, seen, key = 0, set[str](), None
-    for row in ordered.itertuples(index=False):
+    for row in rows(ordered, index=False):
         tag, window = getattr(row, "tournament_tag", None), getattr(row, "test_window", None)
         tag = tag if isinstance(tag, str) and tag else None
         window = window if isinstance(window, str) else None
@@ -215,7 +221,7 @@ def gate_decisions(warehouse: Warehouse) -> tuple[GateRecord, ...]:
         "order by decided_at, event_id"
     )
     records = []
-    for row in frame.itertuples(index=False):
+    for row in rows(frame, index=False):
         compared = row.primary_difference is not None and not pd.isna(row.primary_difference)
         records.append(GateRecord(
             decided_at=_moment(row.decided_at) or datetime.min.replace(tzinfo=UTC),
@@ -354,9 +360,11 @@ def load_monitoring_data(
         except WarehouseError as exc:
             unreadable = one_line(exc)
         wh: Any = warehouse
-        aliases = attempt(MODELS, lambda: registry.aliases() if registry else {}, {})
-        versions = attempt(MODELS, lambda: registry.versions() if registry else {}, {})
-        decisions = attempt(MODELS, lambda: gate_decisions(wh), (),
+        aliases: dict[str, str] = attempt(
+            MODELS, lambda: registry.aliases() if registry else {}, {})
+        versions: dict[str, RegisteredVersion] = attempt(
+            MODELS, lambda: registry.versions() if registry else {}, {})
+        decisions: tuple[GateRecord, ...] = attempt(MODELS, lambda: gate_decisions(wh), (),
                             "monitoring_gate_decisions")
         runs = attempt(
             TOURNAMENT,
@@ -366,12 +374,12 @@ def load_monitoring_data(
         )
         drift, notes[DRIFT] = attempt(
             DRIFT, lambda: newest_runs(wh, "monitoring_drift_reports", MAX_DRIFT_RUNS, "drift"),
-            (empty, []), "monitoring_drift_reports",
+            (empty, list[str]()), "monitoring_drift_reports",
         )
         quality, notes[QUALITY] = attempt(
             QUALITY,
             lambda: newest_runs(wh, "monitoring_quality_results", MAX_QUALITY_RUNS, "quality"),
-            (empty, []), "monitoring_quality_results",
+            (empty, list[str]()), "monitoring_quality_results",
         )
         hourly, by_symbol, top = attempt(
             ANOMALIES, lambda: anomalies(wh), (empty, empty, empty),
@@ -469,10 +477,12 @@ def tournament_summaries(runs: pd.DataFrame, shown: int) -> list[TournamentSumma
         best = (ranked.iloc[0] if not ranked.empty else
                 finished.loc[finished["pr_auc"].idxmax()] if not finished.empty else None)
         summaries.append(TournamentSummary(
-            int(number), group["tournament_started_at"].iloc[0], tuple(sorted(group["model"])),
+            int(number),  # type: ignore[arg-type]  # the tournament's number
+            group["tournament_started_at"].iloc[0], tuple(sorted(group["model"])),
             None if best is None else str(best["model"]),
-            None if best is None else best["event_average_precision"],
-            None if best is None else best["pr_auc"],
+            # (a row's value: pandas-stubs allow a Series for a label on a row too)
+            None if best is None else best["event_average_precision"],  # type: ignore[arg-type]
+            None if best is None else best["pr_auc"],  # type: ignore[arg-type]
             int((group["status"] != "FINISHED").sum()),
         ))
     return summaries
@@ -508,7 +518,7 @@ def drift_grid(drift: pd.DataFrame) -> DriftGrid:
         [f if k in INPUT_KINDS else f"{f} ({k})" for k, f in keys],
         list(runs["run_ts"]),
         [(row_of[(row.kind, row.feature)], column_of[row.run_id])
-         for row in drift[drift["drifted"]].itertuples(index=False)],
+         for row in rows(drift[drift["drifted"]], index=False)],
     )
 
 
