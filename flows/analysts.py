@@ -222,12 +222,14 @@ def _copy(warehouse: Path, temporary: Path, models: Sequence[PublicModel],
                     connection.execute(
                         f"comment on column {target}.{_quoted(column)} is {_literal(description)}"
                     )
+            # (an aggregate without group by returns exactly one row: fetchone() is never None)
             rows[f"{model.schema}.{model.name}"] = connection.execute(
-                f"select count(*) from {target}").fetchone()[0]
+                f"select count(*) from {target}").fetchone()[0]  # type: ignore[index]
         newest_trade = None
         if ("gold", "gold_trade_features") in built:
             newest_trade = connection.execute(
-                "select max(trade_ts) from source.gold.gold_trade_features").fetchone()[0]
+                "select max(trade_ts) from source.gold.gold_trade_features"
+            ).fetchone()[0]  # type: ignore[index]  # one row, as above
         connection.execute(
             "create table analysts.main.publication as select "
             "cast(? as timestamp) as published_at, cast(? as timestamp) as newest_trade_ts, "

@@ -32,4 +32,4 @@ select
 from {{ ref('gold_flagged_trades') }}
 where risk_level = 'critical'
     and trade_date_ny = (select max(trade_date_ny) from {{ ref('gold_trade_features') }})
-order by score desc, trade_ts
+order by score desc, trade_ts asc

@@ -5,13 +5,16 @@
 #}
 with flagged_scores as (
 
-    select trade_id from {{ ref('gold_anomaly_scores') }} where flag
+    select trade_id
+    from {{ ref('gold_anomaly_scores') }}
+    where flag
 
 ),
 
 mart as (
 
-    select trade_id from {{ ref('gold_flagged_trades') }}
+    select trade_id
+    from {{ ref('gold_flagged_trades') }}
 
 )
 

@@ -85,8 +85,9 @@ final as (
         cast(dismissed_flags as bigint) as dismissed_flags,
         cast(flagged_trades as double) / trades as flag_rate,
         cast(
-            case when reviewed_flags > 0
-                then cast(confirmed_flags as double) / reviewed_flags end
+            case
+                when reviewed_flags > 0 then cast(confirmed_flags as double) / reviewed_flags
+            end
             as double
         ) as confirmed_precision,
         cast(first_trade_ts as {{ dbt.type_timestamp() }}) as first_trade_ts,
