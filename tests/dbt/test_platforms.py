@@ -129,6 +129,30 @@ def test_databricks_target_parses_and_compiles_spark_sql_without_a_workspace(tmp
     assert docs.returncode == 0, docs.stdout[-3000:]
     assert (tmp_path / "target" / "index.html").stat().st_size > 0
 
+    # `dbt run-operation tradewatch_setup` creates the Unity Catalog objects; its dry run
+    # prints the statements without a workspace. Every create is idempotent (if not exists).
+    setup = _dbt(["run-operation", "tradewatch_setup", "--args", "{dry_run: true}"],
+                 tmp_path, tmp_path)
+    assert setup.returncode == 0, setup.stdout[-3000:]
+    statements = [line for line in setup.stdout.splitlines() if line.endswith(";")]
+    assert statements == [
+        "create catalog if not exists `tradewatch`;",
+        "create schema if not exists `tradewatch`.`main`;",
+        "create schema if not exists `tradewatch`.`gold`;",
+        "create schema if not exists `tradewatch`.`monitoring`;",
+        "create catalog if not exists `main`;",
+        "create schema if not exists `main`.`tradewatch`;",
+        "create volume if not exists `main`.`tradewatch`.`files`;",
+        "grant use catalog on catalog `tradewatch` to `tradewatch_analysts`;",
+        "grant use schema, select on schema `tradewatch`.`gold` to `tradewatch_analysts`;",
+        "grant use schema, select on schema `tradewatch`.`monitoring` to `tradewatch_analysts`;",
+    ]
+    other_group = _dbt(
+        ["run-operation", "tradewatch_setup", "--args", "{dry_run: true, analysts: risk_team}"],
+        tmp_path, tmp_path,
+    )
+    assert "select on schema `tradewatch`.`gold` to `risk_team`;" in other_group.stdout
+
 
 _DATABRICKS_BUILD = """
 import os
