@@ -31,6 +31,11 @@ def schema_of(table: str, default: str = DEFAULT_SCHEMA) -> str:
     return LAYER_SCHEMAS.get(layer_of(table), default)
 
 
+def search_path_schemas(default: str = DEFAULT_SCHEMA) -> tuple[str, ...]:
+    """The schemas, in order, under which every warehouse table resolves by its bare name."""
+    return tuple(dict.fromkeys([default, *LAYER_SCHEMAS.values()]))
+
+
 def search_path(default: str = DEFAULT_SCHEMA) -> str:
-    """A DuckDB search_path under which every warehouse table resolves by its bare name."""
-    return ",".join(dict.fromkeys([default, *LAYER_SCHEMAS.values()]))
+    """`search_path_schemas` as the value of DuckDB's search_path setting."""
+    return ",".join(search_path_schemas(default))

@@ -88,8 +88,19 @@ def identifier(name: str) -> str:
 
 
 def sql_literal(text: str) -> str:
-    """`text` as a quoted SQL string literal."""
+    """`text` as a quoted string literal of Spark and Databricks SQL, where a backslash
+    escapes the next character (so it is doubled)."""
     return "'" + text.replace("\\", "\\\\").replace("'", "''") + "'"
+
+
+def duckdb_literal(text: str) -> str:
+    """`text` as a quoted DuckDB string literal (standard SQL: a backslash is itself)."""
+    return "'" + text.replace("'", "''") + "'"
+
+
+def duckdb_quote(name: str) -> str:
+    """One identifier, checked and double-quoted for DuckDB."""
+    return f'"{identifier(name)}"'
 
 
 def _first_line(exc: BaseException) -> str:
@@ -117,6 +128,10 @@ class Warehouse(ABC):
     @abstractmethod
     def quote(self, name: str) -> str:
         """One identifier, checked and quoted in this engine's SQL."""
+
+    def literal(self, text: str) -> str:
+        """`text` as a string literal of this engine's SQL."""
+        return sql_literal(text)
 
     def schema_of(self, table: str) -> str:
         """The schema holding `table`: its layer's schema, else the default one."""
@@ -208,7 +223,7 @@ def set_search_path(connection: Any, schemas: Sequence[str]) -> None:
     ).fetchall()}
     path = [name for name in dict.fromkeys(schemas) if name in present]
     if path:
-        connection.execute(f"set search_path = {sql_literal(','.join(path))}")
+        connection.execute(f"set search_path = {duckdb_literal(','.join(path))}")
 
 
 # --------------------------------------------------------------------------- DuckDB
@@ -237,14 +252,17 @@ class DuckDBWarehouse(Warehouse):
                 f"warehouse {self.path} does not exist: run `tradewatch transform` first"
             )
 
+    def literal(self, text: str) -> str:
+        return duckdb_literal(text)
+
     def quote(self, name: str) -> str:
-        return f'"{identifier(name)}"'
+        return duckdb_quote(name)
 
     def table_columns(self, table: str) -> dict[str, str] | None:
         frame = self.query(
             "select column_name, data_type from information_schema.columns "
-            f"where table_schema = {sql_literal(self.schema_of(table))} "
-            f"and table_name = {sql_literal(identifier(table))} order by ordinal_position"
+            f"where table_schema = {duckdb_literal(self.schema_of(table))} "
+            f"and table_name = {duckdb_literal(identifier(table))} order by ordinal_position"
         )
         if frame.empty:
             return None

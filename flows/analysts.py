@@ -30,7 +30,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata
@@ -39,6 +39,7 @@ from pathlib import Path
 from rich.console import Console
 
 from core.layers import search_path
+from core.warehouse import duckdb_literal, duckdb_quote
 from flows.config import Settings
 
 ANALYSTS_FOLDER = "analysts"
@@ -147,14 +148,6 @@ def public_models(manifest_path: Path) -> list[PublicModel]:
     return sorted(models, key=lambda model: (model.schema, model.name))
 
 
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
-def _quoted(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
 @contextlib.contextmanager
 def _publisher_lock(folder: Path) -> Iterator[None]:
     """One publisher at a time (processes outside Prefect do not share its slot)."""
@@ -189,10 +182,10 @@ def _copy(warehouse: Path, temporary: Path, models: Sequence[PublicModel],
     connection = duckdb.connect()
     try:
         version = storage_version()
-        options = f" (storage_version {_literal(version)})" if version else ""
-        connection.execute(f"attach {_literal(str(temporary))} as analysts{options}")
+        options = f" (storage_version {duckdb_literal(version)})" if version else ""
+        connection.execute(f"attach {duckdb_literal(str(temporary))} as analysts{options}")
         try:
-            connection.execute(f"attach {_literal(str(warehouse))} as source (read_only)")
+            connection.execute(f"attach {duckdb_literal(str(warehouse))} as source (read_only)")
         except duckdb.IOException as exc:
             raise PublishBusy(
                 f"cannot read the warehouse {warehouse}: {str(exc).splitlines()[0]} "
@@ -202,26 +195,26 @@ def _copy(warehouse: Path, temporary: Path, models: Sequence[PublicModel],
         rows: dict[str, int] = {}
         skipped = []
         for schema in sorted({model.schema for model in models}):
-            connection.execute(f"create schema if not exists analysts.{_quoted(schema)}")
+            connection.execute(f"create schema if not exists analysts.{duckdb_quote(schema)}")
         for model in models:
             if (model.schema, model.name) not in built:
                 skipped.append(model.name)
                 continue
-            target = f"analysts.{_quoted(model.schema)}.{_quoted(model.name)}"
+            target = f"analysts.{duckdb_quote(model.schema)}.{duckdb_quote(model.name)}"
             connection.execute(
                 f"create table {target} as "
-                f"select * from source.{_quoted(model.schema)}.{_quoted(model.name)}"
+                f"select * from source.{duckdb_quote(model.schema)}.{duckdb_quote(model.name)}"
             )
             if model.description:
-                connection.execute(f"comment on table {target} is {_literal(model.description)}")
+                connection.execute(
+                    f"comment on table {target} is {duckdb_literal(model.description)}")
             present = {name for (name,) in connection.execute(
                 "select column_name from duckdb_columns() where database_name = 'analysts' "
                 "and schema_name = ? and table_name = ?", [model.schema, model.name]).fetchall()}
             for column, description in model.columns.items():
                 if description and column in present:
-                    connection.execute(
-                        f"comment on column {target}.{_quoted(column)} is {_literal(description)}"
-                    )
+                    connection.execute(f"comment on column {target}.{duckdb_quote(column)} "
+                                       f"is {duckdb_literal(description)}")
             # (an aggregate without group by returns exactly one row: fetchone() is never None)
             rows[f"{model.schema}.{model.name}"] = connection.execute(
                 f"select count(*) from {target}").fetchone()[0]  # type: ignore[index]
@@ -352,3 +345,21 @@ def run_sql(settings: Settings, query: str | None = None, output: str = "table")
         raise SqlFailed(lines[0] if lines else f"the DuckDB CLI exited {completed.returncode}")
     return 0
 
+
+
+def publish_or_alert(
+    settings: Settings,
+    log: Callable[[str], object],
+    publish: Callable[[Settings], PublishResult] | None = None,
+) -> PublishResult | None:
+    """Publish (by default `publish_analysts_database`); a final failure is logged in one line
+    and alerts `analysts_publish_failed`, and the run goes on: the build stands, and analysts
+    keep the previous copy."""
+    from flows.alerts import alert_sender, send_publish_failure_alert
+
+    try:
+        return (publish or publish_analysts_database)(settings)
+    except PublishFailed as exc:
+        log(str(exc))
+        send_publish_failure_alert(alert_sender(settings), exc)
+        return None

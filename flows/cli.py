@@ -147,16 +147,10 @@ def _collect_alphavantage(settings, args):
 
 
 def _publish(settings) -> None:
-    """Publish the analysts' database after a local build; a failure alerts and goes on (the
-    build stands, analysts keep the previous copy)."""
-    from flows.alerts import alert_sender, send_publish_failure_alert
-    from flows.analysts import PublishFailed, publish_analysts_database
+    """Publish the analysts' database after a local build; a failure alerts and goes on."""
+    from flows.analysts import publish_or_alert
 
-    try:
-        publish_analysts_database(settings)
-    except PublishFailed as exc:
-        print(f"tradewatch: {exc}", file=sys.stderr)
-        send_publish_failure_alert(alert_sender(settings), exc)
+    publish_or_alert(settings, lambda line: print(f"tradewatch: {line}", file=sys.stderr))
 
 
 @verb("transform",

@@ -142,19 +142,17 @@ def publish_analysts(settings: Settings, target: str | None = None) -> Any:
     stands, and analysts keep the previous copy. On Databricks and Spark there is nothing to
     publish: analysts read the gold and monitoring schemas directly.
     """
-    from flows.alerts import alert_sender, send_publish_failure_alert
-    from flows.analysts import PublishFailed
+    from prefect.logging import get_logger
+
+    from flows.analysts import publish_or_alert
 
     if (target or settings.dbt.target) != "local":
         return None
-    try:
-        return _warehouse_retries(publish_analysts_task, settings)(settings)
-    except PublishFailed as exc:
-        from prefect.logging import get_logger
-
-        get_logger("tradewatch.analysts").error("%s", exc)
-        send_publish_failure_alert(alert_sender(settings), exc)
-        return None
+    return publish_or_alert(
+        settings,
+        lambda line: get_logger("tradewatch.analysts").error("%s", line),
+        _warehouse_retries(publish_analysts_task, settings),
+    )
 
 
 @task(name="data quality", retries=6, retry_delay_seconds=[2, 5, 10, 20, 40, 60],

@@ -25,7 +25,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from core.layers import search_path
+from core.layers import search_path_schemas
 from flows.config import Settings
 from flows.warehouse import is_lock_message, warehouse_slot
 
@@ -206,7 +206,7 @@ def _warehouse_row_counts(settings: Settings) -> dict[str, int]:
     dbt-duckdb keeps its database open in this process with its own configuration, so a
     read-only connection here would be refused; a child process sees the file as it is.
     """
-    schemas = ", ".join(f"'{name}'" for name in search_path().split(","))
+    schemas = ", ".join(f"'{name}'" for name in search_path_schemas())
     script = (
         "import duckdb, json, sys\n"
         "con = duckdb.connect(sys.argv[1], read_only=True)\n"

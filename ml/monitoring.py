@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 
 import pandas as pd
 
-from core.warehouse import Warehouse, WarehouseError, sql_literal
+from core.warehouse import Warehouse, WarehouseError
 from ml.registry import LoggedRun, ModelRegistry, RegisteredVersion
 
 #: Section ids, in page order; also the keys of MonitoringData.errors and .notes.
@@ -257,7 +257,7 @@ def newest_runs(
     if runs.empty:
         return pd.DataFrame(), []
     kept = runs.tail(limit)
-    listed = ", ".join(sql_literal(str(run_id)) for run_id in kept["run_id"])
+    listed = ", ".join(warehouse.literal(str(run_id)) for run_id in kept["run_id"])
     frame = _utc(warehouse.query(f"select * from {table} where run_id in ({listed})"), "run_ts")
     for flag in ("drifted", "success"):  # a missing verdict counts as neither
         if flag in frame:

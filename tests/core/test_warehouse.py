@@ -61,6 +61,12 @@ def test_tables_resolve_through_their_layers_schema(layered_warehouse):
     assert not DuckDBWarehouse(layered_warehouse, layer_schemas={}).has_table("gold_trade_features")
 
 
+def test_string_literals_come_back_as_written_on_duckdb(layered_warehouse):
+    # Spark escapes with a backslash, DuckDB does not: each engine quotes its own way.
+    warehouse = DuckDBWarehouse(layered_warehouse)
+    assert warehouse.query(f"select {warehouse.literal(TRICKY)} as text")["text"][0] == TRICKY
+
+
 def test_a_missing_table_or_column_says_to_build_the_warehouse(layered_warehouse):
     warehouse = as_warehouse(layered_warehouse)
 
@@ -138,12 +144,16 @@ class _Closed:
         return None
 
 
+#: A string literal must come back as written on every engine (Windows paths, an O'Brien).
+TRICKY = "C:\\Users\\o'brien\\n"
+
 SPARK_CHECKS = textwrap.dedent("""
     import json, sys
     from pyspark.sql import SparkSession
     from core.warehouse import MissingTableOrColumn, SparkWarehouse
 
     home = sys.argv[1]
+    TRICKY = %r
     session = (
         SparkSession.builder.master("local[1]")
         .config("spark.ui.enabled", "false")
@@ -168,6 +178,8 @@ SPARK_CHECKS = textwrap.dedent("""
         "absent": warehouse.table_columns("gold_anomaly_labels"),
         "rows": warehouse.read_table("gold_trade_features", ["trade_id", "rsi_14"])
         .to_dict("records"),
+        "literal": warehouse.query(
+            "select " + warehouse.literal(TRICKY) + " as text")["text"].iloc[0],
     }
     try:
         warehouse.query("select * from tradewatch.gold_anomaly_labels")
@@ -175,7 +187,7 @@ SPARK_CHECKS = textwrap.dedent("""
         out["missing"] = str(exc)
     print("RESULT " + json.dumps(out), flush=True)
     session.stop()
-""")
+""") % TRICKY
 
 
 @pytest.mark.slow
@@ -199,6 +211,7 @@ def test_spark_answers_as_the_other_engines(tmp_path):
     }
     assert out["absent"] is None
     assert out["rows"] == [{"trade_id": "t1", "rsi_14": 1.5}]
+    assert out["literal"] == TRICKY
     assert "tradewatch transform" in out["missing"]
 
 

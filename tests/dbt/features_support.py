@@ -8,7 +8,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from core.layers import search_path
+from core.layers import search_path_schemas
 from core.schema import GOLD_FEATURES_CONTRACT
 from core.warehouse import set_search_path
 
@@ -28,7 +28,7 @@ def read_table(home: Path, sql: str) -> pd.DataFrame:
     """Rows of `sql` on the DuckDB warehouse of `home`, read-only (dbt runs in a child process)."""
     con = duckdb.connect(str(home / "warehouse.duckdb"), read_only=True)
     try:
-        set_search_path(con, search_path().split(","))  # gold by its bare name
+        set_search_path(con, search_path_schemas())  # gold by its bare name
         return con.execute(sql).df()
     finally:
         con.close()

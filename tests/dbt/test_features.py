@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core.layers import search_path
+from core.layers import search_path_schemas
 from core.warehouse import set_search_path
 from tests.dbt.feature_reference import (
     EMA_FAST_ALPHA,
@@ -177,7 +177,7 @@ def test_incremental_build_with_late_trades_equals_a_full_refresh(builds: Builds
 def _execute(home: Path, sql: str, *params: object) -> None:
     con = duckdb.connect(str(home / "warehouse.duckdb"))
     try:
-        set_search_path(con, search_path().split(","))  # gold by its bare name
+        set_search_path(con, search_path_schemas())  # gold by its bare name
         con.execute(sql, list(params))
     finally:
         con.close()

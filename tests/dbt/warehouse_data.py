@@ -27,7 +27,7 @@ from zoneinfo import ZoneInfo
 import duckdb
 import orjson
 
-from core.layers import schema_of, search_path
+from core.layers import schema_of, search_path_schemas
 from core.warehouse import set_search_path
 from ingest.landing import PartitionedNdjsonWriter, utc_date_of_ms, write_bars
 
@@ -150,7 +150,7 @@ def query(home: Path, sql: str) -> list[tuple]:
     """Rows of `sql` on the warehouse, read-only (dbt is not running in this process)."""
     con = duckdb.connect(str(home / "warehouse.duckdb"), read_only=True)
     try:
-        set_search_path(con, search_path().split(","))  # gold and monitoring by bare name
+        set_search_path(con, search_path_schemas())  # gold and monitoring by bare name
         return con.execute(sql).fetchall()
     finally:
         con.close()

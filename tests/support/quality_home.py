@@ -23,7 +23,7 @@ from zoneinfo import ZoneInfo
 import duckdb
 import pytest
 
-from core.layers import search_path
+from core.layers import search_path_schemas
 from core.warehouse import DuckDBWarehouse, set_search_path
 from expectations.checkpoint import CheckpointPaths, run_checkpoint
 from expectations.readers import LocalLanding
@@ -85,7 +85,7 @@ def corrupted(simulated_home: SimulatedHome, tmp_path: Path) -> Callable[..., Si
         shutil.copytree(simulated_home.home / "landing", copy / "landing")
         if statements:
             with duckdb.connect(str(copy / "warehouse.duckdb")) as connection:
-                set_search_path(connection, search_path().split(","))  # tables by bare name
+                set_search_path(connection, search_path_schemas())  # tables by bare name
                 for statement in statements:
                     connection.execute(statement)
         return SimulatedHome(copy, simulated_home.symbols, simulated_home.clock)
