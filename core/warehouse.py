@@ -480,8 +480,9 @@ class DatabricksWarehouse(Warehouse):
 class SparkWarehouse(Warehouse):
     """Tables in a Spark session's catalog (the `spark` target: a local session).
 
-    `session` is a `pyspark.sql.SparkSession`; without one, the active session (or a new local
-    one) is used when the first query runs. pyspark is imported only then (the `spark` extra).
+    `session` is a `pyspark.sql.SparkSession`; without one, `session_factory()` makes it, or
+    else the active session (or a new local one) is used, when the first query runs. pyspark
+    is imported only then (the `spark` extra).
     """
 
     def __init__(
@@ -490,9 +491,11 @@ class SparkWarehouse(Warehouse):
         schema: str = "tradewatch",
         *,
         layer_schemas: Mapping[str, str] | None = None,
+        session_factory: Callable[[], Any] | None = None,
     ) -> None:
         super().__init__(schema, layer_schemas)
         self._session = session
+        self._session_factory = session_factory
 
     def __repr__(self) -> str:
         return f"SparkWarehouse(schema={self.schema!r})"
@@ -502,6 +505,8 @@ class SparkWarehouse(Warehouse):
 
     def session(self) -> Any:
         """The Spark session queries run in."""
+        if self._session is None and self._session_factory is not None:
+            self._session = self._session_factory()
         if self._session is None:
             try:
                 from pyspark.sql import SparkSession

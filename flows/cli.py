@@ -174,16 +174,13 @@ def _transform(settings, args):
         raise
     if target == "local":
         _publish(settings)
-    if target == "spark":
-        print("transform: the checkpoint runs on local or databricks, not on a Spark session")
-        return 0
     raise_on_critical(run_quality_checkpoint(settings, target=target,
                                              settled_before=build_started))
     return 0
 
 
 @verb("validate", "the data-quality checkpoint; writes Data Docs",
-      arg("--target", choices=["local", "databricks"],
+      arg("--target", choices=["local", "databricks", "spark"],
           help="warehouse to validate (default: settings)"))
 def _validate(settings, args):
     from flows.validate import raise_on_critical, run_validate

@@ -16,8 +16,10 @@ and its token from `DATABRICKS_HOST` and `DATABRICKS_TOKEN` itself.
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from core.warehouse import DatabricksWarehouse, DuckDBWarehouse, SparkWarehouse, Warehouse
 from flows.config import Settings
@@ -48,10 +50,46 @@ def open_warehouse(settings: Settings, target: str | None = None,
     if target == "local":
         return DuckDBWarehouse(settings.paths.warehouse)
     if target == "spark":
-        return SparkWarehouse(schema=SPARK_SCHEMA)
+        return SparkWarehouse(schema=SPARK_SCHEMA, session_factory=lambda: spark_session(settings))
     if target == "databricks":
         return DatabricksWarehouse.from_env(environ)
     raise ValueError(f"unknown dbt target {target!r}: local, spark or databricks")
+
+
+def spark_settings(settings: Settings) -> dict[str, str]:
+    """The `spark` target's session settings, read from profiles.yml (the one place that
+    says where its metastore and tables live) with TRADEWATCH_HOME as the flows set it."""
+    import jinja2
+    import yaml
+
+    from flows.transform import PROFILES_DIR
+
+    home = str(settings.paths.home.resolve())
+
+    def env_var(name: str, default: str = "") -> str:
+        return home if name == "TRADEWATCH_HOME" else os.environ.get(name, default)
+
+    profiles = yaml.safe_load((PROFILES_DIR / "profiles.yml").read_text())
+    parameters = profiles["tradewatch"]["outputs"]["spark"]["server_side_parameters"]
+    render = jinja2.Environment(autoescape=False).from_string
+    return {key: render(str(value)).render(env_var=env_var) for key, value in parameters.items()}
+
+
+def spark_session(settings: Settings) -> Any:
+    """The local Spark session of the `spark` target: the one dbt opened in this process, or a
+    new one on the same metastore and tables (a `score` or `drift` run of its own)."""
+    from pyspark.sql import SparkSession
+
+    active = SparkSession.getActiveSession()
+    if active is not None:
+        return active
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+    builder = SparkSession.builder.master("local[*]").appName("tradewatch") \
+        .config("spark.sql.catalogImplementation", "hive")
+    for key, value in spark_settings(settings).items():
+        builder = builder.config(key, value)
+    return builder.enableHiveSupport().getOrCreate()
 
 
 def mlflow_stores(settings: Settings, target: str | None = None,

@@ -83,7 +83,7 @@ def open_warehouse(
     after it and not yet in bronze are still arriving, not missing.
     """
     target = target or settings.dbt.target
-    if target == "local":
+    if target in ("local", "spark"):  # both read the landed files in the local data home
         return (engine.open_warehouse(settings, target),
                 LocalLanding(settings.paths.landing_trades, settled_before=settled_before))
     if target == "databricks":
@@ -91,7 +91,7 @@ def open_warehouse(
         # On Databricks the data home is a Unity Catalog volume (TRADEWATCH_HOME=/Volumes/...).
         return warehouse, VolumeLanding(warehouse, settings.paths.landing_trades.as_posix())
     raise UnsupportedValidationTarget(
-        f"cannot validate target {target!r}: use local (DuckDB) or databricks"
+        f"cannot validate target {target!r}: use local (DuckDB), spark or databricks"
     )
 
 

@@ -15,7 +15,7 @@ from core.warehouse import (
     SparkWarehouse,
 )
 from flows.config import load_settings
-from flows.engine import mlflow_stores, open_warehouse
+from flows.engine import mlflow_stores, open_warehouse, spark_settings
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DATABRICKS = {
@@ -83,6 +83,21 @@ def test_the_spark_environment_reads_the_spark_sessions_catalog(tmp_path):
     assert warehouse.table("gold_trade_features") == "`gold`.`gold_trade_features`"
     assert settings.dbt.target == "spark"
     assert mlflow_stores(settings).tracking_uri.startswith("sqlite:///")
+
+
+def test_a_spark_session_of_its_own_opens_the_metastore_dbt_built(tmp_path):
+    # A `score` or `validate` run in a process of its own must find the tables dbt built:
+    # the session settings come from the profile, with the data home the flows use.
+    settings = _settings(tmp_path, "spark")
+    home = settings.paths.home.resolve()
+
+    conf = spark_settings(settings)
+
+    assert conf["spark.sql.warehouse.dir"] == f"{home}/spark/warehouse"
+    assert conf["spark.hadoop.javax.jdo.option.ConnectionURL"] == (
+        f"jdbc:derby:;databaseName={home}/spark/metastore_db;create=true"
+    )
+    assert conf["spark.sql.session.timeZone"] == "UTC"
 
 
 def test_no_flow_or_library_builds_an_engine_of_its_own():

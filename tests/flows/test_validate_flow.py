@@ -66,8 +66,8 @@ def test_quality_thresholds_come_from_the_settings(tmp_path):
 
 def test_targets_without_a_reader_are_refused(tmp_path, monkeypatch):
     settings = load_settings(environ={"TRADEWATCH_HOME": str(tmp_path)})
-    with pytest.raises(UnsupportedValidationTarget, match="local .* or databricks"):
-        run_validate(settings, target="spark")
+    with pytest.raises(UnsupportedValidationTarget, match="local .*, spark or databricks"):
+        run_validate(settings, target="sqlite")
     for name in ("DATABRICKS_HOST", "DATABRICKS_HTTP_PATH", "DATABRICKS_TOKEN"):
         monkeypatch.delenv(name, raising=False)
     with pytest.raises(MissingWarehouseSetting, match="DATABRICKS_HOST"):
