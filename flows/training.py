@@ -237,7 +237,7 @@ def run_train(settings: Settings, *, console: Console | None = None) -> TrainOut
                 start = datetime.fromtimestamp(int(newest) / 1000, UTC) - timedelta(
                     days=training.history_days
                 )
-        data = load_training_frame(settings.paths.warehouse, start=start)
+        data = load_training_frame(open_warehouse(settings), start=start)
     if data.frame.empty:
         raise TrainingFailed("the warehouse has no labelled gold rows: run `tradewatch transform`")
     split = split_by_time(
