@@ -455,3 +455,46 @@ def as_data_home(place: DataHome | Path | str) -> DataHome:
     if isinstance(place, str | os.PathLike):
         return LocalDataHome(Path(place))
     return place
+
+
+class _Within:
+    """The folder `prefix` of another data home, as a data home of its own."""
+
+    def __init__(self, home: DataHome, prefix: str) -> None:
+        self.home = home
+        self.prefix = prefix
+
+    def __repr__(self) -> str:
+        return f"{self.home!r}/{self.prefix}"
+
+    def _at(self, relative: str) -> str:
+        path = PurePosixPath(relative)
+        if path.is_absolute() or ".." in path.parts:
+            raise ValueError(f"{relative!r} is not a path inside {self!r}")
+        return "/".join([self.prefix, *path.parts])
+
+    def write_atomic(self, relative: str, data: Data) -> PurePath:
+        return self.home.write_atomic(self._at(relative), data)
+
+    def read(self, relative: str) -> bytes:
+        return self.home.read(self._at(relative))
+
+    def list(self, relative: str = "", pattern: str = "*") -> list[str]:
+        cut = len(self.prefix) + 1
+        return [path[cut:] for path in self.home.list(self._at(relative), pattern)]
+
+    def exists(self, relative: str) -> bool:
+        return self.home.exists(self._at(relative))
+
+
+def within(home: DataHome, relative: str) -> DataHome:
+    """The folder `relative` of `home` as a data home whose paths are relative to it (a local
+    home gives the local home of that folder)."""
+    relative = PurePosixPath(relative).as_posix().strip("/")
+    if not relative or relative == ".":
+        return home
+    if isinstance(home, LocalDataHome):
+        return LocalDataHome(home.path(relative))
+    if isinstance(home, _Within):
+        return _Within(home.home, home._at(relative))
+    return _Within(home, relative)
