@@ -57,7 +57,8 @@ class FakeFilesApi:
             self.directories.add(volume.rstrip("/"))
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, args=(0.05,), daemon=True)
 
     @property
     def url(self) -> str:
