@@ -160,3 +160,29 @@ def test_settings_come_from_the_environment_like_the_dbt_macro():
         VolumeDataHome("/mnt/data")
     with pytest.raises(ValueError, match="not a path inside"):
         home.remote("../other")
+
+
+def test_the_landing_writer_keeps_every_trade_through_a_failed_upload_and_lands_each_once(api):
+    from ingest.landing import PartitionedNdjsonWriter
+
+    home = _home(api)
+    writer = PartitionedNdjsonWriter(within(home, "landing/trades"), "trades")
+    lines = [b'{"trade_id": "t%06d"}\n' % n for n in range(120_000)]  # ~2.6 MB in one partition
+    writer.add("2024-03-08", b"".join(lines), lines=len(lines))
+    api.fail_next_uploads("drop", 500)  # (a 503 the SDK itself retries)
+
+    with pytest.raises(OSError) as failed:
+        writer.flush()
+
+    # EIO is one of the errors the Finnhub collector retries with back-pressure (a full disk's
+    # path): it keeps the trades in memory and stops reading the feed until a flush succeeds.
+    assert failed.value.errno == errno.EIO
+    assert writer.pending == len(lines)
+    assert home.list("landing/trades", "date=*/*.ndjson") == []
+
+    landed = writer.flush()
+
+    assert writer.pending == 0 and len(landed) == 1
+    names = home.list("landing/trades", "date=*/*.ndjson")
+    assert len(names) == 1 and str(landed[0]).endswith(names[0])
+    assert home.read(names[0]).splitlines(keepends=True) == lines
