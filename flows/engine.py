@@ -81,3 +81,12 @@ def data_home(settings: Settings, target: str | None = None,
     if _target(settings, target) == "databricks":
         return VolumeDataHome.from_env(environ)
     return LocalDataHome(settings.paths.home)
+
+
+def location(home: DataHome, relative: str = "") -> str:
+    """Where `relative` of `home` is, for messages: a local path or a volume path."""
+    if isinstance(home, LocalDataHome):
+        return str(home.path(relative))
+    if isinstance(home, VolumeDataHome):
+        return home.remote(relative)
+    return f"{home!r}/{relative}"
