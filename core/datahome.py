@@ -20,7 +20,8 @@ lives in a Unity Catalog volume. Python writes files there and dbt reads them as
 sources). Every file appears whole or not at all: it is written under a hidden temporary name
 beside its final one, fsynced, renamed into place and the directory fsynced (`write_atomic`);
 readers skip names starting with ".". `DataHome` is that write, plus listing and reading, as
-a small interface: `LocalDataHome` is a folder on this machine.
+a small interface: `LocalDataHome` is a folder on this machine, `core.volume.VolumeDataHome` a
+Unity Catalog volume written through the Files API, and `within` a folder of either.
 """
 
 from __future__ import annotations

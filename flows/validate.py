@@ -66,11 +66,13 @@ def quality_policy(settings: Settings) -> QualityPolicy:
     )
 
 
-def checkpoint_paths(settings: Settings, *, data_docs: bool = True) -> CheckpointPaths:
+def checkpoint_paths(
+    settings: Settings, *, data_docs: bool = True, target: str | None = None
+) -> CheckpointPaths:
     """NDJSON under monitoring/quality of the engine's data home (the volume on Databricks),
     GX history under monitoring/gx and docs under reports of the local data home."""
     return CheckpointPaths(
-        results_dir=within(engine.data_home(settings), QUALITY_RESULTS_DIR),
+        results_dir=within(engine.data_home(settings, target), QUALITY_RESULTS_DIR),
         gx_dir=settings.paths.gx,
         data_docs_dir=settings.paths.data_docs if data_docs else None,
     )
@@ -153,7 +155,7 @@ def run_validate(
                 warehouse,
                 landing,
                 quality_policy(settings),
-                checkpoint_paths(settings, data_docs=data_docs),
+                checkpoint_paths(settings, data_docs=data_docs, target=target),
                 reference_time=reference_time,
             )
     print_summary(summary, console)
