@@ -154,11 +154,12 @@ class RejectWriter(PartitionedNdjsonWriter):
     At most `max_bytes_per_day` of reject lines land per day partition, counting what earlier
     runs landed there. Beyond it each reject is only counted (`dropped`, `dropped_bytes`), and
     the next flush lands one `rejects_dropped` line per day saying how many and how large, so
-    the loss is visible in the data as well as in the collector's counts.
+    the loss is visible in the data as well as in the collector's counts. In a data home that
+    is not a local folder (a volume) only what this writer landed is counted.
     """
 
     def __init__(
-        self, root: Path, prefix: str, *, source: str,
+        self, root: Path | DataHome, prefix: str, *, source: str,
         max_bytes_per_day: int = REJECT_BYTES_PER_DAY,
     ) -> None:
         super().__init__(root, prefix)
