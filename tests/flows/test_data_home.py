@@ -110,3 +110,20 @@ def test_a_local_home_is_unchanged_by_the_engine(tmp_path):
     assert (tmp_path / DRIFT_RECORDS_DIR / "drift-20240308T210000Z-a.ndjson").is_file()
     assert within(data_home(settings), DRIFT_RECORDS_DIR).list() == [
         "drift-20240308T210000Z-a.ndjson"]
+
+
+def test_collect_finnhub_on_prd_lands_trades_in_the_volume(tmp_path, workspace, simulator, capsys):
+    from flows.collect import run_collect_finnhub
+
+    market = simulator(seed=5, max_trades=500)
+    settings = _settings(tmp_path, "prd")
+
+    code = run_collect_finnhub(settings, url=market.ws_url, symbols=("AAPL", "MSFT"),
+                               duration=None, max_trades=500)
+
+    landed = [path for path in workspace.files if path.startswith(f"{VOLUME}/landing/trades/")]
+    lines = [line for path in landed for line in workspace.files[path].splitlines() if line]
+    assert code == 0
+    assert landed and len(lines) == 500
+    assert f"-> {VOLUME}/landing/trades" in capsys.readouterr().out
+    assert not (tmp_path / "landing").exists()
