@@ -25,7 +25,8 @@ clear error. A reader such as dbt's `read_files` therefore sees the previous fil
 the upload completes, then the whole new one.
 
 Failures. The SDK retries a dropped connection and throttling (429/503) itself, rewinding the
-body, within `retry_timeout_seconds`; anything it gives up on becomes a `VolumeError`, an
+body, within `retry_timeout_seconds` (uploads overwrite, so resending one whose answer was lost
+writes the same bytes again); anything it gives up on becomes a `VolumeError`, an
 `OSError` whose one-line message names the action and the volume path, never the token, and whose
 errno says whether retrying can help (ETIMEDOUT, EIO: yes; EACCES, ENOENT, EINVAL: no), as a full
 local disk does. The caller keeps its data: the landing writer keeps its buffered trades and
