@@ -20,7 +20,8 @@ lives in a Unity Catalog volume. Python writes files there and dbt reads them as
 sources). Every file appears whole or not at all: it is written under a hidden temporary name
 beside its final one, fsynced, renamed into place and the directory fsynced (`write_atomic`);
 readers skip names starting with ".". `DataHome` is that write, plus listing and reading, as
-a small interface: `LocalDataHome` is a folder on this machine.
+a small interface: `LocalDataHome` is a folder on this machine, `core.volume.VolumeDataHome` a
+Unity Catalog volume written through the Files API, and `within` a folder of either.
 """
 
 from __future__ import annotations
@@ -455,3 +456,46 @@ def as_data_home(place: DataHome | Path | str) -> DataHome:
     if isinstance(place, str | os.PathLike):
         return LocalDataHome(Path(place))
     return place
+
+
+class _Within:
+    """The folder `prefix` of another data home, as a data home of its own."""
+
+    def __init__(self, home: DataHome, prefix: str) -> None:
+        self.home = home
+        self.prefix = prefix
+
+    def __repr__(self) -> str:
+        return f"{self.home!r}/{self.prefix}"
+
+    def _at(self, relative: str) -> str:
+        path = PurePosixPath(relative)
+        if path.is_absolute() or ".." in path.parts:
+            raise ValueError(f"{relative!r} is not a path inside {self!r}")
+        return "/".join([self.prefix, *path.parts])
+
+    def write_atomic(self, relative: str, data: Data) -> PurePath:
+        return self.home.write_atomic(self._at(relative), data)
+
+    def read(self, relative: str) -> bytes:
+        return self.home.read(self._at(relative))
+
+    def list(self, relative: str = "", pattern: str = "*") -> list[str]:
+        cut = len(self.prefix) + 1
+        return [path[cut:] for path in self.home.list(self._at(relative), pattern)]
+
+    def exists(self, relative: str) -> bool:
+        return self.home.exists(self._at(relative))
+
+
+def within(home: DataHome, relative: str) -> DataHome:
+    """The folder `relative` of `home` as a data home whose paths are relative to it (a local
+    home gives the local home of that folder)."""
+    relative = PurePosixPath(relative).as_posix().strip("/")
+    if not relative or relative == ".":
+        return home
+    if isinstance(home, LocalDataHome):
+        return LocalDataHome(home.path(relative))
+    if isinstance(home, _Within):
+        return _Within(home.home, home._at(relative))
+    return _Within(home, relative)

@@ -21,6 +21,7 @@ from typing import Any
 
 import pandas as pd
 
+from core.datahome import DataHome
 from core.warehouse import Warehouse
 from expectations.aggregates import layer_aggregates
 from expectations.readers import LandingSource, frame_for_validation
@@ -45,7 +46,7 @@ _TEXT_LIMIT = 500
 class CheckpointPaths:
     """Where a run writes: NDJSON results, the GX project (result history), Data Docs."""
 
-    results_dir: Path
+    results_dir: DataHome | Path
     gx_dir: Path
     data_docs_dir: Path | None = None
     # Runs whose GX results (and Data Docs pages) are kept; older ones are deleted.

@@ -28,8 +28,11 @@ from rich.console import Console
 from rich.live import Live
 from rich.text import Text
 
+from core.datahome import LANDING, LANDING_TRADES, LocalDataHome, within
+from core.volume import MissingVolumeSetting
 from flows.alerts import alert_sender
 from flows.config import Settings
+from flows.engine import data_home, location
 from ingest.alphavantage import (
     ALPHAVANTAGE_DOMAIN,
     AlphaVantageCollector,
@@ -164,10 +167,12 @@ def run_collect_finnhub(
         chosen = validate_symbols(list(symbols or settings.symbols))
         api_key = resolve_api_key(config.api_key_env, endpoint, FINNHUB_DOMAIN, config.key_urls)
         progress = _FinnhubProgress(console)
+        home = data_home(settings)  # on Databricks: the Unity Catalog volume (Files API)
         collector = FinnhubCollector(
             url=endpoint,
             symbols=chosen,
-            landing_dir=settings.paths.landing,
+            landing_dir=(settings.paths.landing if isinstance(home, LocalDataHome)
+                         else within(home, LANDING)),
             api_key=api_key,
             key_urls=config.key_urls,
             flush_trades=config.flush_trades,
@@ -183,7 +188,8 @@ def run_collect_finnhub(
             on_progress=progress,
             notify=alert_sender(settings).send,
         )
-    except (InvalidSymbol, MissingApiKey, KeyNotAllowed, LandingError, ValueError) as exc:
+    except (InvalidSymbol, MissingApiKey, KeyNotAllowed, LandingError, ValueError,
+            MissingVolumeSetting) as exc:
         _fail(exc)
         return EXIT_BAD_INPUT
 
@@ -200,7 +206,7 @@ def run_collect_finnhub(
     print(
         f"finnhub: {stats.summary()}{f' ({reasons})' if reasons else ''} in "
         f"{stats.elapsed_seconds:.1f} s ({rate:,.0f} trades/s) -> "
-        f"{settings.paths.landing_trades}",
+        f"{location(home, LANDING_TRADES)}",
         flush=True,
     )
     return code

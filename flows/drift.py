@@ -54,7 +54,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from pathlib import Path, PurePath
+from pathlib import PurePath
 from typing import Any
 
 import numpy as np
@@ -63,6 +63,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from core.datahome import DRIFT_RECORDS_DIR, DRIFT_REPORTS_DIR, DataHome, within
 from core.schema import (
     CATEGORICAL_FEATURES,
     FEATURE_COLUMNS,
@@ -73,7 +74,7 @@ from core.schema import (
 from core.warehouse import Warehouse
 from flows.alerts import alert_sender, send_drift_alert
 from flows.config import Settings
-from flows.engine import open_warehouse
+from flows.engine import data_home, open_warehouse
 from ml.audit import AuditLog, AuditLogUnreadable
 from ml.datasets import (
     WindowRows,
@@ -315,7 +316,14 @@ def _scores(champion: Champion, rows: pd.DataFrame) -> np.ndarray:
 # --------------------------------------------------------------------------- output
 
 
-def _same_as_last_report(directory: Path, report: DriftReport) -> str | None:
+def drift_homes(settings: Settings) -> tuple[DataHome, DataHome]:
+    """Where the drift records (read by dbt) and the HTML reports go: monitoring/drift and
+    reports/drift of the engine's data home (the Unity Catalog volume on Databricks)."""
+    home = data_home(settings)
+    return within(home, DRIFT_RECORDS_DIR), within(home, DRIFT_REPORTS_DIR)
+
+
+def _same_as_last_report(directory: DataHome, report: DriftReport) -> str | None:
     """The run id of the previous report when it had these windows and these verdicts.
 
     A scheduled check with no new trades (a weekend, a feed outage) compares the same windows
@@ -465,8 +473,9 @@ def run_drift(
         scores=scores,
         run_ts=now,
     )
+    records, pages = drift_homes(settings)
     repeated = (
-        _same_as_last_report(settings.paths.drift_records, report)
+        _same_as_last_report(records, report)
         if report.drifted_features else None
     )
     if repeated is not None:
@@ -476,8 +485,8 @@ def run_drift(
         )
     report = replace(report, notes=(*notes, *report.notes))
 
-    ndjson = write_drift_ndjson(report, settings.paths.drift_records)
-    html = write_drift_html(report, settings.paths.drift_reports)
+    ndjson = write_drift_ndjson(report, records)
+    html = write_drift_html(report, pages)
     print_drift_table(report, console)
     for note in report.notes:
         console.print(f"  [dim]{escape(note)}[/]")

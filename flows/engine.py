@@ -8,6 +8,11 @@ registers, under which name. No flow names an engine in its code; each asks here
   MLflow tracks in the workspace (`databricks`) and registers in Unity Catalog
   (`databricks-uc`) as `<catalog>.<schema>.<registered_model>`.
 
+Files Python writes for dbt (landing, scores, monitoring) go to the data home (`data_home`):
+the folder `<home>` for `local` and `spark`, the Unity Catalog volume `TRADEWATCH_VOLUME`
+(default `/Volumes/<catalog>/<schema>/tradewatch`, as the dbt macro `data_home`) through the
+Files API for `databricks`.
+
 On Databricks the catalog and schema come from `DATABRICKS_CATALOG` and `DATABRICKS_SCHEMA`
 (defaults `tradewatch`, `main`), as for the dbt profile; the MLflow client reads the workspace
 and its token from `DATABRICKS_HOST` and `DATABRICKS_TOKEN` itself.
@@ -21,6 +26,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from core.datahome import DataHome, LocalDataHome
+from core.volume import VolumeDataHome
 from core.warehouse import DatabricksWarehouse, DuckDBWarehouse, SparkWarehouse, Warehouse
 from flows.config import Settings
 
@@ -103,3 +110,21 @@ def mlflow_stores(settings: Settings, target: str | None = None,
         return MlflowStores("databricks", "databricks-uc", f"{catalog}.{schema}.{name}")
     local = f"sqlite:///{settings.paths.mlflow_db}"
     return MlflowStores(local, local, name)
+
+
+def data_home(settings: Settings, target: str | None = None,
+              environ: Mapping[str, str] | None = None) -> DataHome:
+    """Where the files dbt reads are written for `target`: the local data home, or on
+    Databricks the Unity Catalog volume through the Files API (core.volume)."""
+    if _target(settings, target) == "databricks":
+        return VolumeDataHome.from_env(environ)
+    return LocalDataHome(settings.paths.home)
+
+
+def location(home: DataHome, relative: str = "") -> str:
+    """Where `relative` of `home` is, for messages: a local path or a volume path."""
+    if isinstance(home, LocalDataHome):
+        return str(home.path(relative))
+    if isinstance(home, VolumeDataHome):
+        return home.remote(relative)
+    return f"{home!r}/{relative}"

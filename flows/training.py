@@ -22,9 +22,10 @@ from rich.console import Console
 from rich.table import Table
 
 from core.alerts import AlertKind
+from core.datahome import SCORES, SCORING_RUNS_DIR, SHADOW_SCORES, within
 from flows.alerts import alert_sender, send_gate_outcome_alert
 from flows.config import Settings
-from flows.engine import mlflow_stores, open_warehouse
+from flows.engine import data_home, location, mlflow_stores, open_warehouse
 from flows.warehouse import warehouse_slot
 from ingest.simulator.anomalies import KINDS
 from ml.audit import AuditLog
@@ -363,6 +364,9 @@ def run_score(
     models = registry(settings)
     champion = load_checked(settings, models, "champion")
     scores_dir: Path = settings.paths.scores
+    # Scores and scoring records go to the engine's data home (the volume on Databricks).
+    home = data_home(settings)
+    scoring_runs = within(home, SCORING_RUNS_DIR)
     with warehouse_slot("read trades to score"):
         frame = load_scoring_frame(
             settings.paths.warehouse, scores_dir=scores_dir, model_version=champion.version
@@ -373,16 +377,16 @@ def run_score(
         model=champion.model,
         model_name=champion.name,
         model_version=champion.version,
-        scores_dir=scores_dir,
+        scores_dir=within(home, SCORES),
         already_scored=(),  # the warehouse query left out what this version has scored
     )
     rescored = result.rows_scored - len(new_trades)
-    write_scoring_run(settings.paths.scoring_runs, result, role="champion",
+    write_scoring_run(scoring_runs, result, role="champion",
                       model_name=champion.name, rows_rescored=rescored)
     again = f", {rescored:,} of them scored before by another version" if rescored else ""
     console.print(
         f"score: champion version {champion.version} scored {result.rows_scored:,} trades"
-        f"{again} ({result.flagged:,} flagged) → {scores_dir}"
+        f"{again} ({result.flagged:,} flagged) → {location(home, SCORES)}"
     )
     shadow_result = None
     challenger_version = models.version_for_alias("challenger")
@@ -399,15 +403,15 @@ def run_score(
             model=challenger.model,
             model_name=challenger.name,
             model_version=challenger.version,
-            scores_dir=settings.paths.shadow_scores,
+            scores_dir=within(home, SHADOW_SCORES),
             already_scored=(),
         )
-        write_scoring_run(settings.paths.scoring_runs, shadow_result, role="shadow",
+        write_scoring_run(scoring_runs, shadow_result, role="shadow",
                           model_name=challenger.name)
         console.print(
             f"score: challenger version {challenger.version} shadow-scored "
             f"{shadow_result.rows_scored:,} new trades (never alerted) → "
-            f"{settings.paths.shadow_scores}"
+            f"{location(home, SHADOW_SCORES)}"
         )
     return ScoreOutcome(result, rescored, shadow_result)
 

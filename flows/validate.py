@@ -17,7 +17,8 @@ from datetime import datetime, timedelta
 from rich.console import Console
 from rich.table import Table
 
-from core.datahome import QUALITY_RESULTS
+from core.datahome import LANDING_TRADES, QUALITY_RESULTS, QUALITY_RESULTS_DIR, within
+from core.volume import default_volume
 from core.warehouse import Warehouse
 from expectations.checkpoint import CheckpointPaths, run_checkpoint
 from expectations.readers import LandingSource, LocalLanding, VolumeLanding
@@ -65,10 +66,13 @@ def quality_policy(settings: Settings) -> QualityPolicy:
     )
 
 
-def checkpoint_paths(settings: Settings, *, data_docs: bool = True) -> CheckpointPaths:
-    """NDJSON under monitoring/quality, GX history under monitoring/gx, docs under reports."""
+def checkpoint_paths(
+    settings: Settings, *, data_docs: bool = True, target: str | None = None
+) -> CheckpointPaths:
+    """NDJSON under monitoring/quality of the engine's data home (the volume on Databricks),
+    GX history under monitoring/gx and docs under reports of the local data home."""
     return CheckpointPaths(
-        results_dir=settings.paths.quality_results,
+        results_dir=within(engine.data_home(settings, target), QUALITY_RESULTS_DIR),
         gx_dir=settings.paths.gx,
         data_docs_dir=settings.paths.data_docs if data_docs else None,
     )
@@ -88,8 +92,8 @@ def open_warehouse(
                 LocalLanding(settings.paths.landing_trades, settled_before=settled_before))
     if target == "databricks":
         warehouse = engine.open_warehouse(settings, target)
-        # On Databricks the data home is a Unity Catalog volume (TRADEWATCH_HOME=/Volumes/...).
-        return warehouse, VolumeLanding(warehouse, settings.paths.landing_trades.as_posix())
+        # On Databricks the data home is a Unity Catalog volume (TRADEWATCH_VOLUME).
+        return warehouse, VolumeLanding(warehouse, f"{default_volume()}/{LANDING_TRADES}")
     raise UnsupportedValidationTarget(
         f"cannot validate target {target!r}: use local (DuckDB), spark or databricks"
     )
@@ -151,7 +155,7 @@ def run_validate(
                 warehouse,
                 landing,
                 quality_policy(settings),
-                checkpoint_paths(settings, data_docs=data_docs),
+                checkpoint_paths(settings, data_docs=data_docs, target=target),
                 reference_time=reference_time,
             )
     print_summary(summary, console)
@@ -162,14 +166,14 @@ def previous_failures(
     settings: Settings, run_id: str
 ) -> frozenset[tuple[str, str, str, str]] | None:
     """What failed in the quality run before `run_id` (None when there was none)."""
-    directory = settings.paths.quality_results
-    names = sorted(p.name for p in directory.glob(QUALITY_RESULTS.pattern))
-    earlier = [name for name in names if name < f"quality-{run_id}.ndjson"]
-    if not earlier:
-        return None
-    failed: set[tuple[str, str, str, str]] = set()
+    directory = within(engine.data_home(settings), QUALITY_RESULTS_DIR)
     try:
-        for line in (directory / earlier[-1]).read_text().splitlines():
+        names = directory.list("", QUALITY_RESULTS.pattern)
+        earlier = [name for name in names if name < f"quality-{run_id}.ndjson"]
+        if not earlier:
+            return None
+        failed: set[tuple[str, str, str, str]] = set()
+        for line in directory.read(earlier[-1]).decode("utf-8").splitlines():
             if line.strip():
                 record = json.loads(line)
                 if not record.get("success"):

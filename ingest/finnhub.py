@@ -45,7 +45,7 @@ import orjson
 import websocket
 
 from core.alerts import AlertKind
-from core.datahome import remove_stale_temp_files
+from core.datahome import DataHome, remove_stale_temp_files, within
 from ingest.api_keys import (
     ApiKey,
     is_provider_host,
@@ -355,7 +355,7 @@ class FinnhubCollector:
         *,
         url: str,
         symbols: tuple[str, ...] | list[str],
-        landing_dir: Path | str,
+        landing_dir: Path | str | DataHome,
         api_key: ApiKey | str | None = None,
         flush_trades: int = 50_000,
         flush_seconds: float = 2.0,
@@ -402,7 +402,18 @@ class FinnhubCollector:
             raise ValueError("landing retry delays must be positive with initial <= max")
         self.url = url
         self._api_key = api_key
-        self.landing_dir = Path(landing_dir)
+        # A folder, or a data home whose root is the landing folder (core.datahome: e.g. a
+        # Unity Catalog volume through the Files API, core.volume).
+        trades_home: Path | DataHome
+        rejects_home: Path | DataHome
+        if isinstance(landing_dir, DataHome):
+            self.landing_dir: Path | None = None
+            trades_home, rejects_home = within(landing_dir, TRADES), within(landing_dir, REJECTS)
+            self._landing_where = repr(landing_dir)
+        else:
+            self.landing_dir = Path(landing_dir)
+            trades_home, rejects_home = self.landing_dir / TRADES, self.landing_dir / REJECTS
+            self._landing_where = str(self.landing_dir)
         self.flush_trades = flush_trades
         self.flush_seconds = flush_seconds
         self.reconnect_initial_seconds = reconnect_initial_seconds
@@ -420,9 +431,9 @@ class FinnhubCollector:
         self.landing_grace_seconds = landing_grace_seconds
         self._notify = notify
         self._symbol_set = frozenset(self._symbols)
-        self._trades = PartitionedNdjsonWriter(self.landing_dir / TRADES, "trades")
+        self._trades = PartitionedNdjsonWriter(trades_home, "trades")
         self._rejects = RejectWriter(
-            self.landing_dir / REJECTS, "rejects", source=SOURCE,
+            rejects_home, "rejects", source=SOURCE,
             max_bytes_per_day=max_reject_bytes_per_day,
         )
         self._stats = CollectorStats()
@@ -475,8 +486,9 @@ class FinnhubCollector:
         self._started = started
         self._last_flush = started
         self._last_progress = started
-        remove_stale_temp_files(self.landing_dir / TRADES)
-        remove_stale_temp_files(self.landing_dir / REJECTS)
+        if self.landing_dir is not None:  # a data home's files are whole uploads: no temporaries
+            remove_stale_temp_files(self.landing_dir / TRADES)
+            remove_stale_temp_files(self.landing_dir / REJECTS)
         attempt = 0
         connected_before = False
         try:
@@ -879,7 +891,7 @@ class FinnhubCollector:
                 # Not a connection problem: raised as LandingError so run() ends instead of
                 # reconnecting while the buffer grows.
                 raise LandingError(
-                    f"cannot land trades under {self.landing_dir}: {type(exc).__name__}: "
+                    f"cannot land trades under {self._landing_where}: {type(exc).__name__}: "
                     f"{exc.strerror or exc}"
                 ) from exc
             self._landing_failed(exc)
@@ -915,11 +927,11 @@ class FinnhubCollector:
         held = self._trades.pending
         self._alert(
             AlertKind.LANDING_FAILED, "critical", "Collector cannot land trades",
-            f"Writing under {self.landing_dir} failed ({problem}). The Finnhub collector "
+            f"Writing under {self._landing_where} failed ({problem}). The Finnhub collector "
             f"holds {held:,} trades in memory, has stopped reading the feed and retries with "
             "backoff; trades the feed sends meanwhile are not received. Free space on (or fix) "
             "the volume of the data home.",
-            {"landing": str(self.landing_dir), "trades held": f"{held:,}", "error": problem},
+            {"landing": self._landing_where, "trades held": f"{held:,}", "error": problem},
         )
 
     def _wait_for_landing(self) -> None:
@@ -944,7 +956,7 @@ class FinnhubCollector:
         if self._landing_blocked_since is not None:
             self._stats.landing_stalled_seconds += time.monotonic() - self._landing_blocked_since
         raise LandingError(
-            f"cannot land trades under {self.landing_dir} ({self._stats.last_problem}); "
+            f"cannot land trades under {self._landing_where} ({self._stats.last_problem}); "
             f"{self._trades.pending:,} trades received in this run were not landed"
         )
 

@@ -13,6 +13,9 @@ mid-file leaves such a temporary behind, which `core.datahome.remove_stale_temp_
 once its process is gone. The name carries the writer's pid and host: a temporary of another
 host sharing the volume (whose processes this host cannot see) is deleted only once it has not
 changed for 15 minutes.
+
+`PartitionedNdjsonWriter` also writes to any `core.datahome.DataHome`, such as a Unity Catalog
+volume through the Files API (core.volume), where a file is one whole upload instead.
 """
 
 from __future__ import annotations
@@ -24,11 +27,11 @@ import re
 import time
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
-from pathlib import Path
+from pathlib import Path, PurePath
 
 import orjson
 
-from core.datahome import write_atomic
+from core.datahome import DataHome, LocalDataHome, write_atomic
 from ingest.symbols import symbol_path_part
 
 TRADES = "trades"
@@ -94,8 +97,11 @@ class PartitionedNdjsonWriter:
     writers (or a restarted one) never collide and a replayed flush never overwrites data.
     """
 
-    def __init__(self, root: Path, prefix: str) -> None:
-        self.root = Path(root)
+    def __init__(self, root: Path | DataHome, prefix: str) -> None:
+        # A folder, or a data home (core.datahome: a local folder, a Unity Catalog volume)
+        # whose root is the landing folder of this writer.
+        self.home = LocalDataHome(Path(root)) if isinstance(root, str | os.PathLike) else root
+        self.root = Path(root) if isinstance(root, str | os.PathLike) else None
         self.prefix = prefix
         self._pending: dict[str, list[bytes]] = {}
         self._counts: dict[str, int] = {}
@@ -123,17 +129,19 @@ class PartitionedNdjsonWriter:
         self._count += lines
         self._counts[date] = self._counts.get(date, 0) + lines
 
-    def flush(self) -> list[Path]:
-        """Land every pending partition as a new file; return the files written."""
-        written: list[Path] = []
+    def flush(self) -> list[PurePath]:
+        """Land every pending partition as a new file; return the files written.
+
+        A failed write raises (an OSError: a full disk, a volume that cannot be reached) and
+        keeps that partition and every later one buffered for the next flush.
+        """
+        written: list[PurePath] = []
         stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
         for date in sorted(self._pending):
             chunks = self._pending[date]
             self._sequence += 1
             name = f"{self.prefix}-{stamp}Z-{os.getpid()}-{self._run}-{self._sequence:06d}.ndjson"
-            path = self.root / f"date={date}" / name
-            write_atomic(path, chunks)
-            written.append(path)
+            written.append(self.home.write_atomic(f"date={date}/{name}", chunks))
             # Forget a partition only once it is on disk: a failed write keeps it for a retry.
             del self._pending[date]
             self._count -= self._counts.pop(date)
@@ -146,11 +154,12 @@ class RejectWriter(PartitionedNdjsonWriter):
     At most `max_bytes_per_day` of reject lines land per day partition, counting what earlier
     runs landed there. Beyond it each reject is only counted (`dropped`, `dropped_bytes`), and
     the next flush lands one `rejects_dropped` line per day saying how many and how large, so
-    the loss is visible in the data as well as in the collector's counts.
+    the loss is visible in the data as well as in the collector's counts. In a data home that
+    is not a local folder (a volume) only what this writer landed is counted.
     """
 
     def __init__(
-        self, root: Path, prefix: str, *, source: str,
+        self, root: Path | DataHome, prefix: str, *, source: str,
         max_bytes_per_day: int = REJECT_BYTES_PER_DAY,
     ) -> None:
         super().__init__(root, prefix)
@@ -164,9 +173,9 @@ class RejectWriter(PartitionedNdjsonWriter):
     def _used_bytes(self, date: str) -> int:
         used = self._used.get(date)
         if used is None:
-            partition = self.root / f"date={date}"
             used = 0
-            if partition.is_dir() and _DATE.match(date):
+            partition = self.root / f"date={date}" if self.root is not None else None
+            if partition is not None and partition.is_dir() and _DATE.match(date):
                 used = sum(
                     entry.stat().st_size for entry in os.scandir(partition)
                     if entry.is_file() and not entry.name.startswith(".")
@@ -184,7 +193,7 @@ class RejectWriter(PartitionedNdjsonWriter):
         super().add(date, chunk, lines)
         self._used[date] = used + len(chunk)
 
-    def flush(self) -> list[Path]:
+    def flush(self) -> list[PurePath]:
         for date, (count, size) in sorted(self._unreported.items()):
             # The summary line itself is exempt from the budget: it is what makes it visible.
             PartitionedNdjsonWriter.add(self, date, reject_record(

@@ -4,8 +4,9 @@ Files follow the scores contract (core.datahome.SCORES_FILES):
 <dir>/date=YYYY-MM-DD/scores-<run_id>.parquet (date = UTC date of the trade), columns trade_id,
 symbol, trade_ts, score, flag, risk_level, model_name, model_version, scored_at. The champion
 writes under scores/, a challenger's shadow scores go to shadow_scores/ (SHADOW_SCORES_FILES:
-the same columns; nothing reads them as alerts or flags). Each file is written with
-core.datahome.write_atomic, so a reader never sees a partial file. Scores are never rewritten:
+the same columns; nothing reads them as alerts or flags). Each file is written with the atomic
+write of a data home (core.datahome: a local folder, or a Unity Catalog volume through the
+Files API), so a reader never sees a partial file. Scores are never rewritten:
 a trade scored again (by a new or restored champion) gets a new row with its model version, and
 `write_scoring_run` records which version scored last (core.datahome.SCORING_RUNS), which
 gold_anomaly_scores reads to show the current champion's score of every trade.
@@ -13,19 +14,20 @@ gold_anomaly_scores reads to show the current champion's score of every trade.
 
 from __future__ import annotations
 
+import io
 import json
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from core.datahome import SCORES_FILES, SCORING_RUNS, write_atomic
+from core.datahome import SCORES_FILES, SCORING_RUNS, DataHome, LocalDataHome, as_data_home
 from core.schema import BOOLEAN, FLOAT, STRING, TIMESTAMP
 from ml.pyfunc import predictor
 
@@ -56,7 +58,7 @@ class ScoringResult:
     rows_scored: int
     rows_already_scored: int
     flagged: int
-    files: tuple[Path, ...]
+    files: tuple[PurePath, ...]
     model_version: str | None = None
 
 
@@ -65,12 +67,18 @@ def score_files(scores_dir: Path | str) -> list[Path]:
     return sorted(Path(scores_dir).glob(SCORES_FILES.pattern))
 
 
-def scored_trade_ids(scores_dir: Path | str) -> set[str]:
-    """Every trade_id that already has a score under `scores_dir`."""
+def scored_trade_ids(scores_dir: DataHome | Path | str) -> set[str]:
+    """Every trade_id that already has a score under `scores_dir` (a folder or a data home)."""
+    home = as_data_home(scores_dir)
     ids: set[str] = set()
-    for path in score_files(scores_dir):
+    # A local folder is read in place; a volume's files are downloaded one at a time.
+    local = home.root if isinstance(home, LocalDataHome) else None
+    names = ([str(path) for path in score_files(local)] if local is not None
+             else home.list("", SCORES_FILES.pattern))
+    for path in names:
         try:
-            trade_ids = pq.read_table(path, columns=["trade_id"]).column("trade_id")
+            source: Any = path if local is not None else io.BytesIO(home.read(path))
+            trade_ids = pq.read_table(source, columns=["trade_id"]).column("trade_id")
             ids.update(trade_ids.to_pylist())  # type: ignore[arg-type]  # never null: score() writes it
         except (OSError, pa.ArrowException) as exc:
             raise ScoresUnreadable(
@@ -91,7 +99,7 @@ def score_new_trades(
     model: Any,
     model_name: str,
     model_version: str,
-    scores_dir: Path | str,
+    scores_dir: DataHome | Path | str,
     already_scored: Iterable[str] | None = None,
     run_id: str | None = None,
     now: datetime | None = None,
@@ -129,29 +137,29 @@ def score_new_trades(
             "scored_at": pd.Timestamp(scored_at),
         }
     )
-    files: list[Path] = []
+    home = as_data_home(scores_dir)
+    files: list[PurePath] = []
     for day, rows in out.groupby(out["trade_ts"].dt.strftime("%Y-%m-%d"), sort=True):
-        path = Path(scores_dir) / f"date={day}" / f"scores-{run_id}.parquet"
         table = pa.Table.from_pandas(
             rows.reset_index(drop=True), schema=SCORES_SCHEMA, preserve_index=False
         )
-        write_atomic(path, _parquet(table))
-        files.append(path)
+        files.append(home.write_atomic(f"date={day}/scores-{run_id}.parquet", _parquet(table)))
     return ScoringResult(
         run_id, len(out), skipped, int(out["flag"].sum()), tuple(files), str(model_version)
     )
 
 
 def write_scoring_run(
-    directory: Path | str,
+    directory: DataHome | Path | str,
     result: ScoringResult,
     *,
     role: str,
     model_name: str,
     rows_rescored: int = 0,
     now: datetime | None = None,
-) -> Path:
-    """Record one scoring run as monitoring/scoring/scoring-<run_id>-<role>.ndjson (one line).
+) -> PurePath:
+    """Record one scoring run as monitoring/scoring/scoring-<run_id>-<role>.ndjson (one line);
+    `directory` is a folder or a data home.
 
     Written even when nothing was scored: the newest champion record names the version whose
     scores gold_anomaly_scores shows, so a rollback takes effect with the next scoring run.
@@ -169,6 +177,6 @@ def write_scoring_run(
         "rows_rescored": rows_rescored,
         "flagged": result.flagged,
     })
-    path = Path(directory) / f"scoring-{result.run_id}-{role}.ndjson"
-    write_atomic(path, json.dumps(record) + "\n")
-    return path
+    return as_data_home(directory).write_atomic(
+        f"scoring-{result.run_id}-{role}.ndjson", json.dumps(record) + "\n"
+    )

@@ -118,6 +118,50 @@ def test_a_full_disk_stops_reading_keeps_every_trade_and_alerts_once(simulator, 
     assert "No space left on device" in alerts[0]["text"]
 
 
+def test_a_failed_upload_to_a_volume_loses_no_trade_and_leaves_no_partial_file(simulator):
+    """The collector landing in a Unity Catalog volume through the Files API (the real
+    databricks-sdk client, a loopback fake server): a dropped connection (the SDK resends) then
+    a 500 stalls the landing; the collector holds the trades, retries, and lands each once."""
+    from core.datahome import within
+    from core.volume import VolumeDataHome
+    from tests.support.files_api import FakeFilesApi
+
+    volume = "/Volumes/surveillance/prod/tradewatch"
+    market = simulator(seed=23, max_trades=3_000)
+    alerts = Alerts()
+    with FakeFilesApi(token="dapi-fake-collector", volumes=[volume]) as api:
+        home = VolumeDataHome(volume, host=api.url,
+                              environ={"DATABRICKS_TOKEN": "dapi-fake-collector"})
+        landing = within(home, "landing")
+        collector = FinnhubCollector(
+            url=market.ws_url, symbols=("AAPL", "MSFT", "NVDA"), landing_dir=landing,
+            flush_trades=500, flush_seconds=0.1, landing_retry_initial_seconds=0.05,
+            landing_retry_max_seconds=0.2, notify=alerts, **FAST,
+        )
+        api.fail_next_uploads("drop", 500)
+        runner = threading.Thread(target=collector.run)
+        runner.start()
+        try:
+            assert market.wait_finished(timeout=120)
+            wait_for(lambda: collector.stats.landed == 3_000, what="everything to land")
+        finally:
+            collector.stop()
+            runner.join(timeout=60)
+        assert not runner.is_alive()
+        stats = collector.stats
+        names = landing.list("trades", "date=*/*.ndjson")
+        ids = [orjson.loads(line)["trade_id"] for name in names
+               for line in landing.read(name).splitlines() if line]
+        statuses = [status for _, status in api.uploads()]
+
+    assert statuses[:2] == [0, 500] and set(statuses[2:]) == {204}
+    assert len(ids) == len(set(ids)) == 3_000
+    assert set(ids) == market.sent_trade_ids()  # nothing the collector received was lost
+    assert stats.landing_stalls == 1
+    assert alerts.kinds() == [AlertKind.LANDING_FAILED]
+    assert "InternalError" in alerts[0]["text"] and "dapi-fake-collector" not in alerts[0]["text"]
+
+
 def test_a_landing_failure_that_outlasts_the_run_fails_it_with_the_count(
     simulator, monkeypatch
 ):

@@ -130,3 +130,32 @@ def test_a_damaged_scores_file_stops_scoring(champion, split, tmp_path):
             scores_dir=scores_dir,
         )
     assert [p.name for p in scores_dir.rglob("*.parquet")] == ["scores-broken.parquet"]
+
+
+def test_scores_land_in_a_unity_catalog_volume_and_a_rerun_reads_them_back(champion, split):
+    """Through the Files API (the real databricks-sdk client, a loopback fake server)."""
+    import io
+
+    from core.datahome import within
+    from core.volume import VolumeDataHome
+    from ml.scoring import write_scoring_run
+    from tests.support.files_api import FakeFilesApi
+
+    volume = "/Volumes/surveillance/prod/tradewatch"
+    with FakeFilesApi(token="dapi-fake-scoring", volumes=[volume]) as api:
+        home = VolumeDataHome(volume, host=api.url,
+                              environ={"DATABRICKS_TOKEN": "dapi-fake-scoring"})
+        kwargs = dict(model=champion.model, model_name=champion.name,
+                      model_version=champion.version, scores_dir=within(home, "scores"))
+
+        first = score_new_trades(split.test, **kwargs)
+        record = write_scoring_run(within(home, "monitoring/scoring"), first, role="champion",
+                                   model_name=champion.name)
+        second = score_new_trades(split.test, **kwargs)
+
+        assert first.rows_scored == len(split.test) and second.rows_scored == 0
+        assert all(str(path).startswith(f"{volume}/scores/date=") for path in first.files)
+        tables = [pq.read_table(io.BytesIO(api.files[str(path)])) for path in first.files]
+        assert sum(table.num_rows for table in tables) == len(split.test)
+        assert tables[0].schema.remove_metadata() == SCORES_SCHEMA
+        assert str(record) in api.files
