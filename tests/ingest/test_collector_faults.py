@@ -172,7 +172,9 @@ def test_a_landing_failure_that_outlasts_the_run_fails_it_with_the_count(
         collector = FinnhubCollector(
             url=market.ws_url, symbols=("AAPL", "MSFT"), landing_dir=disk.path / "landing",
             flush_trades=500, landing_retry_initial_seconds=0.05,
-            landing_retry_max_seconds=0.1, landing_grace_seconds=0.5, duration_seconds=1.0,
+            # A trade count, not a duration, ends the run: on a loaded machine one second
+            # may pass before the first trade arrives, and then there is nothing to lose.
+            landing_retry_max_seconds=0.1, landing_grace_seconds=0.5, max_trades=50,
             notify=alerts, **FAST,
         )
         with pytest.raises(Exception, match=r"trades received in this run were not landed"):
