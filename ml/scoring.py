@@ -69,8 +69,14 @@ def score_files(scores_dir: Path | str) -> list[Path]:
 
 def scored_trade_ids(scores_dir: DataHome | Path | str) -> set[str]:
     """Every trade_id that already has a score under `scores_dir` (a folder or a data home)."""
+    return set().union(*scored_by_version(scores_dir).values())
+
+
+def scored_by_version(scores_dir: DataHome | Path | str) -> dict[str, set[str]]:
+    """The trade_ids each model version has scored under `scores_dir` (a folder or a data
+    home): what a warehouse without DuckDB's parquet anti-join leaves to Python."""
     home = as_data_home(scores_dir)
-    ids: set[str] = set()
+    scored: dict[str, set[str]] = {}
     # A local folder is read in place; a volume's files are downloaded one at a time.
     local = home.root if isinstance(home, LocalDataHome) else None
     names = ([str(path) for path in score_files(local)] if local is not None
@@ -78,13 +84,27 @@ def scored_trade_ids(scores_dir: DataHome | Path | str) -> set[str]:
     for path in names:
         try:
             source: Any = path if local is not None else io.BytesIO(home.read(path))
-            trade_ids = pq.read_table(source, columns=["trade_id"]).column("trade_id")
-            ids.update(trade_ids.to_pylist())  # type: ignore[arg-type]  # never null: score() writes it
+            table = pq.read_table(source, columns=["trade_id", "model_version"])
         except (OSError, pa.ArrowException) as exc:
             raise ScoresUnreadable(
                 f"scores file {path} is unreadable ({exc}); move it aside and re-run scoring"
             ) from exc
-    return ids
+        # never null: score_new_trades writes both
+        for trade_id, version in zip(table.column("trade_id").to_pylist(),
+                                     table.column("model_version").to_pylist(), strict=True):
+            scored.setdefault(str(version), set()).add(str(trade_id))
+    return scored
+
+
+def drop_scored(frame: pd.DataFrame, scores_dir: DataHome | Path | str,
+                model_version: str) -> pd.DataFrame:
+    """The rows of `frame` that `model_version` has not scored, with `never_scored` (no score
+    from any version): the warehouse's anti-join, done here for Spark and Databricks."""
+    scored = scored_by_version(scores_dir)
+    anyone = set().union(*scored.values())
+    kept = frame.loc[~frame["trade_id"].isin(scored.get(str(model_version), set()))].copy()
+    kept["never_scored"] = ~kept["trade_id"].isin(anyone)
+    return kept.reset_index(drop=True)
 
 
 def _parquet(table: pa.Table) -> memoryview:

@@ -11,7 +11,13 @@ import pytest
 from core.warehouse import QueryFailed
 from ml.datasets import load_scoring_frame
 from ml.registry import CHAMPION
-from ml.scoring import SCORES_SCHEMA, ScoresUnreadable, score_new_trades, scored_trade_ids
+from ml.scoring import (
+    SCORES_SCHEMA,
+    ScoresUnreadable,
+    drop_scored,
+    score_new_trades,
+    scored_trade_ids,
+)
 
 
 @pytest.fixture
@@ -113,6 +119,22 @@ def test_scoring_frame_from_the_warehouse_leaves_out_scored_trades(champion, spl
     next(scores_dir.glob("date=*")).joinpath("scores-broken.parquet").write_bytes(b"not parquet")
     with pytest.raises(QueryFailed, match="query on warehouse"):
         load_scoring_frame(warehouse, scores_dir=scores_dir)
+
+
+def test_without_the_duckdb_anti_join_the_scored_trades_are_left_out_in_python(
+    champion, split, tmp_path,
+):
+    # Spark and Databricks: what this version scored is dropped, what another version scored
+    # is scored again (after a promotion), and never_scored marks the trades new to all.
+    scores_dir = tmp_path / "scores"
+    kwargs = dict(model=champion.model, model_name=champion.name, scores_dir=scores_dir)
+    score_new_trades(split.test.iloc[:300], model_version=champion.version, **kwargs)
+    score_new_trades(split.test.iloc[300:500], model_version="previous", **kwargs)
+
+    pending = drop_scored(split.test, scores_dir, champion.version)
+
+    assert list(pending["trade_id"]) == list(split.test["trade_id"].iloc[300:])
+    assert pending["never_scored"].tolist() == [False] * 200 + [True] * (len(split.test) - 500)
 
 
 def test_a_damaged_scores_file_stops_scoring(champion, split, tmp_path):
