@@ -18,6 +18,9 @@ from typing import Any, NoReturn
 
 from ingest.symbols import InvalidSymbol, parse_symbol_list
 
+#: Verbs that never reach the engine's warehouse or MLflow (local files, local servers).
+OFFLINE_VERBS = frozenset({"simulate", "sql", "mf", "audit verify", "audit repair", "serve",
+                           "ui"})
 #: `tradewatch sql --format` choices (flows/analysts.py maps them to the DuckDB CLI's modes).
 OUTPUT_FORMATS = ("csv", "json", "line", "markdown", "table")
 
@@ -347,7 +350,7 @@ def build_parser() -> argparse.ArgumentParser:
             command = verbs.add_parser(group, help=declared.help, **declared.parser_options)
         for argument in declared.arguments:
             command.add_argument(*argument.flags, **argument.options)
-        command.set_defaults(handler=declared.handler)
+        command.set_defaults(handler=declared.handler, verb_name=declared.name)
     return parser
 
 
@@ -362,6 +365,10 @@ def _dispatch(args: argparse.Namespace) -> int:
     # Without a Prefect server, flows start a temporary one; Prefect waits 20 s for it, which a
     # busy two-core machine can miss on a first run (its database is created then). Wait longer.
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+    if args.verb_name not in OFFLINE_VERBS:
+        from flows.engine import check_workspace
+
+        check_workspace(settings)  # on Databricks: fail in seconds when it cannot be reached
     return args.handler(settings, args) or 0
 
 

@@ -21,14 +21,22 @@ and its token from `DATABRICKS_HOST` and `DATABRICKS_TOKEN` itself.
 from __future__ import annotations
 
 import os
+import socket
 import sys
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from core.datahome import DataHome, LocalDataHome
 from core.volume import VolumeDataHome
-from core.warehouse import DatabricksWarehouse, DuckDBWarehouse, SparkWarehouse, Warehouse
+from core.warehouse import (
+    DatabricksWarehouse,
+    DuckDBWarehouse,
+    MissingWarehouseSetting,
+    SparkWarehouse,
+    Warehouse,
+)
 from flows.config import Settings
 
 #: The Databricks variables the engine reads (the dbt profile reads the same).
@@ -128,3 +136,55 @@ def location(home: DataHome, relative: str = "") -> str:
     if isinstance(home, VolumeDataHome):
         return home.remote(relative)
     return f"{home!r}/{relative}"
+
+
+class WorkspaceUnreachable(RuntimeError):
+    """The Databricks workspace of DATABRICKS_HOST does not answer."""
+
+
+#: How long `check_workspace` waits for the workspace to accept a connection.
+WORKSPACE_TIMEOUT_SECONDS = 10.0
+
+
+def check_workspace(settings: Settings, environ: Mapping[str, str] | None = None,
+                    timeout: float = WORKSPACE_TIMEOUT_SECONDS) -> None:
+    """On the databricks target, fail in seconds, in one line, when the workspace cannot be
+    reached (name lookup and a TCP connection to its HTTPS port), instead of leaving each
+    client (the SQL connector, MLflow, the Files API) to retry for minutes. The token is not
+    needed, sent or shown."""
+    if _target(settings, None) != "databricks":
+        return
+    env = os.environ if environ is None else environ
+    missing = [name for name in (DatabricksWarehouse.HOST, DatabricksWarehouse.HTTP_PATH,
+                                 DatabricksWarehouse.TOKEN) if not env.get(name)]
+    if missing:
+        raise MissingWarehouseSetting(
+            f"TRADEWATCH_ENV selects Databricks: set {', '.join(missing)}"
+        )
+    address = env[DatabricksWarehouse.HOST].strip()
+    host = address.split("://", 1)[-1].split("/", 1)[0]
+    name, _, port = host.partition(":")
+    outcome: list[BaseException | None] = []
+
+    def connect() -> None:
+        try:
+            socket.create_connection((name, int(port or 443)), timeout=timeout).close()
+            outcome.append(None)
+        except (OSError, ValueError) as exc:
+            outcome.append(exc)
+
+    # Name lookup ignores the socket's timeout: wait for the whole attempt in a thread.
+    worker = threading.Thread(target=connect, name="databricks-preflight", daemon=True)
+    worker.start()
+    worker.join(timeout)
+    if not outcome:
+        reason = f"no answer within {timeout:.0f} s"
+    elif outcome[0] is None:
+        return
+    else:
+        error = outcome[0]
+        reason = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
+    raise WorkspaceUnreachable(
+        f"cannot reach the Databricks workspace {name}:{port or 443} ({reason}); "
+        "check DATABRICKS_HOST and the network"
+    )

@@ -116,3 +116,49 @@ def test_no_flow_or_library_builds_an_engine_of_its_own():
         if pattern.search(line)
     ]
     assert offenders == []
+
+
+#: Each verb that reaches the engine, with the arguments it needs to start.
+WORKSPACE_VERBS = {
+    "collect finnhub": ["collect", "finnhub", "--max-trades", "1"],
+    "collect alphavantage": ["collect", "alphavantage"],
+    "transform": ["transform"],
+    "validate": ["validate"],
+    "train": ["train"],
+    "score": ["score"],
+    "cycle": ["cycle"],
+    "rollback": ["rollback"],
+    "drift": ["drift"],
+    "model trust": ["model", "trust", "1", "--reason", "checked"],
+    "report": ["report"],
+    "demo": ["demo"],
+}
+
+
+@pytest.mark.parametrize(
+    ("host", "reason"),
+    [("workspace.invalid", "Name or service not known"), ("127.0.0.1:9", "ConnectionRefused")],
+)
+def test_on_databricks_every_verb_fails_fast_in_one_line_when_the_workspace_is_unreachable(
+    tmp_path, monkeypatch, capsys, host, reason,
+):
+    import time
+
+    from flows.cli import OFFLINE_VERBS, VERBS, main
+
+    assert {v.name for v in VERBS} - OFFLINE_VERBS == set(WORKSPACE_VERBS)
+    token = "dapi-secret-token-0123456789"
+    for name, value in {**DATABRICKS, "DATABRICKS_HOST": host, "DATABRICKS_TOKEN": token,
+                        "TRADEWATCH_ENV": "prd", "TRADEWATCH_HOME": str(tmp_path)}.items():
+        monkeypatch.setenv(name, value)
+    for verb, argv in WORKSPACE_VERBS.items():
+        started = time.monotonic()
+        code = main(argv)
+        elapsed = time.monotonic() - started
+        err = capsys.readouterr().err
+        assert code == 1, (verb, err)
+        assert elapsed < 30, (verb, elapsed)
+        assert err.count("\n") == 1 and err.startswith("tradewatch: WorkspaceUnreachable: "), err
+        assert f"workspace {host.split(':')[0]}:" in err and reason in err, err
+        assert token not in err
+    assert not (tmp_path / "warehouse.duckdb").exists()
