@@ -160,10 +160,23 @@ def _feature_defaults() -> dict[str, int]:
     reads the same values)."""
     project = yaml.safe_load(DBT_PROJECT_FILE.read_text())
     return {name: int(value) for name, value in project["vars"].items()
-            if name.endswith(("_trades", "_seconds"))}
+            if name.endswith(("_trades", "_seconds")) and not name.startswith(RULE_VAR_PREFIX)}
+
+
+#: The prefix of the rule deck's vars in dbt_project.yml (RuleSettings drops it).
+RULE_VAR_PREFIX = "rule_"
+
+
+def _rule_defaults() -> dict[str, float]:
+    """The rule deck's default thresholds: the `rule_*` vars of dbt_project.yml, by setting
+    name (the var without its prefix)."""
+    project = yaml.safe_load(DBT_PROJECT_FILE.read_text())
+    return {name.removeprefix(RULE_VAR_PREFIX): float(value)
+            for name, value in project["vars"].items() if name.startswith(RULE_VAR_PREFIX)}
 
 
 _FEATURES = _feature_defaults()
+_RULES = _rule_defaults()
 
 
 class FeatureSettings(_Strict):
@@ -194,6 +207,41 @@ class FeatureSettings(_Strict):
     def dbt_vars(self) -> dict[str, int]:
         """The vars every dbt run gets (`--vars`)."""
         return self.model_dump()
+
+
+class RuleSettings(_Strict):
+    """Thresholds of the surveillance rule deck (gold_rule_flags). The defaults are the `rule_*`
+    vars of dbt_project.yml; the flows pass these settings to every dbt run as those vars, so
+    a value set in the `rules` block of project_config.yml changes what the deck flags on the
+    next build. The deck is the tournament's `rules` baseline, never a training label."""
+
+    price_spike_band_margin: float = Field(_RULES["price_spike_band_margin"], ge=0)
+    """price_spike fires when bollinger_pct_b is below -margin or above 1 + margin."""
+    volume_burst_median_multiple: float = Field(_RULES["volume_burst_median_multiple"], gt=1)
+    """volume_burst fires when volume_to_median_100 is at or above this multiple."""
+    wash_cluster_identical_prints: int = Field(
+        int(_RULES["wash_cluster_identical_prints"]), ge=2
+    )
+    """wash_cluster fires when same_print_count_2s is at or above this many prints."""
+    pump_median_trades: int = Field(int(_RULES["pump_median_trades"]), ge=1)
+    """pump_and_dump: the price it follows is the median of the symbol's last this many
+    trades (one price spike is then no run-up)."""
+    pump_run_up_pct: float = Field(_RULES["pump_run_up_pct"], gt=0)
+    """pump_and_dump: the least rise (%) above the low of the run-up window."""
+    pump_run_up_seconds: int = Field(int(_RULES["pump_run_up_seconds"]), gt=0)
+    """pump_and_dump: the trailing window the run-up is measured over."""
+    pump_reversal_pct: float = Field(_RULES["pump_reversal_pct"], gt=0)
+    """pump_and_dump: the least fall (%) from the high of the reversal window."""
+    pump_reversal_seconds: int = Field(int(_RULES["pump_reversal_seconds"]), gt=0)
+    """pump_and_dump: the trailing window within which the run-up must reverse."""
+    intensity_rate_ratio: float = Field(_RULES["intensity_rate_ratio"], gt=1)
+    """intensity_burst fires when trade_rate_ratio_10s is at or above this ratio ..."""
+    intensity_min_trades_1m: int = Field(int(_RULES["intensity_min_trades_1m"]), ge=1)
+    """... and trade_intensity_1m (trades in the trailing minute) is at least this."""
+
+    def dbt_vars(self) -> dict[str, float]:
+        """The vars every dbt run gets (`--vars`): each setting as `rule_<name>`."""
+        return {f"{RULE_VAR_PREFIX}{name}": value for name, value in self.model_dump().items()}
 
 
 class LabelSettings(_Strict):
@@ -389,6 +437,8 @@ class Settings(_Strict):
     alphavantage: AlphaVantageSettings
     dbt: DbtSettings
     features: FeatureSettings
+    rules: RuleSettings = RuleSettings()
+    """Thresholds of the surveillance rule deck (gold_rule_flags), the tournament's baseline."""
     labels: LabelSettings
     training: TrainingSettings
     gate: GateSettings

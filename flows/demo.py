@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prefect import flow
 from rich.console import Console
@@ -29,6 +29,10 @@ from ingest.alphavantage import AlphaVantageCollector, CallBudget
 from ingest.finnhub import CollectorStats, FinnhubCollector
 from ingest.simulator import Simulator, SimulatorConfig
 from ingest.simulator.sessions import day_open_ms, session_at, trading_days_from
+from ml.rules import RULES_MODEL_NAME
+
+if TYPE_CHECKING:
+    from flows.training import TrainOutcome
 
 #: Two whole trading days (04:00–20:00 New York each): enough for train, validation and test
 #: windows with a one-hour purge gap between them. The default start's two days straddle the
@@ -246,6 +250,9 @@ def _summary(settings: Settings, report: DemoReport, console: Console) -> None:
             f"{decision.summary()}",
             highlight=False,
         )
+        versus = rules_beside_champion(training)
+        if versus:
+            console.print(versus, highlight=False)
     top = _top_anomalies(settings)
     if top:
         anomalies = Table(title="Top anomalies (champion scores)")
@@ -280,6 +287,35 @@ def _summary(settings: Settings, report: DemoReport, console: Console) -> None:
     else:
         console.print(f"  warehouse         {home / 'warehouse.duckdb'} (the analysts' copy "
                       "was not published: see the log above)")
+
+
+def rules_beside_champion(training: TrainOutcome) -> str | None:
+    """One line: the rule deck's event recall and trade precision beside the champion's, both
+    on the tournament's test window (None when the rules were not judged)."""
+    rules = training.leaderboard.baseline(RULES_MODEL_NAME)
+    if rules is None:
+        return None
+    decision = training.decision
+    version: str | None = decision.champion_version
+    champion = decision.champion_metrics or {}
+    if decision.promote:
+        champion, version = decision.challenger_metrics, decision.challenger_version
+
+    def figure(value: float | None) -> str:
+        return "–" if value is None else f"{value:.3f}"
+
+    line = (
+        f"rules (gold_rule_flags) on the same test window: event recall "
+        f"{figure(rules.evaluation.event_recall)}, trade precision "
+        f"{figure(rules.evaluation.trade_precision)}"
+    )
+    if version is None:
+        return line + "; no champion to compare with"
+    return (
+        line + f" — champion version {version}: event recall "
+        f"{figure(champion.get('event_recall'))}, trade precision "
+        f"{figure(champion.get('trade_precision'))}"
+    )
 
 
 def scores_summary(warehouse: Warehouse) -> str:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
@@ -40,6 +41,7 @@ from ml.events import events_from_answer_key
 from ml.gate import BootstrapPolicy, GateDecision, GatePolicy, run_gate
 from ml.models import ThresholdPolicy
 from ml.registry import LoadedModel, ModelIntegrityError, ModelRegistry, Rollback
+from ml.rules import RuleFlagsMissing, load_rule_flags
 from ml.scoring import ScoringResult, drop_scored, score_new_trades, write_scoring_run
 from ml.tournament import Leaderboard, run_tournament
 
@@ -167,13 +169,16 @@ _DIGITS = {
 
 
 def print_leaderboard(leaderboard: Leaderboard, console: Console) -> None:
-    """The tournament as a table, best primary metric first, failures last.
+    """The tournament as a table, best primary metric first, then the `rules` baseline (the
+    rule deck on the same test window: what the models add over rules), failures last.
 
     Event-level figures (ml.events): event AP is the event-level average precision, event
-    recall and alert precision are at each model's own threshold, false alerts are per 24 h of
-    the test window and the time to detect is from an event's first trade to its first flag.
+    recall and alert precision are at each model's own threshold (the rules: at least one rule
+    fired), false alerts are per 24 h of the test window and the time to detect is from an
+    event's first trade to its first flag.
     """
-    events = next((e.evaluation.events for e in leaderboard.entries), 0)
+    judged = (*leaderboard.entries, *leaderboard.baselines)
+    events = next((e.evaluation.events for e in judged), 0)
     table = Table(
         title=f"Model tournament (same test window for every model, {events} events; "
         f"ranked by {leaderboard.ranked_by})"
@@ -186,7 +191,10 @@ def print_leaderboard(leaderboard: Leaderboard, console: Console) -> None:
             table.add_row("–", row["model"], f"[red]failed: {row['error'][:60]}[/]",
                           *[""] * (len(columns) - 3))
             continue
-        table.add_row(*[_fmt(row.get(key), _DIGITS.get(key, 3)) for key, _ in columns])
+        cells = [_fmt(row.get(key), _DIGITS.get(key, 3)) for key, _ in columns]
+        if row.get("baseline"):
+            cells[0] = "baseline"
+        table.add_row(*cells)
     console.print(table)
     print_event_recall_by_kind(leaderboard, console)
 
@@ -196,7 +204,8 @@ def print_event_recall_by_kind(leaderboard: Leaderboard, console: Console) -> No
 
     Printed only when the simulator's ground truth is there (a real feed has none).
     """
-    seen = {kind for e in leaderboard.entries for kind in e.evaluation.event_recall_by_kind}
+    judged = (*leaderboard.entries, *leaderboard.baselines)
+    seen = {kind for e in judged for kind in e.evaluation.event_recall_by_kind}
     if not seen:
         return
     kinds = [k for k in KINDS if k in seen] + sorted(seen - set(KINDS))
@@ -207,7 +216,7 @@ def print_event_recall_by_kind(leaderboard: Leaderboard, console: Console) -> No
     table.add_column("all kinds", justify="right")
     table.add_column("trade precision", justify="right")
     table.add_column("threshold", justify="right")
-    for entry in leaderboard.entries:
+    for entry in judged:
         e = entry.evaluation
         table.add_row(
             entry.model_name,
@@ -249,6 +258,7 @@ def run_train(settings: Settings, *, console: Console | None = None) -> TrainOut
         purge_seconds=training.purge_seconds,
     )
     events = labelled_events(settings)
+    rule_flags = _rule_flags(settings, split.test, console)
     tournament_id = f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
     if data.labels.weak:
         console.print("[yellow]labels come from the rule heuristic only: a weak fallback[/]")
@@ -269,6 +279,8 @@ def run_train(settings: Settings, *, console: Console | None = None) -> TrainOut
         ),
         rank_by=settings.gate.primary_metric,
         alert_gap_seconds=settings.gate.alert_gap_seconds,
+        rule_flags=rule_flags,
+        rule_params=settings.rules.model_dump(),
     )
     print_leaderboard(leaderboard, console)
     winner = leaderboard.winner
@@ -298,6 +310,20 @@ def run_train(settings: Settings, *, console: Console | None = None) -> TrainOut
     scoring = run_score(settings, console=console) if models.version_for_alias("champion") \
         else None
     return TrainOutcome(leaderboard, version, decision, scoring)
+
+
+def _rule_flags(settings: Settings, test: pd.DataFrame, console: Console) -> pd.DataFrame | None:
+    """The rule deck's verdicts (gold_rule_flags) on the test window's trades, for the
+    tournament's `rules` baseline; None, said in one line, when the warehouse has none."""
+    ts = test["trade_ts_ms"]
+    try:
+        with warehouse_slot("read the rule deck"):
+            return load_rule_flags(
+                open_warehouse(settings), start_ms=int(ts.min()), end_ms=int(ts.max())
+            )
+    except RuleFlagsMissing as exc:
+        console.print(f"[yellow]no rules baseline: {exc}[/]")
+        return None
 
 
 def print_gate_decision(decision: GateDecision, model_name: str, console: Console) -> None:

@@ -97,6 +97,11 @@ class TransformResult:
         )
 
 
+def dbt_vars(settings: Settings) -> dict[str, float]:
+    """The vars every dbt run gets: the feature windows and the rule deck's thresholds."""
+    return {**settings.features.dbt_vars(), **settings.rules.dbt_vars()}
+
+
 def dbt_paths(settings: Settings) -> tuple[Path, Path]:
     """dbt's target and log folders for this data home (one per home: runs never collide)."""
     base = settings.paths.home.resolve() / "dbt"
@@ -318,7 +323,7 @@ def run_transform(
         "--target-path", str(target_path),
         "--log-path", str(log_path),
         "--quiet",
-        "--vars", json.dumps(settings.features.dbt_vars()),
+        "--vars", json.dumps(dbt_vars(settings)),
     ]
     if full_refresh:
         args.append("--full-refresh")

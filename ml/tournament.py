@@ -3,7 +3,8 @@
 Each model gets its own MLflow run (params, metrics, label policy, data window, the logged
 pyfunc). Models are ranked by the gate's primary metric (default event-level average precision,
 see ml.events), trade-level PR-AUC breaking ties. A model that raises while training or being
-evaluated is reported with its error and left off the leaderboard; it is never ranked.
+evaluated is reported with its error and left off the leaderboard; it is never ranked. The
+rule deck (ml.rules) is judged beside them on the same window as a baseline, never ranked.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import pandas as pd
 from mlflow import MlflowClient
 
 from ml.datasets import LabelSummary, TimeSplit, label_mix_of
-from ml.events import DEFAULT_ALERT_GAP_SECONDS, events_from_labels
+from ml.events import DEFAULT_ALERT_GAP_SECONDS, EventJudge, events_from_labels
 from ml.metrics import (
     COMPARABLE_METRICS,
     DEFAULT_LATENCY_BATCH_SIZES,
@@ -31,6 +32,7 @@ from ml.metrics import (
 from ml.models import ThresholdPolicy, build_model
 from ml.pyfunc import DEFAULT_RISK_LEVELS, TradewatchModel, log_tradewatch_model, predictor
 from ml.registry import use_stores
+from ml.rules import RULES_MODEL_NAME, RULES_THRESHOLD, evaluate_rules
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +49,8 @@ class LeaderboardEntry:
     training_seconds: float
     evaluation: Evaluation
     params: dict[str, Any] = field(default_factory=dict)
+    #: A baseline (the rule deck): judged beside the models, never ranked, never a challenger.
+    baseline: bool = False
 
     @property
     def pr_auc(self) -> float:
@@ -78,19 +82,28 @@ class Leaderboard:
     split_summary: dict[str, Any]
     labels: LabelSummary
     ranked_by: str = "event_average_precision"
+    #: Baselines judged on the same test window (the rule deck), outside the ranking.
+    baselines: tuple[LeaderboardEntry, ...] = ()
 
     @property
     def winner(self) -> LeaderboardEntry | None:
+        """The best-ranked model: the challenger-to-be (a baseline never is)."""
         return self.entries[0] if self.entries else None
 
+    def baseline(self, name: str) -> LeaderboardEntry | None:
+        """The baseline called `name` (e.g. "rules"), or None when it was not judged."""
+        return next((b for b in self.baselines if b.model_name == name), None)
+
     def rows(self) -> list[dict[str, Any]]:
-        """One plain row per model (failures last), for a printed table."""
+        """One plain row per model, then the baselines (rank None, `baseline` true), failures
+        last, for a printed table."""
         rows: list[dict[str, Any]] = []
-        for entry in self.entries:
+        for entry in (*self.entries, *self.baselines):
             e = entry.evaluation
             rows.append(
                 {
-                    "rank": entry.rank,
+                    "rank": None if entry.baseline else entry.rank,
+                    "baseline": entry.baseline,
                     "model": entry.model_name,
                     "event_average_precision": e.event_average_precision,
                     "event_recall_at_precision": e.event_recall_at_precision,
@@ -106,7 +119,7 @@ class Leaderboard:
                     "event_recall": e.event_recall,
                     "trade_precision": e.trade_precision,
                     "threshold": entry.threshold,
-                    "train_s": entry.training_seconds,
+                    "train_s": None if entry.baseline else entry.training_seconds,
                     "latency_p99_ms": e.latency_p99_ms,
                     "error": None,
                 }
@@ -156,8 +169,15 @@ def run_tournament(
     threshold_policy: ThresholdPolicy | None = None,
     rank_by: str = "event_average_precision",
     alert_gap_seconds: float = DEFAULT_ALERT_GAP_SECONDS,
+    rule_flags: pd.DataFrame | None = None,
+    rule_params: Mapping[str, Any] | None = None,
 ) -> Leaderboard:
     """Train each model in `models` (name → hyperparameters), rank them on `split.test`.
+
+    With `rule_flags` (ml.rules.load_rule_flags over the test window), the rule deck is judged
+    on the same test window with the same judge, logged as its own run (`rules`, tagged
+    `baseline`, with `rule_params` as its parameters) and listed in `Leaderboard.baselines`:
+    never ranked, never the winner.
 
     `events` (an ml.events frame: the simulator's answer key, analyst-confirmed events) is
     what the event-level metrics judge against and what groups validation trades into events
@@ -284,6 +304,21 @@ def run_tournament(
         value = item[5].get(rank_by)
         return (value is None, -(value or 0.0), -item[5].pr_auc, item[0])
 
+    baselines: tuple[LeaderboardEntry, ...] = ()
+    if rule_flags is not None:
+        rules = _judge_rules(
+            split, rule_flags, judge,
+            experiment_id=experiment_id,
+            tags=common_tags,
+            params={**_flat_params(rule_params or {}), **data_params},
+            required_alert_precision=threshold_policy.min_alert_precision,
+            alert_gap_seconds=alert_gap_seconds,
+        )
+        if isinstance(rules, ModelFailure):
+            failures.append(rules)
+        else:
+            baselines = (rules,)
+
     scored.sort(key=order)
     entries = tuple(
         LeaderboardEntry(rank, name, run_id, uri, threshold, seconds, evaluation, params)
@@ -293,4 +328,50 @@ def run_tournament(
     )
     for entry in entries:
         client.set_tag(entry.run_id, "rank", str(entry.rank))
-    return Leaderboard(entries, tuple(failures), experiment_id, summary, split.labels, rank_by)
+    return Leaderboard(
+        entries, tuple(failures), experiment_id, summary, split.labels, rank_by, baselines
+    )
+
+
+def _judge_rules(
+    split: TimeSplit,
+    rule_flags: pd.DataFrame,
+    judge: EventJudge,
+    *,
+    experiment_id: str,
+    tags: Mapping[str, str],
+    params: Mapping[str, str],
+    required_alert_precision: float,
+    alert_gap_seconds: float,
+) -> LeaderboardEntry | ModelFailure:
+    """The rule deck on the test window, logged as the `rules` run (no model is logged: the
+    rules live in the warehouse)."""
+    with mlflow.start_run(
+        experiment_id=experiment_id,
+        run_name=RULES_MODEL_NAME,
+        tags={**tags, "model": RULES_MODEL_NAME, "baseline": "true"},
+        nested=mlflow.active_run() is not None,
+    ) as run:
+        try:
+            mlflow.log_params(dict(params))
+            evaluation = evaluate_rules(
+                split.test, rule_flags, judge=judge,
+                required_alert_precision=required_alert_precision,
+            )
+            mlflow.log_metrics(evaluation.as_metrics())
+            mlflow.set_tags({
+                "event_recall_by_kind": json.dumps(evaluation.event_recall_by_kind),
+                "threshold_rule": "at least one rule fired",
+                "alert_gap_seconds": str(alert_gap_seconds),
+            })
+        except Exception as exc:  # the baseline must not stop the tournament
+            log.warning("the rules baseline failed: %s", exc)
+            mlflow.set_tags({"failed_stage": "evaluate",
+                             "error": f"{type(exc).__name__}: {exc}"[:4000]})
+            mlflow.end_run(status="FAILED")
+            return ModelFailure(RULES_MODEL_NAME, "evaluate", type(exc).__name__, str(exc),
+                                run.info.run_id)
+    return LeaderboardEntry(
+        0, RULES_MODEL_NAME, run.info.run_id, "", RULES_THRESHOLD, 0.0, evaluation,
+        dict(params), baseline=True,
+    )

@@ -1,7 +1,8 @@
 """Writes reference/features.md from the dbt project: the columns of gold_trade_features as its
 YAML declares them, each described by the `{% docs %}` blocks the dbt docs use (the formulas live
 in dbt_project/models/gold/_gold__features_docs.md and are written once), and the unit tests
-that pin the formulas. Run by mkdocs-gen-files at build time.
+that pin the formulas; then the surveillance rule deck (gold_rule_flags) the same way, with its
+thresholds' defaults from dbt_project.yml. Run by mkdocs-gen-files at build time.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from ml.datasets import FEATURE_COLUMNS
 
 PAGE = "reference/features.md"
 MODEL = "gold_trade_features"
+RULES_MODEL = "gold_rule_flags"
 DBT = DBT_PROJECT_DIR
 #: dbt's docs block: {% docs name %} ... {% enddocs %} (whitespace control allowed).
 DOCS_BLOCK = re.compile(
@@ -61,6 +63,48 @@ def rendered(text: str, blocks: dict[str, str]) -> str:
     return jinja2.Environment(undefined=jinja2.StrictUndefined).from_string(text).render(doc=doc)
 
 
+def unit_test_lines(model: str, unit_tests: list[dict[str, Any]]) -> list[str]:
+    """The bullet list of a model's unit tests (name and description)."""
+    lines = []
+    for test in unit_tests:
+        description = " ".join(str(test.get("description") or "").split())
+        lines += [f"- **{test['name']}** — {description}"]
+    return lines
+
+
+def render_rules(blocks: dict[str, str]) -> list[str]:
+    """The rule deck: gold_rule_flags' columns, its thresholds (the rule_* vars) and tests."""
+    entry, unit_tests = model_yaml(RULES_MODEL)
+    project = yaml.safe_load((DBT / "dbt_project.yml").read_text())
+    thresholds = {k: v for k, v in project["vars"].items() if k.startswith("rule_")}
+    lines = [
+        "## The rule deck {#rule-deck}",
+        "",
+        rendered(entry.get("description") or "", blocks),
+        "",
+        "### Thresholds {#rule-thresholds}",
+        "",
+        "The defaults are the `rule_*` vars of `dbt_project/dbt_project.yml`; set one in the "
+        "`rules` block of `project_config.yml` by its name without the prefix (see "
+        "[rules settings](settings.md#rules)); the next `tradewatch transform` applies it.",
+        "",
+        "| var | default | setting |",
+        "| --- | --- | --- |",
+    ]
+    for name, value in thresholds.items():
+        lines.append(f"| `{name}` | `{value}` | `rules.{name.removeprefix('rule_')}` |")
+    lines += ["", "### Columns of gold_rule_flags {#rule-columns}", "",
+              "| column | type | definition |", "| --- | --- | --- |"]
+    for column in entry.get("columns") or []:
+        text = " ".join(rendered(column.get("description") or "", blocks).split())
+        lines.append(f"| `{column['name']}` | `{column.get('data_type', '')}` | "
+                     f"{text.replace('|', '/')} |")
+    lines += ["", "### Executable definitions of the rules {#rule-unit-tests}", "",
+              f"Each rule is pinned by a dbt unit test (`dbt build --select {RULES_MODEL}` "
+              "runs them):", ""]
+    return lines + unit_test_lines(RULES_MODEL, unit_tests) + [""]
+
+
 def render() -> str:
     blocks = docs_blocks()
     entry, unit_tests = model_yaml(MODEL)
@@ -72,7 +116,8 @@ def render() -> str:
         "its YAML declares them, each with the definition the dbt docs show (the `{% docs %}` "
         "blocks of `dbt_project/models/gold/_gold__features_docs.md`, written once and used "
         "everywhere). The window lengths are settings: see "
-        "[features settings](settings.md#features).",
+        "[features settings](settings.md#features). The surveillance rules that read these "
+        "features follow: [the rule deck](#rule-deck).",
         "",
         "## The table {#the-table}",
         "",
@@ -107,10 +152,9 @@ def render() -> str:
             f"(`dbt build --select {MODEL}` runs them):",
             "",
         ]
-        for test in unit_tests:
-            description = " ".join(str(test.get("description") or "").split())
-            lines += [f"- **{test['name']}** — {description}"]
+        lines += unit_test_lines(MODEL, unit_tests)
         lines.append("")
+    lines += render_rules(blocks)
     return "\n".join(lines)
 
 

@@ -122,7 +122,13 @@ def test_databricks_target_parses_and_compiles_spark_sql_without_a_workspace(tmp
     # Databricks reads the ML files in place from the Unity Catalog volume.
     assert "read_files(\n            '/Volumes/main/tradewatch/files/monitoring/drift'" in drift
     assert "_metadata.file_path" in drift
-    for sql in (validated, minute_bars, drift):
+    rules = (models / "gold" / "gold_rule_flags.sql").read_text()
+    # The rule deck's windows: a median over trades (Spark takes percentile() over a frame)
+    # and trailing time ranges over the epoch milliseconds.
+    assert "percentile(price, 0.5) over (" in rules and "median(" not in rules
+    assert "range between 300000 preceding and current row" in rules
+    assert "range between 180000 preceding and current row" in rules
+    for sql in (validated, minute_bars, drift, rules):
         assert "epoch_ms(" not in sql and "at time zone" not in sql and "isfinite(" not in sql
 
     docs = _dbt(["docs", "generate", "--empty-catalog", "--no-compile"], tmp_path, tmp_path)

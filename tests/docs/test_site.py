@@ -19,7 +19,7 @@ from pydantic import BaseModel
 
 from core.alerts import AlertKind
 from flows.cli import build_parser
-from flows.config import Settings
+from flows.config import RuleSettings, Settings
 from ml.datasets import FEATURE_COLUMNS
 
 REPO = Path(__file__).resolve().parents[2]
@@ -222,6 +222,18 @@ def test_the_feature_reference_defines_every_model_input(site: Path) -> None:
         assert column in ids, f"model input {column} has no definition in the feature reference"
     # The definitions are the dbt docs blocks, rendered (no Jinja left over).
     assert "Wilder" in html and "{{" not in html
+
+
+def test_the_feature_reference_documents_the_rule_deck_and_its_thresholds(site: Path) -> None:
+    html = page(site, "reference/features.html")
+    assert {"rule-deck", "rule-thresholds", "rule-columns", "rule-unit-tests"} <= parsed(html).ids
+    for rule in ("price_spike", "volume_burst", "wash_cluster", "pump_and_dump",
+                 "intensity_burst"):
+        # its column and its unit test
+        assert f"rule_{rule}" in html and f"gold_rule_flags_{rule}" in html, rule
+    # every threshold with its default and its setting
+    for name in RuleSettings().dbt_vars():
+        assert name in html and f"rules.{name.removeprefix('rule_')}" in html, name
 
 
 def test_the_file_contracts_list_every_file_dbt_reads(site: Path) -> None:

@@ -105,6 +105,42 @@ def test_a_champion_is_registered_and_every_trade_is_scored(pipeline_home):
                   "where model_version = '1'") == landed
 
 
+def test_the_rules_baseline_is_judged_on_the_models_test_window(pipeline_home):
+    from mlflow import MlflowClient
+
+    from flows.demo import rules_beside_champion
+    from flows.training import tracking_uri
+
+    settings, _, result = pipeline_home
+    leaderboard = result["training"].leaderboard
+    rules, winner = leaderboard.baseline("rules"), leaderboard.winner
+    assert rules is not None and winner is not None and winner.model_name != "rules"
+    assert "rules" not in [entry.model_name for entry in leaderboard.entries]
+    # The same trades and events as the models ...
+    assert rules.evaluation.rows == winner.evaluation.rows == leaderboard.split_summary["test_rows"]
+    assert rules.evaluation.events == winner.evaluation.events > 0
+    # ... flagged where gold_rule_flags says a rule fired in that window.
+    first, last = (
+        round(datetime.fromisoformat(leaderboard.split_summary[f"test_{end}"]).timestamp() * 1000)
+        for end in ("start", "end")
+    )
+    assert rules.evaluation.flagged == _count(
+        settings.paths.home,
+        "select count(*) from gold_rule_flags where rules_fired > 0 "
+        f"and trade_ts_ms between {first} and {last}",
+    ) > 0
+    runs = MlflowClient(tracking_uri=tracking_uri(settings))
+    rules_run, winner_run = runs.get_run(rules.run_id), runs.get_run(winner.run_id)
+    assert rules_run.data.tags["baseline"] == "true"
+    for window in ("data.test_start", "data.test_end", "data.test_rows"):
+        assert rules_run.data.params[window] == winner_run.data.params[window]
+    # The demo's closing summary puts the two side by side.
+    line = rules_beside_champion(result["training"]) or ""
+    assert f"event recall {rules.evaluation.event_recall:.3f}" in line
+    assert f"trade precision {rules.evaluation.trade_precision:.3f}" in line
+    assert "champion version 1: event recall" in line
+
+
 def test_drift_report_audit_records_and_monitoring_report_are_written(pipeline_home):
     settings, _, result = pipeline_home
     drift = result["drift"]

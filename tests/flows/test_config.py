@@ -59,6 +59,9 @@ def test_prd_environment_overrides_the_dbt_target(tmp_path):
         (lambda d: d.update(symbols=["AAPL", "../../etc"]), "symbols"),
         (lambda d: d["simulator"].update(start="2024-03-08T09:00:00"), "simulator.start"),
         (lambda d: d["dbt"].update(target="postgres"), "dbt.target"),
+        (lambda d: d.update(rules={"pump_run_up_pcnt": 3}), "rules.pump_run_up_pcnt"),
+        (lambda d: d.update(rules={"wash_cluster_identical_prints": 1}),
+         "rules.wash_cluster_identical_prints"),
     ],
 )
 def test_bad_values_fail_with_the_field_name(tmp_path, mutate, field):
@@ -101,3 +104,22 @@ def test_an_anchor_without_aliases_still_loads(tmp_path):
     path = _write(tmp_path, lambda d: None)
     path.write_text(path.read_text().replace("drift:", "drift: &drift_settings", 1))
     assert load_settings(path, environ={}).drift.bins == 10
+
+
+def test_the_rules_block_becomes_the_rule_decks_dbt_vars_over_their_defaults(tmp_path):
+    from flows.config import DBT_PROJECT_FILE
+    from flows.transform import dbt_vars
+
+    project = yaml.safe_load(DBT_PROJECT_FILE.read_text())
+    defaults = {k: v for k, v in project["vars"].items() if k.startswith("rule_")}
+    shipped = load_settings(DEFAULT_CONFIG, environ={})
+    assert {k: v for k, v in dbt_vars(shipped).items() if k.startswith("rule_")} == defaults
+
+    path = _write(tmp_path, lambda d: d.update(rules={"pump_run_up_pct": 3.5}))
+    passed = dbt_vars(load_settings(path, environ={}))
+    assert passed["rule_pump_run_up_pct"] == 3.5
+    assert passed["rule_wash_cluster_identical_prints"] == defaults[
+        "rule_wash_cluster_identical_prints"
+    ]
+    # the feature windows are passed beside them, unchanged
+    assert passed["zscore_window_trades"] == project["vars"]["zscore_window_trades"]

@@ -3,9 +3,12 @@ gate's line."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from rich.console import Console
 
-from flows.training import print_gate_decision, print_leaderboard
+from flows.demo import rules_beside_champion
+from flows.training import TrainOutcome, print_gate_decision, print_leaderboard
 from ml.datasets import LabelSummary
 from ml.gate import GateDecision
 from ml.metrics import Difference, Evaluation
@@ -159,3 +162,44 @@ def test_the_gate_line_prints_the_primary_metric_both_values_and_the_interval():
     assert "champion v1: event AP 0.892, event recall 0.956, false alerts/day 606.1, " \
         "median TTD s 0.0, trade PR-AUC 0.923" in text
     assert "challenger: event AP 0.921" in text
+
+
+def _with_rules(leaderboard: Leaderboard) -> Leaderboard:
+    rules = LeaderboardEntry(
+        0, "rules", "run-r", "", 0.2, 0.0,
+        replace(_evaluation(price_spike=(0.5, 4)), trade_precision=0.25, event_recall=0.5),
+        baseline=True,
+    )
+    return replace(leaderboard, baselines=(rules,))
+
+
+def test_the_rules_baseline_is_printed_after_the_ranked_models_without_a_rank():
+    text = _printed(_with_rules(_leaderboard(_evaluation(price_spike=(1.0, 4)))))
+
+    tournament = text[: text.index("Event recall by anomaly kind")].splitlines()
+    rows = [cells[:2] for cells in map(_cells, tournament)
+            if cells and cells[0] not in ("rank", "")]  # ("": a wrapped line of a cell)
+    assert rows == [["1", "lightgbm"], ["baseline", "rules"], ["–", "random_forest"]]
+    per_kind = text[text.index("Event recall by anomaly kind") :].splitlines()
+    rules = next(cells for cells in map(_cells, per_kind) if cells and cells[0] == "rules")
+    assert rules[1:4] == ["0.50 (4)", "0.50 (4)", "0.25"]
+
+
+def test_the_demo_summary_puts_the_rules_beside_the_champion():
+    leaderboard = _with_rules(_leaderboard(_evaluation(price_spike=(1.0, 4))))
+    decision = _decision(True, 0.004)
+    decision = replace(decision, challenger_metrics={
+        **decision.challenger_metrics, "trade_precision": 0.81,
+    })
+    outcome = TrainOutcome(leaderboard, "2", decision, None)
+
+    assert rules_beside_champion(outcome) == (
+        "rules (gold_rule_flags) on the same test window: event recall 0.500, trade precision "
+        "0.250 — champion version 2: event recall 0.915, trade precision 0.810"
+    )
+    # kept out by the gate: the champion stays the one it was judged against
+    kept = replace(outcome, decision=replace(decision, decision="reject"))
+    assert "champion version 1: event recall 0.956, trade precision –" in (
+        rules_beside_champion(kept) or ""
+    )
+    assert rules_beside_champion(replace(outcome, leaderboard=_leaderboard())) is None
