@@ -396,10 +396,15 @@ def demo_flow(settings: Settings, seed: int | None = None, minutes: float | None
         report.training = training_flow(reference_time=now, settings=settings, quality=quality)
 
     def drift() -> None:
+        from flows.drift import NotEnoughHistory
+
         # The newest trading day against the one before it.
-        report.drift = drift_flow(
-            current_hours=16, reference_hours=72, reference_time=now, settings=settings
-        )
+        try:
+            report.drift = drift_flow(
+                current_hours=16, reference_hours=72, reference_time=now, settings=settings
+            )
+        except NotEnoughHistory as exc:  # a market shorter than two trading days
+            console.print(f"drift: not judged yet ({exc})", highlight=False)
 
     _stage(report, console, "build and validate the warehouse (dbt build, Great Expectations)",
            transform)
@@ -413,7 +418,7 @@ def demo_flow(settings: Settings, seed: int | None = None, minutes: float | None
         # A champion exists: check the new data first; the trigger retrains when it must
         # (and that training scores too), otherwise the champion scores the new trades.
         _stage(report, console, "drift report and retraining decision", drift)
-        if not report.drift.decision.retrain:
+        if report.drift is None or not report.drift.decision.retrain:
             _stage(report, console, "score new trades with the champion", score)
 
     def publish() -> None:
