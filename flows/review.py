@@ -153,7 +153,7 @@ def review_queue(settings: Settings, *, limit: int = 50,
     clustered = assign_clusters(flags, settings.review.cluster_gap_seconds)
     ranked = clustered.sort_values(["score", "trade_ts", "trade_id"],
                                    ascending=[False, True, True], kind="stable").head(limit)
-    rows: list[dict[str, Any]] = ranked.to_dict("records")
+    rows: list[dict[Any, Any]] = ranked.to_dict("records")
     return [
         QueueItem(
             trade_id=str(r["trade_id"]), symbol=str(r["symbol"]),
