@@ -406,7 +406,11 @@ def run_review_list(settings: Settings, *, limit: int = 50, symbol: str | None =
                     console: Console | None = None) -> int:
     """`tradewatch review list`."""
     console = console or Console()
-    print_queue(review_queue(settings, limit=limit, symbol=symbol), console)
+    items = review_queue(settings, limit=limit, symbol=symbol)
+    print_queue(items, console)
+    if not items:
+        console.print("nothing to review: no unreviewed flags of the champion in the analysts' "
+                      "database (no champion yet, or every flag decided)", highlight=False)
     rejected = _store(settings).rejected
     if rejected:
         console.print(f"[yellow]label store: {len(rejected)} malformed file(s) ignored: "
