@@ -13,6 +13,7 @@ lives in a Unity Catalog volume. Python writes files there and dbt reads them as
     monitoring/audit/audit-YYYY-MM-DD.ndjson    decisions that changed what the platform does
     monitoring/scoring/scoring-<run>-<role>.ndjson  which model version each scoring run used
     simulator/ground_truth/trades.ndjson        the simulator's answer key
+    labels/decisions/decisions-<time>-<id>.ndjson  analysts' review decisions (the label store)
     reports/                                    HTML pages (monitoring, drift, Data Docs)
     warehouse.duckdb, mlflow.db, mlartifacts/   the local warehouse and MLflow store
 
@@ -62,6 +63,7 @@ GROUND_TRUTH_DIR: Final = "simulator/ground_truth"
 WAREHOUSE_FILE: Final = "warehouse.duckdb"
 MLFLOW_DB: Final = "mlflow.db"
 MLARTIFACTS: Final = "mlartifacts"
+LABEL_DECISIONS_DIR: Final = "labels/decisions"
 
 
 class HomeLayout:
@@ -156,6 +158,11 @@ class HomeLayout:
     @property
     def ground_truth(self) -> Path:
         return self._at(GROUND_TRUTH_DIR)
+
+    @property
+    def label_decisions(self) -> Path:
+        """The label store: analysts' confirm/dismiss decisions, one file per review call."""
+        return self._at(LABEL_DECISIONS_DIR)
 
 
 # --------------------------------------------------------------------------- file contracts
@@ -283,10 +290,20 @@ GROUND_TRUTH_TRADES: Final = FileContract(
         trade_id=STRING, event_id=STRING, kind=STRING, symbol=STRING, trade_ts_ms=INTEGER,
     ),
 )
+LABEL_DECISIONS: Final = FileContract(
+    source="labels.decisions",
+    directory=LABEL_DECISIONS_DIR,
+    pattern="decisions-*.ndjson",
+    # decision: confirm or dismiss; anomaly_kind null on dismiss; decided_at ISO-8601 UTC "Z".
+    columns=_columns(
+        decision_id=STRING, trade_id=STRING, decision=STRING, is_anomaly=BOOLEAN,
+        anomaly_kind=STRING, reviewer=STRING, reason=STRING, decided_at=TIMESTAMP,
+    ),
+)
 #: Every file contract, for checks that go through all of them.
 FILE_CONTRACTS: Final = (
     LANDED_TRADES, LANDED_BARS, LANDED_REJECTS, SCORES_FILES, SHADOW_SCORES_FILES, SCORING_RUNS,
-    DRIFT_RECORDS, QUALITY_RESULTS, AUDIT_EVENTS, GROUND_TRUTH_TRADES,
+    DRIFT_RECORDS, QUALITY_RESULTS, AUDIT_EVENTS, GROUND_TRUTH_TRADES, LABEL_DECISIONS,
 )
 
 # --------------------------------------------------------------------------- atomic write

@@ -91,6 +91,7 @@ GROUPS = {
     "collect": "run a collector",
     "audit": "check or repair the audit log's record chain",
     "model": "registered model versions",
+    "review": "analysts' review of the champion's flags: queue, context, confirm or dismiss",
 }
 
 
@@ -272,6 +273,54 @@ def _model_trust(settings, args):
     from flows.training import run_trust
 
     run_trust(settings, args.version, reason=args.reason)
+
+
+_REVIEWER = arg("--reviewer", help="who decides (default: $TRADEWATCH_REVIEWER, else the login "
+                "name)")
+_REASON = arg("--reason", required=True, help="why, in a sentence (written to the label store "
+              "and the audit log)")
+_TRADE_IDS = arg("trade_ids", nargs="+", metavar="ID",
+                 help="trade id(s) of flagged trades, e.g. a whole cluster")
+
+
+@verb("review list", "the champion's unreviewed flags, highest score first, with their clusters",
+      arg("--limit", type=_positive(int), default=50, help="most flags to list (default 50)"),
+      arg("--symbol", help="only this symbol's flags"))
+def _review_list(settings, args):
+    from flows.review import run_review_list
+
+    return run_review_list(settings, limit=args.limit, symbol=args.symbol)
+
+
+@verb("review show", "one flag in context: what drove the score, the trades and minute bars "
+      "around it, its cluster",
+      arg("trade_id", metavar="ID", help="trade id of a flagged trade"))
+def _review_show(settings, args):
+    from flows.review import run_review_show
+
+    return run_review_show(settings, args.trade_id)
+
+
+@verb("review confirm", "confirm flags as anomalies of a kind (label store + audit log)",
+      _TRADE_IDS,
+      arg("--kind", required=True,
+          help="price_spike, volume_burst, pump_and_dump, wash_cluster, intensity_burst or "
+          "other"),
+      _REASON, _REVIEWER)
+def _review_confirm(settings, args):
+    from flows.review import run_review_decide
+
+    return run_review_decide(settings, args.trade_ids, confirm=True, kind=args.kind,
+                             reason=args.reason, reviewer=args.reviewer)
+
+
+@verb("review dismiss", "dismiss flags as normal trades (label store + audit log)",
+      _TRADE_IDS, _REASON, _REVIEWER)
+def _review_dismiss(settings, args):
+    from flows.review import run_review_decide
+
+    return run_review_decide(settings, args.trade_ids, confirm=False, kind=None,
+                             reason=args.reason, reviewer=args.reviewer)
 
 
 @verb("sql", "an SQL shell (the DuckDB CLI) on the analysts' database, read-only; never "

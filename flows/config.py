@@ -291,6 +291,11 @@ class TrainingSettings(_Strict):
     """How each model chooses its flag threshold."""
     models: dict[ModelName, dict[str, Any]]
     """The competing models and their hyperparameters (passed to the library unchanged)."""
+    min_trusted_labels: int = Field(500, ge=1)
+    """Refuse to train on a window with fewer trades labelled by a trusted source (an analyst
+    or the simulator's answer key); rule labels never count and are never trained on."""
+    min_trusted_positives: int = Field(30, ge=1)
+    """Refuse to train on a window with fewer trusted-labelled anomalous trades."""
 
 
 PrimaryMetric = Literal["event_average_precision", "event_recall_at_precision", "pr_auc"]
@@ -371,6 +376,16 @@ class RetrainingSettings(_Strict):
     """Most triggers in any 24 hours."""
 
 
+class ReviewSettings(_Strict):
+    """Analyst review of the champion's flags (`tradewatch review`, the review page)."""
+
+    cluster_gap_seconds: float = Field(60.0, gt=0)
+    """Flags of one symbol each within this many seconds of the previous one form a cluster,
+    which an analyst can decide at once."""
+    context_minutes: float = Field(10.0, gt=0)
+    """A flag's context: the symbol's trades and minute bars this many minutes either side."""
+
+
 class AlertSettings(_Strict):
     """Alert delivery: a Slack-compatible webhook, and always the audit log."""
 
@@ -449,6 +464,8 @@ class Settings(_Strict):
     quality: QualitySettings = QualitySettings()
     cycle: CycleSettings = CycleSettings()
     """The scoring cycle: its interval, in-cycle collection, warehouse retries."""
+    review: ReviewSettings = ReviewSettings()
+    """Analyst review of the champion's flags."""
     markets: dict[AssetClass, MarketSettings] = Field(
         default_factory=lambda: dict(_DEFAULT_MARKETS)
     )

@@ -546,3 +546,96 @@ def test_a_publication_that_cannot_read_the_warehouse_alerts_and_keeps_the_old_c
     assert not list(settings.paths.home.joinpath("analysts").glob(".warehouse-*"))
     # Once the warehouse is free again, the next publication goes through.
     assert publish_analysts(settings).published_at.replace(tzinfo=None) > published
+
+
+def _store_files(settings: Settings) -> list[str]:
+    return sorted(p.name for p in settings.paths.label_decisions.glob("*"))
+
+
+def test_analysts_review_flags_from_the_cli_and_the_decisions_become_labels(running):
+    """`tradewatch review`: the queue, one flag in context, confirm a cluster, dismiss a flag
+    the answer key calls anomalous, change one's mind; bad input changes nothing; after a build
+    the decisions are gold_anomaly_labels' analyst labels (latest wins) and leave the queue."""
+    from flows.review import review_queue
+    from flows.transform import run_transform
+
+    settings, _, _ = running
+    home = settings.paths.home
+    queue = review_queue(settings, limit=10_000)
+    cluster = [q.trade_id for q in queue if q.cluster_id == queue[0].cluster_id]
+    session = _analysts_session(settings)
+    try:
+        unreviewed = session.execute("select count(*) from gold_flagged_trades "
+                                     "where review_status = 'unreviewed'").fetchone()[0]
+        # outside that cluster: a flag the answer key calls anomalous, and a false flag
+        true_flag, false_flag = (next(trade_id for (trade_id,) in session.execute(
+            "select trade_id from gold_flagged_trades where label_source = 'ground_truth' "
+            f"and is_anomaly = {verdict} order by score desc").fetchall()
+            if trade_id not in cluster) for verdict in ("true", "false"))
+        never_flagged = session.execute(
+            "select trade_id from gold_trade_features where trade_id not in "
+            "(select trade_id from gold_flagged_trades) limit 1").fetchone()[0]
+    finally:
+        session.close()
+    assert len(queue) == unreviewed > 0
+    assert [q.score for q in queue] == sorted((q.score for q in queue), reverse=True)
+    assert len(cluster) == queue[0].cluster_size
+
+    listed = _tradewatch(settings, "review", "list", "--limit", "5")
+    assert listed.returncode == 0, listed.stderr
+    assert queue[0].trade_id in listed.stdout and "Review queue: 5 unreviewed" in listed.stdout
+    shown = _tradewatch(settings, "review", "show", queue[0].trade_id)
+    assert shown.returncode == 0, shown.stderr
+    assert "What drove the score (model contributions)" in shown.stdout  # LightGBM's own
+    assert "minute bars" in shown.stdout and f"cluster {queue[0].cluster_id}" in shown.stdout
+
+    # Bad input: one line, non-zero, nothing written.
+    audit = AuditLog(settings.paths.monitoring / "audit")
+    audited = len(list(audit.records("review_decision")))
+    for arguments, message in (
+        (("confirm", "no-such-trade", "--kind", "other", "--reason", "x"), "unknown trade id"),
+        (("dismiss", never_flagged, "--reason", "x"), "never flagged by the champion"),
+        (("confirm", false_flag, "--kind", "rug_pull", "--reason", "x"), "unknown kind"),
+        (("dismiss", false_flag, "--reason", " "), "needs a reason"),
+    ):
+        bad = _tradewatch(settings, "review", *arguments)
+        assert bad.returncode == 1 and message in bad.stderr, bad.stderr
+        assert len(bad.stderr.strip().splitlines()) == 1
+    assert _store_files(settings) == []
+    assert len(list(audit.records("review_decision"))) == audited
+
+    decisions = (
+        ("confirm", *cluster, "--kind", "price_spike", "--reason", "one spike, many prints"),
+        ("dismiss", true_flag, "--reason", "a known block trade", "--reviewer", "carol"),
+        ("confirm", false_flag, "--kind", "other", "--reason", "looked odd"),
+        ("dismiss", false_flag, "--reason", "on second thought, ordinary"),  # the latest wins
+    )
+    for arguments in decisions:
+        done = _tradewatch(settings, "review", *arguments)
+        assert done.returncode == 0, done.stderr
+    files = _store_files(settings)
+    assert len(files) == len(decisions)
+    records = [r.payload for r in audit.records("review_decision")][audited:]
+    assert len(records) == len(cluster) + 3
+    assert {r["reviewer"] for r in records if r["trade_id"] == true_flag} == {"carol"}
+    assert all(r["reason"] and r["decided_at"] and r["file"] in files for r in records)
+    # A file torn by hand in the store is reported and refused, not read.
+    torn = settings.paths.label_decisions / "decisions-torn.ndjson"
+    torn.write_text('{"decision_id": "d", "trade_id": "' + true_flag + '", "decision": "conf')
+    warned = _tradewatch(settings, "review", "list", "--limit", "1")
+    assert warned.returncode == 0 and "decisions-torn.ndjson" in warned.stdout
+    assert not {true_flag, false_flag, *cluster} & {
+        q.trade_id for q in review_queue(settings, limit=10_000)}  # decided: out of the queue
+
+    run_transform(settings, select="bronze_label_decisions+")
+    labels = _fetch(home, "select trade_id, is_anomaly, label_source, anomaly_kind "
+                    "from gold_anomaly_labels where trade_id in ("
+                    + ", ".join(f"'{t}'" for t in (true_flag, false_flag, *cluster)) + ")"
+                    ).set_index("trade_id")
+    assert set(labels.label_source) == {"analyst"}
+    assert not labels.loc[true_flag, "is_anomaly"]  # the analyst over the answer key
+    assert not labels.loc[false_flag, "is_anomaly"]  # the later decision
+    assert labels.loc[cluster, "anomaly_kind"].tolist() == ["price_spike"] * len(cluster)
+    status = _fetch(home, "select trade_id, review_status from gold_flagged_trades where "
+                    f"trade_id in ('{true_flag}', '{cluster[0]}')").set_index("trade_id")
+    assert status.review_status.to_dict() == {true_flag: "dismissed", cluster[0]: "confirmed"}

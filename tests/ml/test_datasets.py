@@ -25,6 +25,8 @@ from ml.datasets import (
     DatasetError,
     InsufficientData,
     MissingColumns,
+    TooFewTrustedLabels,
+    count_new_analyst_decisions,
     count_trusted_labelled,
     load_ground_truth_events,
     load_training_frame,
@@ -35,6 +37,7 @@ from ml.datasets import (
     training_frame_from,
     training_query,
     trusted_labels,
+    trusted_training_frame,
 )
 from ml.synthetic import synthetic_market
 
@@ -110,6 +113,33 @@ def test_rule_only_labels_flag_the_run_as_weak(tmp_path, small_market):
 
     assert data.labels.weak is True
     assert json.loads(data.labels.as_tags()["label_source_mix"])["rule"] == len(features)
+
+
+def test_rule_labels_are_never_training_labels_and_too_few_trusted_ones_refuse(
+    tmp_path, small_market
+):
+    features, labels = split_frames(small_market)
+    labels = labels.copy()
+    labels.loc[labels.index[:2000], "label_source"] = "rule"  # the rule labels most trades
+    labels.loc[labels.index[:2000:2], "is_anomaly"] = True  # and calls half of them anomalous
+    warehouse = tmp_path / "warehouse.duckdb"
+    write_gold(warehouse, features, labels)
+    data = load_training_frame(warehouse)
+    trusted = labels.iloc[2000:]
+
+    kept = trusted_training_frame(data, min_labels=1, min_positives=1)
+
+    assert len(kept.frame) == len(trusted) and kept.untrusted_rows == 2000
+    assert set(kept.frame["label_source"]) == {"ground_truth"}
+    assert kept.labels.positives == int(trusted["is_anomaly"].sum())
+    with pytest.raises(TooFewTrustedLabels, match=(
+        rf"{len(trusted):,} trusted labels \({kept.labels.positives} anomalous\); training needs "
+        rf"at least {len(trusted) + 1:,}"
+    )) as refused:
+        trusted_training_frame(data, min_labels=len(trusted) + 1, min_positives=1)
+    assert (refused.value.labels, refused.value.untrusted_rows) == (len(trusted), 2000)
+    with pytest.raises(TooFewTrustedLabels):
+        trusted_training_frame(data, min_labels=1, min_positives=kept.labels.positives + 1)
 
 
 def test_missing_feature_column_is_a_typed_error_naming_it(tmp_path, small_market):
@@ -211,6 +241,32 @@ def test_trusted_labelled_trades_are_counted_after_a_moment(tmp_path, small_mark
     assert count_trusted_labelled(warehouse, after=None) == len(features) - 1000
     assert count_trusted_labelled(warehouse, after=_at(int(ts[1999]))) == len(features) - 2000
     assert newest_trade_ms(_empty_gold(tmp_path / "empty.duckdb", features, labels)) is None
+
+
+def test_analyst_decisions_since_the_last_training_count_on_old_trades_too(
+    tmp_path, small_market
+):
+    features, labels = split_frames(small_market)
+    warehouse = tmp_path / "w.duckdb"
+    write_gold(warehouse, features, labels)
+    ts = features["trade_ts_ms"].to_numpy()
+    trained_at = datetime(2026, 1, 5, 12, tzinfo=UTC)
+    assert count_new_analyst_decisions(warehouse, decided_after=trained_at,
+                                       trades_until=_at(int(ts[1999]))) == 0  # not built: 0
+    decided = pd.DataFrame({
+        "trade_id": features["trade_id"].iloc[[10, 20, 30, 2500]],
+        # two before the training, two after it: one on an old trade, one on a new trade
+        "labelled_at": pd.to_datetime(["2026-01-04 09:00", "2026-01-05 11:59",
+                                       "2026-01-05 12:01", "2026-01-06 08:00"]),
+    })
+    with duckdb.connect(str(warehouse)) as con:
+        con.register("decided", decided)
+        con.execute("create table int_analyst_labels as select * from decided")
+
+    counted = count_new_analyst_decisions(warehouse, decided_after=trained_at,
+                                          trades_until=_at(int(ts[1999])))
+    assert counted == 1  # the decision on trade 30: the one on trade 2500 is a new trade
+    assert count_new_analyst_decisions(warehouse, decided_after=None, trades_until=None) == 4
 
 
 def _empty_gold(path: Path, features: pd.DataFrame, labels: pd.DataFrame) -> Path:
