@@ -235,7 +235,7 @@ def trade_context(settings: Settings, trade_id: str) -> TradeContext:
                 f"g.trade_id is not null as flagged, g.score "
                 f"from {warehouse.table(FEATURES)} as f "
                 f"left join {warehouse.table(FLAGS)} as g on g.trade_id = f.trade_id "
-                f"where f.{span.format(column='trade_ts')} "
+                f"where f.{span.format(column='f.trade_ts')} "
                 f"order by f.trade_ts, f.trade_id"
             )
             bars = warehouse.query(
