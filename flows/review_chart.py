@@ -18,7 +18,7 @@ from datetime import datetime
 from core.html import escape
 
 WIDTH, HEIGHT = 900, 320
-LEFT, RIGHT, TOP, BOTTOM = 70, 20, 20, 40
+LEFT, RIGHT, TOP, BOTTOM = 70, 40, 20, 40
 
 
 @dataclass(frozen=True)

@@ -97,6 +97,7 @@ def create_app(settings: Settings) -> FastAPI:
                           problem=str(exc), error=error, form=form or {})
         return render(request, "trade.html", status_code=status_code, trade_id=trade_id,
                       problem=None, context=context, chart=chart_of(context),
+                      window_minutes=f"{settings.review.context_minutes:g}",
                       cluster=cluster_rows(context), error=error, form=form or {})
 
     @app.get("/trade", response_class=HTMLResponse)

@@ -546,3 +546,160 @@ def test_a_publication_that_cannot_read_the_warehouse_alerts_and_keeps_the_old_c
     assert not list(settings.paths.home.joinpath("analysts").glob(".warehouse-*"))
     # Once the warehouse is free again, the next publication goes through.
     assert publish_analysts(settings).published_at.replace(tzinfo=None) > published
+
+
+# --------------------------------------------------------------------------- the review page
+
+CHROMIUM = "/usr/bin/chromium"
+
+
+@pytest.fixture(scope="module")
+def review_page(running):
+    """The review page as `tradewatch ui` serves it (its own process group, on a free port of
+    127.0.0.1), and headless Chromium driven by Playwright; both stopped afterwards."""
+    from playwright.sync_api import sync_playwright
+
+    from flows.ui import start_all, stop_all, ui_servers
+
+    settings, _, _ = running
+    port = _free_port()
+    server = next(s for s in ui_servers(settings, review_port=port) if s.name == "Review")
+    processes = start_all([server], settings, timeout=120)
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                                 args=["--no-sandbox"])
+            try:
+                yield server.url, browser
+            finally:
+                browser.close()
+    finally:
+        stop_all(processes)
+    assert all(process.poll() is not None for process in processes)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _store_records(settings: Settings) -> list[dict]:
+    import json
+
+    return [json.loads(line) for path in sorted(settings.paths.label_decisions.glob("*.ndjson"))
+            for line in path.read_text().splitlines() if line.strip()]
+
+
+def _review_audit(settings: Settings) -> list[dict]:
+    return [r.payload for r in AuditLog(settings.paths.audit).records("review_decision")]
+
+
+def test_a_flag_confirmed_on_the_review_page_reaches_the_label_store_and_the_audit_log(
+    running, review_page,
+):
+    settings, _, _ = running
+    url, browser = review_page
+    page = browser.new_page()
+    try:
+        page.goto(f"{url}/")
+        scores = [float(s) for s in page.locator("#queue tbody tr td:first-child")
+                  .all_inner_texts()]
+        assert scores and scores == sorted(scores, reverse=True)
+        link = page.locator("a.trade-link").first
+        trade_id = link.inner_text()
+        link.click()
+        page.wait_for_url("**/trade?id=*")
+        # The chart: the trade ringed among its symbol's trades; its drivers and cluster.
+        assert page.locator("svg.price-chart circle.flagged").get_attribute(
+            "data-trade-id") == trade_id
+        assert page.locator("svg.price-chart circle").count() > 5
+        assert page.locator("#drivers tbody tr").count() > 0
+        assert trade_id in page.locator("#cluster").inner_text()
+        page.select_option("select[name=kind]", "spoofing")
+        page.fill("input[name=reviewer]", "ana")
+        page.fill("textarea[name=reason]", "orders <b>pulled</b> right before the print")
+        page.click("button.confirm")
+        page.wait_for_url("**/?decided=1")
+        assert "Recorded 1 decision" in page.locator("#decided").inner_text()
+        # Decided: out of the queue at once (the store is read before the next build).
+        assert trade_id not in page.locator("#queue").inner_text()
+        # The reviewer's recent decisions, read back from the store; the reason as typed.
+        page.goto(f"{url}/decisions")
+        assert "Recent decisions of ana" in page.locator("h1").inner_text()
+        row = page.locator("#decisions tbody tr").first.inner_text()
+        assert trade_id in row and "confirmed" in row and "<b>pulled</b>" in row
+    finally:
+        page.close()
+    stored = [r for r in _store_records(settings) if r["trade_id"] == trade_id]
+    assert len(stored) == 1
+    assert stored[0] | {"decision_id": None, "decided_at": None} == {
+        "decision_id": None, "trade_id": trade_id, "decision": "confirm", "is_anomaly": True,
+        "anomaly_kind": "spoofing", "reviewer": "ana",
+        "reason": "orders <b>pulled</b> right before the print", "decided_at": None,
+    }
+    audited = [r for r in _review_audit(settings) if r["trade_id"] == trade_id]
+    assert len(audited) == 1 and audited[0]["reviewer"] == "ana"
+    assert audited[0]["decision_id"] == stored[0]["decision_id"]
+
+
+def test_a_bad_submission_on_the_review_page_shows_one_line_and_writes_nothing(
+    running, review_page,
+):
+    settings, _, _ = running
+    url, browser = review_page
+    before = (_store_records(settings), _review_audit(settings),
+              sorted(settings.paths.label_decisions.glob("*")))
+    page = browser.new_page()
+    try:
+        page.goto(f"{url}/")
+        link = page.locator("a.trade-link").first
+        trade_id = link.inner_text()
+        link.click()
+        page.wait_for_url("**/trade?id=*")
+        # No reason: refused.
+        page.click("button.dismiss")
+        page.wait_for_load_state()
+        error = page.locator("#error").inner_text()
+        assert len(error.strip().splitlines()) == 1 and "reason" in error
+        # A confirmation without a kind: refused too, and the reason typed is kept in the form.
+        page.fill("textarea[name=reason]", "a fat finger, not a manipulation")
+        page.click("button.confirm")
+        page.wait_for_load_state()
+        assert "kind" in page.locator("#error").inner_text()
+        assert page.input_value("textarea[name=reason]") == "a fat finger, not a manipulation"
+        page.goto(f"{url}/")
+        assert trade_id in page.locator("#queue").inner_text()
+    finally:
+        page.close()
+    assert (_store_records(settings), _review_audit(settings),
+            sorted(settings.paths.label_decisions.glob("*"))) == before
+
+
+def test_a_whole_cluster_is_dismissed_from_the_review_page_at_once(running, review_page):
+    settings, _, _ = running
+    url, browser = review_page
+    page = browser.new_page()
+    try:
+        page.goto(f"{url}/")
+        sizes = [int(s) for s in page.locator("#queue tbody tr td:nth-child(7)")
+                 .all_inner_texts()]
+        row = next((i for i, size in enumerate(sizes) if size > 1), None)
+        if row is None:
+            pytest.fail(f"no cluster of more than one flag in the queue: {sizes}")
+        page.locator("a.trade-link").nth(row).click()
+        page.wait_for_url("**/trade?id=*")
+        members = page.locator("#cluster tbody tr td:first-child").all_inner_texts()
+        assert len(members) > 1
+        page.check("input[name=scope][value=cluster]")
+        page.fill("textarea[name=reason]", "one block trade printed in pieces")
+        page.click("button.dismiss")
+        page.wait_for_url(f"**/?decided={len(members)}")
+        queue = page.locator("#queue").inner_text() if page.locator("#queue").count() else ""
+    finally:
+        page.close()
+    dismissed = {r["trade_id"] for r in _store_records(settings) if r["decision"] == "dismiss"}
+    assert set(members) <= dismissed
+    assert not any(member in queue for member in members)
