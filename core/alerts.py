@@ -51,3 +51,8 @@ class AlertKind(StrEnum):
     """A registered model's artifacts do not match the content hash recorded when it was
     registered (or carry none): Tradewatch refused to load it, so scoring, drift or the gate
     could not use it. Someone or something changed the model store."""
+    TRAINING_REFUSED = "training_refused"
+    """A training window had fewer trusted labels (analyst decisions, the simulator's answer
+    key) or trusted anomalous trades than training.min_trusted_labels / min_trusted_positives:
+    nothing was trained, registered or promoted. Rule labels never count (no circular
+    training); review flags with `tradewatch review` or import analyst labels."""

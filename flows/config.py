@@ -243,10 +243,10 @@ class TrainingSettings(_Strict):
     """How each model chooses its flag threshold."""
     models: dict[ModelName, dict[str, Any]]
     """The competing models and their hyperparameters (passed to the library unchanged)."""
-    min_trusted_labels: int = Field(1000, ge=1)
+    min_trusted_labels: int = Field(500, ge=1)
     """Refuse to train on a window with fewer trades labelled by a trusted source (an analyst
     or the simulator's answer key); rule labels never count and are never trained on."""
-    min_trusted_positives: int = Field(50, ge=1)
+    min_trusted_positives: int = Field(30, ge=1)
     """Refuse to train on a window with fewer trusted-labelled anomalous trades."""
 
 

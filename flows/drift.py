@@ -77,6 +77,7 @@ from flows.engine import open_warehouse
 from ml.audit import AuditLog, AuditLogUnreadable
 from ml.datasets import (
     WindowRows,
+    count_new_analyst_decisions,
     count_trusted_labelled,
     load_window_rows,
     newest_trade_ms,
@@ -185,9 +186,10 @@ def _new_labelled_rows(
     if not labels:
         return 0, f"{LABELS_TABLE} is not built: no labelled rows counted"
     try:
+        decisions = list(log.records("gate_decision"))
         seen = [
             datetime.fromisoformat(str(r.payload["test_window_end"]))
-            for r in log.records("gate_decision")
+            for r in decisions
             if r.payload.get("test_window_end")
         ]
     except AuditLogUnreadable:
@@ -198,7 +200,17 @@ def _new_labelled_rows(
     since = max(seen, default=None)
     count = count_trusted_labelled(warehouse, after=since)
     after = f"after {iso_utc(since)}" if since is not None else "(no training run yet)"
-    return count, f"{count:,} trusted-labelled trades {after}"
+    counted = f"{count:,} trusted-labelled trades {after}"
+    if since is None:
+        return count, counted  # every analyst label is on a trade counted above
+    # Analysts' decisions since the last training on trades that training saw: new labels too.
+    trained_at = max(r.event_ts for r in decisions)
+    reviewed = count_new_analyst_decisions(warehouse, decided_after=trained_at,
+                                           trades_until=since)
+    return count + reviewed, (
+        f"{counted}, and {reviewed:,} analyst decisions since the last training "
+        f"({iso_utc(trained_at)}) on older trades"
+    )
 
 
 # --------------------------------------------------------------------------- champion

@@ -153,14 +153,15 @@ def review_queue(settings: Settings, *, limit: int = 50,
     clustered = assign_clusters(flags, settings.review.cluster_gap_seconds)
     ranked = clustered.sort_values(["score", "trade_ts", "trade_id"],
                                    ascending=[False, True, True], kind="stable").head(limit)
+    rows: list[dict[Any, Any]] = ranked.to_dict("records")
     return [
         QueueItem(
-            trade_id=str(r.trade_id), symbol=str(r.symbol), trade_ts=pd.Timestamp(r.trade_ts),
-            price=float(r.price), volume=float(r.volume), score=float(r.score),
-            risk_level=str(r.risk_level), cluster_id=str(r.cluster_id),
-            cluster_size=int(r.cluster_size),
+            trade_id=str(r["trade_id"]), symbol=str(r["symbol"]),
+            trade_ts=pd.Timestamp(r["trade_ts"]), price=float(r["price"]),
+            volume=float(r["volume"]), score=float(r["score"]), risk_level=str(r["risk_level"]),
+            cluster_id=str(r["cluster_id"]), cluster_size=int(r["cluster_size"]),
         )
-        for r in ranked.itertuples(index=False)
+        for r in rows
     ]
 
 
@@ -362,9 +363,10 @@ def print_context(context: TradeContext, console: Console, *, top: int = 8) -> N
         f"label {t.get('label_source')}, {t.get('review_status')}", highlight=False,
     )
     if context.decision:
-        d = context.decision
-        console.print(f"decided in the label store (not yet built): {d['decision']} by "
-                      f"{d['reviewer']} at {d['decided_at']} — {d['reason']}", highlight=False)
+        made = context.decision
+        console.print(f"decided in the label store (not yet built): {made['decision']} by "
+                      f"{made['reviewer']} at {made['decided_at']} — {made['reason']}",
+                      highlight=False)
     drivers = Table(title=f"What drove the score ({context.drivers_method})")
     drivers.add_column("feature")
     drivers.add_column("value", justify="right")

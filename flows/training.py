@@ -29,10 +29,12 @@ from flows.warehouse import warehouse_slot
 from ingest.simulator.anomalies import KINDS
 from ml.audit import AuditLog
 from ml.datasets import (
+    TooFewTrustedLabels,
     load_ground_truth_events,
     load_scoring_frame,
     load_training_frame,
     split_by_time,
+    trusted_training_frame,
 )
 from ml.events import events_from_answer_key
 from ml.gate import BootstrapPolicy, GateDecision, GatePolicy, run_gate
@@ -44,6 +46,11 @@ from ml.tournament import Leaderboard, run_tournament
 
 class TrainingFailed(RuntimeError):
     """No model could be trained, or the warehouse holds nothing to train on."""
+
+
+class TrainingRefused(TrainingFailed):
+    """The training window has too few trusted labels: nothing was trained, registered or
+    promoted (a training_refused alert says how many it has and needs)."""
 
 
 @dataclass(frozen=True)
@@ -240,6 +247,7 @@ def run_train(settings: Settings, *, console: Console | None = None) -> TrainOut
         data = load_training_frame(settings.paths.warehouse, start=start)
     if data.frame.empty:
         raise TrainingFailed("the warehouse has no labelled gold rows: run `tradewatch transform`")
+    data = _trusted_or_refuse(settings, data, console)
     split = split_by_time(
         data,
         validation_share=training.validation_share,
@@ -248,8 +256,6 @@ def run_train(settings: Settings, *, console: Console | None = None) -> TrainOut
     )
     events = labelled_events(settings)
     tournament_id = f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
-    if data.labels.weak:
-        console.print("[yellow]labels come from the rule heuristic only: a weak fallback[/]")
     # (the settings' Literal keys are str; a Mapping's key type is invariant, hence the ignores)
     leaderboard = run_tournament(
         split,
@@ -296,6 +302,45 @@ def run_train(settings: Settings, *, console: Console | None = None) -> TrainOut
     scoring = run_score(settings, console=console) if models.version_for_alias("champion") \
         else None
     return TrainOutcome(leaderboard, version, decision, scoring)
+
+
+def _trusted_or_refuse(settings: Settings, data, console: Console):
+    """The window's trusted-labelled rows; below the minimums, say so, alert and refuse.
+
+    No circular training: rule labels are functions of the models' own inputs, so they are
+    never trained on; a window with too few analyst or answer-key labels is refused.
+    """
+    training = settings.training
+    try:
+        trusted = trusted_training_frame(
+            data, min_labels=training.min_trusted_labels,
+            min_positives=training.min_trusted_positives,
+        )
+    except TooFewTrustedLabels as exc:
+        console.print(
+            f"[red]training refused[/]: {exc.labels:,} trusted labels ({exc.positives:,} "
+            f"anomalous) in the window; needs {exc.min_labels:,} "
+            f"(training.min_trusted_labels) and {exc.min_positives:,} anomalous "
+            f"(training.min_trusted_positives). {exc.untrusted_rows:,} rule-labelled trades "
+            "are never trained on. Nothing registered or promoted.", highlight=False,
+        )
+        alert_sender(settings).send(
+            "warning", "Training refused: too few trusted labels", str(exc),
+            {"trusted_labels": str(exc.labels), "trusted_positives": str(exc.positives),
+             "min_trusted_labels": str(exc.min_labels),
+             "min_trusted_positives": str(exc.min_positives),
+             "rule_labelled_trades": str(exc.untrusted_rows)},
+            kind=AlertKind.TRAINING_REFUSED,
+        )
+        raise TrainingRefused(str(exc)) from None
+    if trusted.untrusted_rows:
+        console.print(
+            f"training on {len(trusted.frame):,} trusted-labelled trades "
+            f"({trusted.labels.positives:,} anomalous); {trusted.untrusted_rows:,} "
+            "rule-labelled trades left out (rule labels are never training labels)",
+            highlight=False,
+        )
+    return trusted
 
 
 def print_gate_decision(decision: GateDecision, model_name: str, console: Console) -> None:

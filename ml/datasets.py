@@ -52,6 +52,22 @@ class InsufficientData(DatasetError):
     """Too few rows (or labels) to split into train, validation and test."""
 
 
+class TooFewTrustedLabels(InsufficientData):
+    """The window's trusted labels (analyst, answer key) fall below the minimums: no training.
+
+    Carries the counts so that the caller can say what it has and what it needs.
+    """
+
+    def __init__(self, message: str, *, labels: int, positives: int, min_labels: int,
+                 min_positives: int, untrusted_rows: int) -> None:
+        super().__init__(message)
+        self.labels = labels
+        self.positives = positives
+        self.min_labels = min_labels
+        self.min_positives = min_positives
+        self.untrusted_rows = untrusted_rows
+
+
 # --------------------------------------------------------------------------- queries
 
 
@@ -224,6 +240,8 @@ class TrainingFrame:
     features: tuple[str, ...]
     labels: LabelSummary
     unlabelled_rows: int = 0
+    #: Rows dropped because only an untrusted source (the rule heuristic) labelled them.
+    untrusted_rows: int = 0
 
 
 def load_training_frame(
@@ -265,6 +283,39 @@ def training_frame_from(
         features=tuple(features),
         labels=LabelSummary.of(frame),
         unlabelled_rows=int((~labelled).sum()),
+    )
+
+
+def trusted_training_frame(
+    data: TrainingFrame, *, min_labels: int = 1, min_positives: int = 1
+) -> TrainingFrame:
+    """Only the rows a trusted source labelled (TRUSTED_LABEL_SOURCES: analyst, ground truth).
+
+    The rule heuristic is a function of the models' own input features: training on it would
+    teach the models the rule (circular labelling), so its rows are dropped and counted in
+    `untrusted_rows`. Raises TooFewTrustedLabels when fewer than `min_labels` trusted rows, or
+    fewer than `min_positives` trusted anomalous rows, remain.
+    """
+    frame = data.frame
+    trusted = frame["label_source"].isin(TRUSTED_LABEL_SOURCES).to_numpy()
+    kept = frame.loc[trusted].reset_index(drop=True)
+    labels, positives = len(kept), int(kept[LABEL_COLUMN].sum())
+    untrusted = int((~trusted).sum())
+    if labels < min_labels or positives < min_positives:
+        raise TooFewTrustedLabels(
+            f"the training window has {labels:,} trusted labels ({positives:,} anomalous); "
+            f"training needs at least {min_labels:,} ({min_positives:,} anomalous). Rule "
+            f"labels ({untrusted:,} trades) are never trained on: review flags "
+            "(`tradewatch review`) or import analyst labels",
+            labels=labels, positives=positives, min_labels=min_labels,
+            min_positives=min_positives, untrusted_rows=untrusted,
+        )
+    return TrainingFrame(
+        frame=kept,
+        features=data.features,
+        labels=LabelSummary.of(kept),
+        unlabelled_rows=data.unlabelled_rows,
+        untrusted_rows=data.untrusted_rows + untrusted,
     )
 
 
@@ -431,6 +482,32 @@ def trusted_labels(rows: pd.DataFrame) -> np.ndarray:
     labels = rows["is_anomaly"].astype(object).to_numpy(copy=True)
     labels[~trusted.to_numpy()] = None
     return labels
+
+
+def count_new_analyst_decisions(
+    source: Warehouse | Path | str, *, decided_after: datetime | None,
+    trades_until: datetime | None,
+) -> int:
+    """Trades an analyst decided (label store or seed) after `decided_after`, among the trades
+    up to `trades_until` (newer trades are counted by count_trusted_labelled already): a
+    decision on an old trade is new evidence too. Every decision when `decided_after` is None;
+    0 where int_analyst_labels is not built."""
+    warehouse = as_warehouse(source)
+    if warehouse.table_columns("int_analyst_labels") is None:
+        return 0
+    conditions = ["l.labelled_at is not null"]
+    if decided_after is not None:
+        stamp = decided_after.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+        conditions.append(f"l.labelled_at > cast({sql_literal(stamp)} as timestamp)")
+    if trades_until is not None:
+        conditions.append(f"f.trade_ts_ms <= {_epoch_ms(trades_until)}")
+    return int(
+        warehouse.query(
+            f"select count(*) as n from {warehouse.table('int_analyst_labels')} as l "
+            f"join {warehouse.table(FEATURES_TABLE)} as f on f.trade_id = l.trade_id "
+            f"where {' and '.join(conditions)}"
+        )["n"].iloc[0]
+    )
 
 
 def count_trusted_labelled(source: Warehouse | Path | str, *, after: datetime | None) -> int:

@@ -19,7 +19,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from core.datahome import LABEL_DECISIONS_DIR
 from ingest.simulator.ground_truth import GroundTruthWriter
+from ml.review import decision_records, write_decisions
 from tests.dbt.feature_reference import reference_features
 from tests.dbt.features_support import read_gold, read_table
 from tests.dbt.synthetic_trades import land_trades, make_trades
@@ -126,6 +128,24 @@ def test_each_trade_is_labelled_by_the_most_trusted_source(tmp_path: Path) -> No
     key.close()
     with (home / "simulator" / "ground_truth" / "trades.ndjson").open("ab") as torn:
         torn.write(b'{"trade_id": "0123')
+
+    # 3. Review decisions in the label store (ml.review's writer, one file per call): an analyst
+    #    clears a trade the answer key lists; decides another twice (the later one wins);
+    #    overrides the seed's older verdict; and a file torn by hand is refused as a whole.
+    store = home / LABEL_DECISIONS_DIR
+    early, late = pd.Timestamp("2024-03-13T10:00Z"), pd.Timestamp("2024-03-13T11:00Z")
+    cleared, twice, torn_file = listed.index[1], listed.index[2], listed.index[3]
+    for ids, confirm, kind, when in (
+        ([cleared], False, None, early),
+        ([twice], True, "price_spike", early),
+        ([twice, quiet], False, None, late),
+    ):
+        write_decisions(store, decision_records(
+            ids, confirm=confirm, kind=kind, reason="test", reviewer="tester", now=when))
+    bad = decision_records([torn_file], confirm=False, kind=None, reason="x", reviewer="tester")
+    with write_decisions(store, bad).open("a") as handle:
+        handle.write('{"decision_id": "cut sh')
+    analyst[cleared] = analyst[twice] = analyst[quiet] = ("false", "")
     _build(project, home)
     labels = read_table(home, "select * from gold_anomaly_labels").set_index("trade_id")
 
@@ -135,6 +155,8 @@ def test_each_trade_is_labelled_by_the_most_trusted_source(tmp_path: Path) -> No
         assert (row["label_source"], bool(row["is_anomaly"])) == ("analyst", verdict == "true")
         assert (row["anomaly_kind"] or "") == kind
     for record in records[1:]:
+        if record["trade_id"] in analyst:
+            continue
         row = labels.loc[record["trade_id"]]
         assert (row["label_source"], bool(row["is_anomaly"])) == ("ground_truth", True)
         assert (row["anomaly_kind"], row["event_id"]) == (record["kind"], record["event_id"])
@@ -142,6 +164,9 @@ def test_each_trade_is_labelled_by_the_most_trusted_source(tmp_path: Path) -> No
     assert set(unlisted_monday["label_source"]) == {"ground_truth"}
     assert not unlisted_monday["is_anomaly"].any()
     assert unlisted_monday["anomaly_kind"].isna().all()
+    # the refused file changed nothing: the answer key still decides its trade
+    row = labels.loc[torn_file]
+    assert (row["label_source"], bool(row["is_anomaly"])) == ("ground_truth", True)
     friday_by_rule = labels.loc[labels.index.isin(friday.index) & ~labels.index.isin(list(analyst))]
     assert set(friday_by_rule["label_source"]) == {"rule"}
     assert friday_by_rule["is_anomaly"].tolist() == _rule(gold.loc[friday_by_rule.index]).tolist()

@@ -113,6 +113,7 @@ def test_every_model_has_a_tested_primary_key(manifest):
     exempt = {node["name"]: node["config"]["meta"]["no_primary_key"] for node in models
               if node["config"]["meta"].get("no_primary_key")}
     assert exempt.keys() == {"bronze_trades", "bronze_bars", "bronze_ground_truth_trades",
+                             "bronze_label_decisions",
                              "silver_trades_validated", "silver_trades_quarantine"}
     assert all(len(reason.split()) > 8 for reason in exempt.values())
     assert not any(keys.get(f"model.tradewatch.{name}") for name in exempt)

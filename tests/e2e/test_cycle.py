@@ -548,6 +548,99 @@ def test_a_publication_that_cannot_read_the_warehouse_alerts_and_keeps_the_old_c
     assert publish_analysts(settings).published_at.replace(tzinfo=None) > published
 
 
+def _store_files(settings: Settings) -> list[str]:
+    return sorted(p.name for p in settings.paths.label_decisions.glob("*"))
+
+
+def test_analysts_review_flags_from_the_cli_and_the_decisions_become_labels(running):
+    """`tradewatch review`: the queue, one flag in context, confirm a cluster, dismiss a flag
+    the answer key calls anomalous, change one's mind; bad input changes nothing; after a build
+    the decisions are gold_anomaly_labels' analyst labels (latest wins) and leave the queue."""
+    from flows.review import review_queue
+    from flows.transform import run_transform
+
+    settings, _, _ = running
+    home = settings.paths.home
+    queue = review_queue(settings, limit=10_000)
+    session = _analysts_session(settings)
+    try:
+        unreviewed = session.execute("select count(*) from gold_flagged_trades "
+                                     "where review_status = 'unreviewed'").fetchone()[0]
+        # a flag the answer key calls anomalous, and a false flag (normal by the answer key)
+        true_flag, false_flag = (session.execute(
+            "select trade_id from gold_flagged_trades where label_source = 'ground_truth' "
+            f"and is_anomaly = {verdict} order by score desc limit 1").fetchone()[0]
+            for verdict in ("true", "false"))
+        never_flagged = session.execute(
+            "select trade_id from gold_trade_features where trade_id not in "
+            "(select trade_id from gold_flagged_trades) limit 1").fetchone()[0]
+    finally:
+        session.close()
+    assert len(queue) == unreviewed > 0
+    assert [q.score for q in queue] == sorted((q.score for q in queue), reverse=True)
+
+    listed = _tradewatch(settings, "review", "list", "--limit", "5")
+    assert listed.returncode == 0, listed.stderr
+    assert queue[0].trade_id in listed.stdout and "Review queue: 5 unreviewed" in listed.stdout
+    shown = _tradewatch(settings, "review", "show", queue[0].trade_id)
+    assert shown.returncode == 0, shown.stderr
+    assert "What drove the score (model contributions)" in shown.stdout  # LightGBM's own
+    assert "minute bars" in shown.stdout and f"cluster {queue[0].cluster_id}" in shown.stdout
+    cluster = [q.trade_id for q in queue if q.cluster_id == queue[0].cluster_id]
+    assert len(cluster) == queue[0].cluster_size
+
+    # Bad input: one line, non-zero, nothing written.
+    audit = AuditLog(settings.paths.monitoring / "audit")
+    audited = len(list(audit.records("review_decision")))
+    for arguments, message in (
+        (("confirm", "no-such-trade", "--kind", "other", "--reason", "x"), "unknown trade id"),
+        (("dismiss", never_flagged, "--reason", "x"), "never flagged by the champion"),
+        (("confirm", false_flag, "--kind", "rug_pull", "--reason", "x"), "unknown kind"),
+        (("dismiss", false_flag, "--reason", " "), "needs a reason"),
+    ):
+        bad = _tradewatch(settings, "review", *arguments)
+        assert bad.returncode == 1 and message in bad.stderr, bad.stderr
+        assert len(bad.stderr.strip().splitlines()) == 1
+    assert _store_files(settings) == []
+    assert len(list(audit.records("review_decision"))) == audited
+
+    decisions = (
+        ("confirm", *cluster, "--kind", "price_spike", "--reason", "one spike, many prints"),
+        ("dismiss", true_flag, "--reason", "a known block trade", "--reviewer", "carol"),
+        ("confirm", false_flag, "--kind", "other", "--reason", "looked odd"),
+        ("dismiss", false_flag, "--reason", "on second thought, ordinary"),  # the latest wins
+    )
+    for arguments in decisions:
+        done = _tradewatch(settings, "review", *arguments)
+        assert done.returncode == 0, done.stderr
+    files = _store_files(settings)
+    assert len(files) == len(decisions)
+    records = [r.payload for r in audit.records("review_decision")][audited:]
+    assert len(records) == len(cluster) + 3
+    assert {r["reviewer"] for r in records if r["trade_id"] == true_flag} == {"carol"}
+    assert all(r["reason"] and r["decided_at"] and r["file"] in files for r in records)
+    # A file torn by hand in the store is reported and refused, not read.
+    torn = settings.paths.label_decisions / "decisions-torn.ndjson"
+    torn.write_text('{"decision_id": "d", "trade_id": "' + true_flag + '", "decision": "conf')
+    warned = _tradewatch(settings, "review", "list", "--limit", "1")
+    assert warned.returncode == 0 and "decisions-torn.ndjson" in warned.stdout
+    assert not {true_flag, false_flag, *cluster} & {
+        q.trade_id for q in review_queue(settings, limit=10_000)}  # decided: out of the queue
+
+    run_transform(settings, select="bronze_label_decisions+")
+    labels = _fetch(home, "select trade_id, is_anomaly, label_source, anomaly_kind "
+                    "from gold_anomaly_labels where trade_id in ("
+                    + ", ".join(f"'{t}'" for t in (true_flag, false_flag, *cluster)) + ")"
+                    ).set_index("trade_id")
+    assert set(labels.label_source) == {"analyst"}
+    assert not labels.loc[true_flag, "is_anomaly"]  # the analyst over the answer key
+    assert not labels.loc[false_flag, "is_anomaly"]  # the later decision
+    assert labels.loc[cluster, "anomaly_kind"].tolist() == ["price_spike"] * len(cluster)
+    status = _fetch(home, "select trade_id, review_status from gold_flagged_trades where "
+                    f"trade_id in ('{true_flag}', '{cluster[0]}')").set_index("trade_id")
+    assert status.review_status.to_dict() == {true_flag: "dismissed", cluster[0]: "confirmed"}
+
+
 # --------------------------------------------------------------------------- the review page
 
 CHROMIUM = "/usr/bin/chromium"
@@ -587,10 +680,12 @@ def _free_port() -> int:
 
 
 def _store_records(settings: Settings) -> list[dict]:
-    import json
+    """Every decision in the label store, oldest first (files refused as malformed left out,
+    as the build leaves them out)."""
+    from ml.review import read_decisions
 
-    return [json.loads(line) for path in sorted(settings.paths.label_decisions.glob("*.ndjson"))
-            for line in path.read_text().splitlines() if line.strip()]
+    decisions = read_decisions(settings.paths.label_decisions).decisions
+    return decisions.assign(decided_at=decisions["decided_at"].astype(str)).to_dict("records")
 
 
 def _review_audit(settings: Settings) -> list[dict]:
@@ -703,3 +798,57 @@ def test_a_whole_cluster_is_dismissed_from_the_review_page_at_once(running, revi
     dismissed = {r["trade_id"] for r in _store_records(settings) if r["decision"] == "dismiss"}
     assert set(members) <= dismissed
     assert not any(member in queue for member in members)
+
+
+REVIEW_FIGURES = """
+    select sum(flagged) as flagged, sum(reviewed) as reviewed, sum(confirmed) as confirmed,
+        sum(dismissed) as dismissed, sum(unreviewed) as unreviewed
+    from monitoring_review_weekly
+"""
+
+
+def _rebuild_labels(settings: Settings) -> None:
+    """What the next build does with the label store: labels, flags, the review figures."""
+    from rich.console import Console
+
+    from flows.transform import run_transform
+
+    run_transform(settings, select="bronze_label_decisions+", console=Console(quiet=True))
+
+
+def test_decisions_change_the_review_coverage_and_precision_after_the_next_build(running):
+    from flows.report import REVIEW, run_report
+    from flows.review import record_decisions
+    from tests.flows.report_page import parse_page
+
+    settings, _, _ = running
+    home = settings.paths.home
+    before = _fetch(home, REVIEW_FIGURES).iloc[0]
+    store = _store_records(settings)
+    assert store, "the review page's tests decided some flags first"
+    latest = {r["trade_id"]: r for r in store}  # oldest first: the latest decision wins
+    _rebuild_labels(settings)
+    after = _fetch(home, REVIEW_FIGURES).iloc[0]
+    flagged = set(_fetch(home, "select trade_id from gold_flagged_trades").trade_id)
+    decided = {t: r for t, r in latest.items() if t in flagged}
+    confirmed = sum(r["is_anomaly"] for r in decided.values())
+    assert after.flagged == before.flagged == len(flagged)
+    assert after.reviewed == len(decided) > before.reviewed
+    assert (after.confirmed, after.dismissed) == (confirmed, len(decided) - confirmed)
+    assert after.unreviewed == after.flagged - after.reviewed
+    # A later decision overrides the earlier one: the confirmed flag is dismissed after all.
+    overridden = next(t for t, r in decided.items() if r["is_anomaly"])
+    record_decisions(settings, [overridden], confirm=False, kind=None,
+                     reason="second look: the quotes moved first", reviewer="lead")
+    _rebuild_labels(settings)
+    final = _fetch(home, REVIEW_FIGURES).iloc[0]
+    assert (final.reviewed, final.confirmed, final.dismissed) == (
+        after.reviewed, after.confirmed - 1, after.dismissed + 1)
+    # The report shows the same coverage and precision.
+    section = parse_page(run_report(settings, refresh=False).read_text()).by_id(REVIEW).text()
+    coverage = final.reviewed / final.flagged
+    precision = final.confirmed / final.reviewed
+    assert f"coverage {coverage:.1%}" in section
+    assert (f"confirmed precision {precision:.1%}" in section if final.reviewed else
+            "no flag reviewed yet" in section)
+    assert f"{int(final.unreviewed):,} flags waiting" in section

@@ -25,6 +25,7 @@ from ml.datasets import (
     DatasetError,
     InsufficientData,
     MissingColumns,
+    TooFewTrustedLabels,
     count_trusted_labelled,
     load_ground_truth_events,
     load_training_frame,
@@ -35,6 +36,7 @@ from ml.datasets import (
     training_frame_from,
     training_query,
     trusted_labels,
+    trusted_training_frame,
 )
 from ml.synthetic import synthetic_market
 
@@ -110,6 +112,33 @@ def test_rule_only_labels_flag_the_run_as_weak(tmp_path, small_market):
 
     assert data.labels.weak is True
     assert json.loads(data.labels.as_tags()["label_source_mix"])["rule"] == len(features)
+
+
+def test_rule_labels_are_never_training_labels_and_too_few_trusted_ones_refuse(
+    tmp_path, small_market
+):
+    features, labels = split_frames(small_market)
+    labels = labels.copy()
+    labels.loc[labels.index[:2000], "label_source"] = "rule"  # the rule labels most trades
+    labels.loc[labels.index[:2000:2], "is_anomaly"] = True  # and calls half of them anomalous
+    warehouse = tmp_path / "warehouse.duckdb"
+    write_gold(warehouse, features, labels)
+    data = load_training_frame(warehouse)
+    trusted = labels.iloc[2000:]
+
+    kept = trusted_training_frame(data, min_labels=1, min_positives=1)
+
+    assert len(kept.frame) == len(trusted) and kept.untrusted_rows == 2000
+    assert set(kept.frame["label_source"]) == {"ground_truth"}
+    assert kept.labels.positives == int(trusted["is_anomaly"].sum())
+    with pytest.raises(TooFewTrustedLabels, match=(
+        rf"{len(trusted):,} trusted labels \({kept.labels.positives} anomalous\); training needs "
+        rf"at least {len(trusted) + 1:,}"
+    )) as refused:
+        trusted_training_frame(data, min_labels=len(trusted) + 1, min_positives=1)
+    assert (refused.value.labels, refused.value.untrusted_rows) == (len(trusted), 2000)
+    with pytest.raises(TooFewTrustedLabels):
+        trusted_training_frame(data, min_labels=1, min_positives=kept.labels.positives + 1)
 
 
 def test_missing_feature_column_is_a_typed_error_naming_it(tmp_path, small_market):

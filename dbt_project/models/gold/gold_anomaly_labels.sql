@@ -22,11 +22,12 @@ with features as (
 
 analyst_labels as (
 
+    -- the latest analyst decision per trade: the label store and the seed
     select
         trade_id,
         is_anomaly,
-        nullif(trim(anomaly_kind), '') as anomaly_kind
-    from {{ ref('analyst_labels') }}
+        anomaly_kind
+    from {{ ref('int_analyst_labels') }}
 
 ),
 
