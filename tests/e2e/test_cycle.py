@@ -713,8 +713,8 @@ def test_a_flag_confirmed_on_the_review_page_reaches_the_label_store_and_the_aud
         assert page.locator("svg.price-chart circle").count() > 5
         assert page.locator("#drivers tbody tr").count() > 0
         assert trade_id in page.locator("#cluster").inner_text()
-        page.select_option("select[name=kind]", "spoofing")
-        page.fill("input[name=reviewer]", "ana")
+        page.select_option("select[name=kind]", "pump_and_dump")
+        page.fill("form.decision input[name=reviewer]", "ana")
         page.fill("textarea[name=reason]", "orders <b>pulled</b> right before the print")
         page.click("button.confirm")
         page.wait_for_url("**/?decided=1")
@@ -732,7 +732,7 @@ def test_a_flag_confirmed_on_the_review_page_reaches_the_label_store_and_the_aud
     assert len(stored) == 1
     assert stored[0] | {"decision_id": None, "decided_at": None} == {
         "decision_id": None, "trade_id": trade_id, "decision": "confirm", "is_anomaly": True,
-        "anomaly_kind": "spoofing", "reviewer": "ana",
+        "anomaly_kind": "pump_and_dump", "reviewer": "ana",
         "reason": "orders <b>pulled</b> right before the print", "decided_at": None,
     }
     audited = [r for r in _review_audit(settings) if r["trade_id"] == trade_id]
