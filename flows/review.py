@@ -165,6 +165,11 @@ def review_queue(settings: Settings, *, limit: int = 50,
     ]
 
 
+#: The champion's fitted model by (tracking URI, model name, version): the review page asks for
+#: one flag after another, and loading a version downloads and hashes its artifacts.
+_CHAMPIONS: dict[tuple[str, str, str | None], tuple[str, Any]] = {}
+
+
 def _drivers(settings: Settings, warehouse: Warehouse, trade: pd.DataFrame,
              history_where: str) -> tuple[list[Driver], str, str]:
     """The champion's own contributions, else the robust-z fallback, and the reason."""
@@ -177,17 +182,21 @@ def _drivers(settings: Settings, warehouse: Warehouse, trade: pd.DataFrame,
             from flows.training import load_checked, registry
 
             models = registry(settings)
-            loaded = load_checked(settings, models, "champion")
-            wrapper = loaded.model.unwrap_python_model()
-            anomaly_model = wrapper.model
+            version = models.version_for_alias("champion")
+            key = (models.tracking_uri, models.name, version)
+            if key not in _CHAMPIONS:  # loaded (and integrity-checked) once per process
+                loaded = load_checked(settings, models, "champion")
+                _CHAMPIONS.clear()
+                _CHAMPIONS[key] = (loaded.version, loaded.model.unwrap_python_model().model)
+            loaded_version, anomaly_model = _CHAMPIONS[key]
             features = list(anomaly_model.features)
             contributions = model_contributions(
                 anomaly_model, normalise_features(trade.copy(), features)
             )
             if contributions is not None:
-                note = (f"{anomaly_model.name} version {loaded.version}: its own per-feature "
+                note = (f"{anomaly_model.name} version {loaded_version}: its own per-feature "
                         "contributions (log-odds; positive pushed the score up)")
-                if str(row.get("model_version")) != str(loaded.version):
+                if str(row.get("model_version")) != str(loaded_version):
                     note += f"; the flag came from version {row.get('model_version')}"
                 return contributions, CONTRIBUTIONS, note
             why = f"{anomaly_model.name} gives no per-feature contributions"
@@ -228,20 +237,19 @@ def trade_context(settings: Settings, trade_id: str) -> TradeContext:
             symbol = sql_literal(str(row["symbol"]))
             ts = pd.Timestamp(row["trade_ts"])
             start, end = ts - minutes, ts + minutes
-            span = (f"symbol = {symbol} and {{column}} between "
-                    f"timestamp '{start:%Y-%m-%d %H:%M:%S.%f}' and "
-                    f"timestamp '{end:%Y-%m-%d %H:%M:%S.%f}'")
+            between = (f"between timestamp '{start:%Y-%m-%d %H:%M:%S.%f}' "
+                       f"and timestamp '{end:%Y-%m-%d %H:%M:%S.%f}'")
             trades = warehouse.query(
                 f"select f.trade_id, f.trade_ts, f.price, f.volume, "
                 f"g.trade_id is not null as flagged, g.score "
                 f"from {warehouse.table(FEATURES)} as f "
                 f"left join {warehouse.table(FLAGS)} as g on g.trade_id = f.trade_id "
-                f"where f.{span.format(column='f.trade_ts')} "
+                f"where f.symbol = {symbol} and f.trade_ts {between} "
                 f"order by f.trade_ts, f.trade_id"
             )
             bars = warehouse.query(
                 f"select * from {warehouse.table(BARS)} "
-                f"where {span.format(column='bar_minute')} order by bar_minute"
+                f"where symbol = {symbol} and bar_minute {between} order by bar_minute"
             )
             flags = _unreviewed_flags(warehouse, store, str(row["symbol"]))
             if trade_id not in set(flags["trade_id"]):
@@ -377,7 +385,7 @@ def print_context(context: TradeContext, console: Console, *, top: int = 8) -> N
         drivers.add_row(d.feature, value, f"{d.weight:+.3f}")
     console.print(drivers)
     console.print(context.drivers_note, highlight=False)
-    bars = Table(title=f"{context.symbol} minute bars (± {len(context.bars)} bars around)")
+    bars = Table(title=f"{context.symbol} minute bars around the trade (UTC)")
     for title in ("minute", "open", "high", "low", "close", "volume", "trades"):
         bars.add_column(title, justify="left" if title == "minute" else "right")
     for b in context.bars.itertuples(index=False):

@@ -562,15 +562,16 @@ def test_analysts_review_flags_from_the_cli_and_the_decisions_become_labels(runn
     settings, _, _ = running
     home = settings.paths.home
     queue = review_queue(settings, limit=10_000)
+    cluster = [q.trade_id for q in queue if q.cluster_id == queue[0].cluster_id]
     session = _analysts_session(settings)
     try:
         unreviewed = session.execute("select count(*) from gold_flagged_trades "
                                      "where review_status = 'unreviewed'").fetchone()[0]
-        # a flag the answer key calls anomalous, and a false flag (normal by the answer key)
-        true_flag, false_flag = (session.execute(
+        # outside that cluster: a flag the answer key calls anomalous, and a false flag
+        true_flag, false_flag = (next(trade_id for (trade_id,) in session.execute(
             "select trade_id from gold_flagged_trades where label_source = 'ground_truth' "
-            f"and is_anomaly = {verdict} order by score desc limit 1").fetchone()[0]
-            for verdict in ("true", "false"))
+            f"and is_anomaly = {verdict} order by score desc").fetchall()
+            if trade_id not in cluster) for verdict in ("true", "false"))
         never_flagged = session.execute(
             "select trade_id from gold_trade_features where trade_id not in "
             "(select trade_id from gold_flagged_trades) limit 1").fetchone()[0]
@@ -578,6 +579,7 @@ def test_analysts_review_flags_from_the_cli_and_the_decisions_become_labels(runn
         session.close()
     assert len(queue) == unreviewed > 0
     assert [q.score for q in queue] == sorted((q.score for q in queue), reverse=True)
+    assert len(cluster) == queue[0].cluster_size
 
     listed = _tradewatch(settings, "review", "list", "--limit", "5")
     assert listed.returncode == 0, listed.stderr
@@ -586,8 +588,6 @@ def test_analysts_review_flags_from_the_cli_and_the_decisions_become_labels(runn
     assert shown.returncode == 0, shown.stderr
     assert "What drove the score (model contributions)" in shown.stdout  # LightGBM's own
     assert "minute bars" in shown.stdout and f"cluster {queue[0].cluster_id}" in shown.stdout
-    cluster = [q.trade_id for q in queue if q.cluster_id == queue[0].cluster_id]
-    assert len(cluster) == queue[0].cluster_size
 
     # Bad input: one line, non-zero, nothing written.
     audit = AuditLog(settings.paths.monitoring / "audit")

@@ -26,6 +26,7 @@ from ml.datasets import (
     InsufficientData,
     MissingColumns,
     TooFewTrustedLabels,
+    count_new_analyst_decisions,
     count_trusted_labelled,
     load_ground_truth_events,
     load_training_frame,
@@ -240,6 +241,32 @@ def test_trusted_labelled_trades_are_counted_after_a_moment(tmp_path, small_mark
     assert count_trusted_labelled(warehouse, after=None) == len(features) - 1000
     assert count_trusted_labelled(warehouse, after=_at(int(ts[1999]))) == len(features) - 2000
     assert newest_trade_ms(_empty_gold(tmp_path / "empty.duckdb", features, labels)) is None
+
+
+def test_analyst_decisions_since_the_last_training_count_on_old_trades_too(
+    tmp_path, small_market
+):
+    features, labels = split_frames(small_market)
+    warehouse = tmp_path / "w.duckdb"
+    write_gold(warehouse, features, labels)
+    ts = features["trade_ts_ms"].to_numpy()
+    trained_at = datetime(2026, 1, 5, 12, tzinfo=UTC)
+    assert count_new_analyst_decisions(warehouse, decided_after=trained_at,
+                                       trades_until=_at(int(ts[1999]))) == 0  # not built: 0
+    decided = pd.DataFrame({
+        "trade_id": features["trade_id"].iloc[[10, 20, 30, 2500]],
+        # two before the training, two after it: one on an old trade, one on a new trade
+        "labelled_at": pd.to_datetime(["2026-01-04 09:00", "2026-01-05 11:59",
+                                       "2026-01-05 12:01", "2026-01-06 08:00"]),
+    })
+    with duckdb.connect(str(warehouse)) as con:
+        con.register("decided", decided)
+        con.execute("create table int_analyst_labels as select * from decided")
+
+    counted = count_new_analyst_decisions(warehouse, decided_after=trained_at,
+                                          trades_until=_at(int(ts[1999])))
+    assert counted == 1  # the decision on trade 30: the one on trade 2500 is a new trade
+    assert count_new_analyst_decisions(warehouse, decided_after=None, trades_until=None) == 4
 
 
 def _empty_gold(path: Path, features: pd.DataFrame, labels: pd.DataFrame) -> Path:
