@@ -360,16 +360,20 @@ def _serve(settings, args):
     return run_serve()
 
 
-@verb("ui", "Prefect UI, MLflow UI, dbt docs and the documentation site on 127.0.0.1",
+@verb("ui", "Prefect UI, MLflow UI, dbt docs, the review page and the documentation site on "
+      "127.0.0.1",
       arg("--prefect-port", type=int, default=4200, help="Prefect UI port"),
       arg("--mlflow-port", type=int, default=5000, help="MLflow UI port"),
       arg("--docs-port", type=int, default=8080, help="dbt docs port"),
-      arg("--site-port", type=int, default=8000, help="documentation site port"))
+      arg("--site-port", type=int, default=8000, help="documentation site port"),
+      arg("--review-port", type=int, default=8090,
+          help="review page port (the queue of flags to confirm or dismiss)"))
 def _ui(settings, args):
     from flows.ui import run_ui
 
     return run_ui(settings, prefect_port=args.prefect_port, mlflow_port=args.mlflow_port,
-                  docs_port=args.docs_port, site_port=args.site_port)
+                  docs_port=args.docs_port, site_port=args.site_port,
+                  review_port=args.review_port)
 
 
 @verb("demo", "the whole pipeline on DuckDB with the simulated market",

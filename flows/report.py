@@ -2,7 +2,8 @@
 
 One self-contained HTML file, <home>/reports/monitoring.html (core.html): the champion and the
 challenger with the gate's decisions, the shadow comparison, the tournament history, drift per
-feature over time, flagged trades per symbol per hour, the data-quality history.
+feature over time, flagged trades per symbol per hour, the analysts' review of the champion's
+flags (coverage, confirmed precision by week, the queue's age), the data-quality history.
 
 Layout only: ml.monitoring reads the data (the warehouse's monitoring and gold models, the
 registry). dbt builds those tables from the files the ML and quality layers write, so
@@ -26,14 +27,15 @@ from ml import monitoring as mon
 from ml.monitoring import MonitoringData
 
 REPORT_FILE = "monitoring.html"
-MODELS, SHADOW, TOURNAMENT, DRIFT, ANOMALIES, QUALITY = (
-    mon.MODELS, mon.SHADOW, mon.TOURNAMENT, mon.DRIFT, mon.ANOMALIES, mon.QUALITY)
+MODELS, SHADOW, TOURNAMENT, DRIFT, ANOMALIES, REVIEW, QUALITY = (
+    mon.MODELS, mon.SHADOW, mon.TOURNAMENT, mon.DRIFT, mon.ANOMALIES, mon.REVIEW, mon.QUALITY)
 SECTIONS: dict[str, str] = {
     MODELS: "Champion and challenger",
     SHADOW: "Champion against challenger on live trades",
     TOURNAMENT: "Tournament history",
     DRIFT: "Drift per feature",
     ANOMALIES: "Anomalies per symbol",
+    REVIEW: "Analyst review of the flags",
     QUALITY: "Data quality",
 }
 SHOWN = 10  # gate decisions, tournaments, drift runs listed
@@ -84,7 +86,7 @@ def run_report(settings: Settings, *, console: Console | None = None,
 def render_monitoring_report(data: MonitoringData, *, problem: str | None = None) -> str:
     """The whole page as one self-contained HTML document (also well-formed XML)."""
     sections = {MODELS: _models, SHADOW: _shadow, TOURNAMENT: _tournament, DRIFT: _drift,
-                ANOMALIES: _anomalies, QUALITY: _quality}
+                ANOMALIES: _anomalies, REVIEW: _review, QUALITY: _quality}
     nav = " ".join(f'<a href="#{key}">{escape(title)}</a>' for key, title in SECTIONS.items())
     links = " &#183; ".join(f'<a href="{escape(href)}">{escape(label)}</a>'
                             for label, href in data.links.items())
@@ -365,6 +367,45 @@ def _anomalies(data: MonitoringData) -> str:
               row.risk_level, f"{row.model_name} {data.version_label(row.model_version)}",
               html.ident(row.trade_id)] for row in mon.rows(top, index=False)], numeric={2})]
     return "\n".join(parts)
+
+
+def _review(data: MonitoringData) -> str:
+    review = data.review
+    if review.empty:
+        return html.empty("The champion has flagged no trade yet: the review queue fills once "
+                          "it scores (`tradewatch review list`, or Review in `tradewatch ui`).")
+    summary = mon.review_summary(review)
+    age = summary.queue_age(data.generated_at)
+    waiting = (f"<strong>{summary.waiting:,} flags waiting</strong>, the oldest a trade of "
+               f"{escape(timestamp(summary.oldest_waiting_trade_ts))} scored "
+               f"{escape(timestamp(summary.oldest_waiting_since))}"
+               + (f" ({escape(_duration(age))} ago)" if age is not None else "")
+               if summary.waiting else "<strong>no flag waiting</strong>")
+    precision = (f"confirmed precision <strong>{summary.confirmed_precision:.1%}</strong> "
+                 f"({summary.confirmed:,} of {summary.reviewed:,} reviewed flags confirmed)"
+                 if summary.confirmed_precision is not None else "no flag reviewed yet")
+    weeks = list(mon.rows(review.iloc[::-1].head(mon.REVIEW_WEEKS), index=False))
+    return "\n".join([
+        f'<p class="meta" id="review-summary">Of the current champion\'s '
+        f"{summary.flagged:,} flags, analysts reviewed {summary.reviewed:,} "
+        f"(<strong>coverage {summary.coverage:.1%}</strong>): {precision}; {waiting}.</p>",
+        f"<h3>By week of trade time (newest {len(weeks)} of {len(review)})</h3>",
+        table(["week from", "flags", "reviewed", "coverage", "confirmed", "dismissed",
+               "confirmed precision", "waiting", "oldest waiting trade"],
+              [[timestamp(row.week_start), number(row.flagged, 0), number(row.reviewed, 0),
+                f"{row.review_coverage:.1%}", number(row.confirmed, 0),
+                number(row.dismissed, 0),
+                DASH if pd.isna(row.confirmed_precision) else f"{row.confirmed_precision:.1%}",
+                number(row.unreviewed, 0), timestamp(row.oldest_unreviewed_trade_ts)]
+               for row in weeks], numeric=set(range(1, 8))),
+        '<p class="note">Precision counts the latest analyst decision on each flag of the '
+        "current champion; decisions show after the next build.</p>",
+    ])
+
+
+def _duration(age: pd.Timedelta) -> str:
+    hours = age.total_seconds() / 3600
+    return f"{hours / 24:,.1f} days" if hours >= 48 else f"{hours:,.1f} hours"
 
 
 def _quality(data: MonitoringData) -> str:

@@ -1,5 +1,5 @@
-"""`tradewatch ui`: the Prefect UI, the MLflow UI, dbt docs and the documentation site on
-127.0.0.1, stopped together.
+"""`tradewatch ui`: the Prefect UI, the MLflow UI, dbt docs, the review page and the
+documentation site on 127.0.0.1, stopped together.
 
 Each runs as its own process group, so that Ctrl-C (or SIGTERM) stops every child, including
 the workers the servers start themselves.
@@ -87,9 +87,12 @@ def ui_servers(
     mlflow_port: int = 5000,
     docs_port: int = 8080,
     site_port: int = 8000,
+    review_port: int = 8090,
     site: Path | None = None,
 ) -> list[UiServer]:
     """The servers for this data home; the documentation site's only when `site` is given."""
+    from flows.review_page import SETTINGS_ENV
+
     bin_dir = Path(sys.executable).parent
     target_path, _ = dbt_paths(settings)
     servers = [
@@ -119,6 +122,15 @@ def ui_servers(
              "--no-browser", "--project-dir", str(DBT_PROJECT_DIR),
              "--profiles-dir", str(PROFILES_DIR), "--target-path", str(target_path)],
             cwd=DBT_PROJECT_DIR,
+        ),
+        UiServer(
+            "Review",
+            f"http://{HOST}:{review_port}",
+            f"http://{HOST}:{review_port}/health",
+            [sys.executable, "-m", "flows.review_page", "--port", str(review_port)],
+            cwd=REPO_ROOT,
+            # The very settings of this process (a --config file, a test's changes).
+            env=((SETTINGS_ENV, settings.model_dump_json()),),
         ),
     ]
     if site is not None:
@@ -190,6 +202,7 @@ def run_ui(
     mlflow_port: int = 5000,
     docs_port: int = 8080,
     site_port: int = 8000,
+    review_port: int = 8090,
 ) -> int:
     """Start the UIs and the documentation site, print their addresses, stop them all on
     Ctrl-C or SIGTERM. Without a documentation site the others still start, and it says so."""
@@ -198,7 +211,7 @@ def run_ui(
     site, site_note = build_site(settings)
     servers = ui_servers(
         settings, prefect_port=prefect_port, mlflow_port=mlflow_port, docs_port=docs_port,
-        site_port=site_port, site=site,
+        site_port=site_port, review_port=review_port, site=site,
     )
     processes = start_all(servers, settings)
     for server in servers:

@@ -4,8 +4,8 @@ the model registry, as typed records and frames.
 Every warehouse read goes through `core.warehouse` (any engine) and names a dbt model:
 monitoring_gate_decisions (the audit log's gate decisions, parsed), monitoring_drift_reports,
 monitoring_quality_results, monitoring_flags_hourly and gold_anomaly_scores (each trade once,
-with the newest champion's score), monitoring_shadow_summary. MLflow is read through
-`ml.registry`. Nothing here writes.
+with the newest champion's score), monitoring_shadow_summary, monitoring_review_weekly.
+MLflow is read through `ml.registry`. Nothing here writes.
 
 Each source is read on its own: one that does not exist yet (no warehouse, a model not built)
 gives empty data ("no data yet"), one that fails gives that section's error in one line, and
@@ -33,6 +33,7 @@ SHADOW = "shadow"
 TOURNAMENT = "tournament"
 DRIFT = "drift"
 ANOMALIES = "anomalies"
+REVIEW = "review"
 QUALITY = "quality"
 
 # How much history is read: enough to see a trend, little enough to stay readable.
@@ -41,6 +42,7 @@ MAX_DRIFT_RUNS = 40
 MAX_QUALITY_RUNS = 40
 ANOMALY_HOURS = 48
 TOP_ANOMALIES = 10
+REVIEW_WEEKS = 12
 
 #: The metrics read back per tournament run (MLflow metric names).
 RUN_METRICS = (
@@ -115,6 +117,8 @@ class MonitoringData:
     quality: pd.DataFrame = field(default_factory=pd.DataFrame)
     #: monitoring_shadow_summary: the champion's and a challenger's flags on the same trades.
     shadow: pd.DataFrame = field(default_factory=pd.DataFrame)
+    #: monitoring_review_weekly, every week (oldest first): the analysts' review of the flags.
+    review: pd.DataFrame = field(default_factory=pd.DataFrame)
     #: label → link relative to the reports directory (the drift page, Data Docs).
     links: dict[str, str] = field(default_factory=dict)
     #: section → why its source could not be read.
@@ -304,6 +308,50 @@ def shadow_summary(warehouse: Warehouse) -> pd.DataFrame:
     )
 
 
+def review_weekly(warehouse: Warehouse) -> pd.DataFrame:
+    """monitoring_review_weekly, oldest week first."""
+    return _utc(warehouse.query(
+        f"select * from {warehouse.table('monitoring_review_weekly')} order by week_start"
+    ), "week_start", "oldest_unreviewed_trade_ts", "oldest_unreviewed_scored_at")
+
+
+@dataclass(frozen=True)
+class ReviewSummary:
+    """The analysts' review of the current champion's flags, over every week."""
+
+    flagged: int
+    reviewed: int
+    confirmed: int
+    waiting: int
+    #: reviewed / flagged
+    coverage: float
+    #: confirmed / reviewed; None when nothing was reviewed
+    confirmed_precision: float | None
+    #: trade time and scoring time of the oldest unreviewed flag (None: the queue is empty)
+    oldest_waiting_trade_ts: datetime | None
+    oldest_waiting_since: datetime | None
+
+    def queue_age(self, now: datetime) -> pd.Timedelta | None:
+        """How long the longest-waiting flag has waited (since it was scored)."""
+        if self.oldest_waiting_since is None:
+            return None
+        return pd.Timestamp(now) - pd.Timestamp(self.oldest_waiting_since)
+
+
+def review_summary(review: pd.DataFrame) -> ReviewSummary:
+    """Coverage, confirmed precision and the queue, summed over monitoring_review_weekly."""
+    flagged, reviewed = int(review["flagged"].sum()), int(review["reviewed"].sum())
+    confirmed = int(review["confirmed"].sum())
+    return ReviewSummary(
+        flagged=flagged, reviewed=reviewed, confirmed=confirmed,
+        waiting=int(review["unreviewed"].sum()),
+        coverage=reviewed / flagged if flagged else 0.0,
+        confirmed_precision=confirmed / reviewed if reviewed else None,
+        oldest_waiting_trade_ts=_moment(review["oldest_unreviewed_trade_ts"].min()),
+        oldest_waiting_since=_moment(review["oldest_unreviewed_scored_at"].min()),
+    )
+
+
 # ------------------------------------------------------------------------------ everything
 
 
@@ -386,6 +434,7 @@ def load_monitoring_data(
             "monitoring_flags_hourly", "gold_anomaly_scores",
         )
         shadow = attempt(SHADOW, lambda: shadow_summary(wh), empty, "monitoring_shadow_summary")
+        review = attempt(REVIEW, lambda: review_weekly(wh), empty, "monitoring_review_weekly")
     return MonitoringData(
         generated_at=(now or datetime.now(UTC)).astimezone(UTC),
         home=home,
@@ -401,6 +450,7 @@ def load_monitoring_data(
         top_anomalies=top,
         quality=quality,
         shadow=shadow,
+        review=review,
         links=attempt("links", lambda: links(reports), {}),
         errors=errors,
         notes={k: v for k, v in notes.items() if v},

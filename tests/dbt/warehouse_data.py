@@ -42,7 +42,7 @@ WAREHOUSE_CORE = (
 #: (the marts read gold_anomaly_labels, which needs every feature model).
 NEEDS_LABELS = (
     "monitoring_shadow_scores monitoring_shadow_summary gold_flagged_trades gold_symbol_daily "
-    "gold_anomaly_events"
+    "gold_anomaly_events monitoring_review_weekly"
 )
 
 _BUILD_SCRIPT = """

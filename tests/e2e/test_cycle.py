@@ -639,3 +639,216 @@ def test_analysts_review_flags_from_the_cli_and_the_decisions_become_labels(runn
     status = _fetch(home, "select trade_id, review_status from gold_flagged_trades where "
                     f"trade_id in ('{true_flag}', '{cluster[0]}')").set_index("trade_id")
     assert status.review_status.to_dict() == {true_flag: "dismissed", cluster[0]: "confirmed"}
+
+
+# --------------------------------------------------------------------------- the review page
+
+CHROMIUM = "/usr/bin/chromium"
+
+
+@pytest.fixture(scope="module")
+def review_page(running):
+    """The review page as `tradewatch ui` serves it (its own process group, on a free port of
+    127.0.0.1), and headless Chromium driven by Playwright; both stopped afterwards."""
+    from playwright.sync_api import sync_playwright
+
+    from flows.ui import start_all, stop_all, ui_servers
+
+    settings, _, _ = running
+    port = _free_port()
+    server = next(s for s in ui_servers(settings, review_port=port) if s.name == "Review")
+    processes = start_all([server], settings, timeout=120)
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                                 args=["--no-sandbox"])
+            try:
+                yield server.url, browser
+            finally:
+                browser.close()
+    finally:
+        stop_all(processes)
+    assert all(process.poll() is not None for process in processes)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _store_records(settings: Settings) -> list[dict]:
+    """Every decision in the label store, oldest first (files refused as malformed left out,
+    as the build leaves them out)."""
+    from ml.review import read_decisions
+
+    decisions = read_decisions(settings.paths.label_decisions).decisions
+    return decisions.assign(decided_at=decisions["decided_at"].astype(str)).to_dict("records")
+
+
+def _review_audit(settings: Settings) -> list[dict]:
+    return [r.payload for r in AuditLog(settings.paths.audit).records("review_decision")]
+
+
+def test_a_flag_confirmed_on_the_review_page_reaches_the_label_store_and_the_audit_log(
+    running, review_page,
+):
+    settings, _, _ = running
+    url, browser = review_page
+    page = browser.new_page()
+    try:
+        page.goto(f"{url}/")
+        scores = [float(s) for s in page.locator("#queue tbody tr td:first-child")
+                  .all_inner_texts()]
+        assert scores and scores == sorted(scores, reverse=True)
+        link = page.locator("a.trade-link").first
+        trade_id = link.inner_text()
+        link.click()
+        page.wait_for_url("**/trade?id=*")
+        # The chart: the trade ringed among its symbol's trades; its drivers and cluster.
+        assert page.locator("svg.price-chart circle.flagged").get_attribute(
+            "data-trade-id") == trade_id
+        assert page.locator("svg.price-chart circle").count() > 5
+        assert page.locator("#drivers tbody tr").count() > 0
+        assert trade_id in page.locator("#cluster").inner_text()
+        page.select_option("select[name=kind]", "pump_and_dump")
+        page.fill("form.decision input[name=reviewer]", "ana")
+        page.fill("textarea[name=reason]", "orders <b>pulled</b> right before the print")
+        page.click("button.confirm")
+        page.wait_for_url("**/?decided=1")
+        assert "Recorded 1 decision" in page.locator("#decided").inner_text()
+        # Decided: out of the queue at once (the store is read before the next build).
+        assert trade_id not in page.locator("#queue").inner_text()
+        # The reviewer's recent decisions, read back from the store; the reason as typed.
+        page.goto(f"{url}/decisions")
+        assert "Recent decisions of ana" in page.locator("h1").inner_text()
+        row = page.locator("#decisions tbody tr").first.inner_text()
+        assert trade_id in row and "confirmed" in row and "<b>pulled</b>" in row
+    finally:
+        page.close()
+    stored = [r for r in _store_records(settings) if r["trade_id"] == trade_id]
+    assert len(stored) == 1
+    assert stored[0] | {"decision_id": None, "decided_at": None} == {
+        "decision_id": None, "trade_id": trade_id, "decision": "confirm", "is_anomaly": True,
+        "anomaly_kind": "pump_and_dump", "reviewer": "ana",
+        "reason": "orders <b>pulled</b> right before the print", "decided_at": None,
+    }
+    audited = [r for r in _review_audit(settings) if r["trade_id"] == trade_id]
+    assert len(audited) == 1 and audited[0]["reviewer"] == "ana"
+    assert audited[0]["decision_id"] == stored[0]["decision_id"]
+
+
+def test_a_bad_submission_on_the_review_page_shows_one_line_and_writes_nothing(
+    running, review_page,
+):
+    settings, _, _ = running
+    url, browser = review_page
+    before = (_store_records(settings), _review_audit(settings),
+              sorted(settings.paths.label_decisions.glob("*")))
+    page = browser.new_page()
+    try:
+        page.goto(f"{url}/")
+        link = page.locator("a.trade-link").first
+        trade_id = link.inner_text()
+        link.click()
+        page.wait_for_url("**/trade?id=*")
+        # No reason: refused.
+        page.click("button.dismiss")
+        page.wait_for_load_state()
+        error = page.locator("#error").inner_text()
+        assert len(error.strip().splitlines()) == 1 and "reason" in error
+        # A confirmation without a kind: refused too, and the reason typed is kept in the form.
+        page.fill("textarea[name=reason]", "a fat finger, not a manipulation")
+        page.click("button.confirm")
+        page.wait_for_load_state()
+        assert "kind" in page.locator("#error").inner_text()
+        assert page.input_value("textarea[name=reason]") == "a fat finger, not a manipulation"
+        page.goto(f"{url}/")
+        assert trade_id in page.locator("#queue").inner_text()
+    finally:
+        page.close()
+    assert (_store_records(settings), _review_audit(settings),
+            sorted(settings.paths.label_decisions.glob("*"))) == before
+
+
+def test_a_whole_cluster_is_dismissed_from_the_review_page_at_once(running, review_page):
+    settings, _, _ = running
+    url, browser = review_page
+    page = browser.new_page()
+    try:
+        page.goto(f"{url}/")
+        sizes = [int(s) for s in page.locator("#queue tbody tr td:nth-child(7)")
+                 .all_inner_texts()]
+        row = next((i for i, size in enumerate(sizes) if size > 1), None)
+        if row is None:
+            pytest.fail(f"no cluster of more than one flag in the queue: {sizes}")
+        page.locator("a.trade-link").nth(row).click()
+        page.wait_for_url("**/trade?id=*")
+        members = page.locator("#cluster tbody tr td:first-child").all_inner_texts()
+        assert len(members) > 1
+        page.check("input[name=scope][value=cluster]")
+        page.fill("textarea[name=reason]", "one block trade printed in pieces")
+        page.click("button.dismiss")
+        page.wait_for_url(f"**/?decided={len(members)}")
+        queue = page.locator("#queue").inner_text() if page.locator("#queue").count() else ""
+    finally:
+        page.close()
+    dismissed = {r["trade_id"] for r in _store_records(settings) if r["decision"] == "dismiss"}
+    assert set(members) <= dismissed
+    assert not any(member in queue for member in members)
+
+
+REVIEW_FIGURES = """
+    select sum(flagged) as flagged, sum(reviewed) as reviewed, sum(confirmed) as confirmed,
+        sum(dismissed) as dismissed, sum(unreviewed) as unreviewed
+    from monitoring_review_weekly
+"""
+
+
+def _rebuild_labels(settings: Settings) -> None:
+    """What the next build does with the label store: labels, flags, the review figures."""
+    from rich.console import Console
+
+    from flows.transform import run_transform
+
+    run_transform(settings, select="bronze_label_decisions+", console=Console(quiet=True))
+
+
+def test_decisions_change_the_review_coverage_and_precision_after_the_next_build(running):
+    from flows.report import REVIEW, run_report
+    from flows.review import record_decisions
+    from tests.flows.report_page import parse_page
+
+    settings, _, _ = running
+    home = settings.paths.home
+    before = _fetch(home, REVIEW_FIGURES).iloc[0]
+    store = _store_records(settings)
+    assert store, "the review page's tests decided some flags first"
+    latest = {r["trade_id"]: r for r in store}  # oldest first: the latest decision wins
+    _rebuild_labels(settings)
+    after = _fetch(home, REVIEW_FIGURES).iloc[0]
+    flagged = set(_fetch(home, "select trade_id from gold_flagged_trades").trade_id)
+    decided = {t: r for t, r in latest.items() if t in flagged}
+    confirmed = sum(r["is_anomaly"] for r in decided.values())
+    assert after.flagged == before.flagged == len(flagged)
+    assert after.reviewed == len(decided) > before.reviewed
+    assert (after.confirmed, after.dismissed) == (confirmed, len(decided) - confirmed)
+    assert after.unreviewed == after.flagged - after.reviewed
+    # A later decision overrides the earlier one: the confirmed flag is dismissed after all.
+    overridden = next(t for t, r in decided.items() if r["is_anomaly"])
+    record_decisions(settings, [overridden], confirm=False, kind=None,
+                     reason="second look: the quotes moved first", reviewer="lead")
+    _rebuild_labels(settings)
+    final = _fetch(home, REVIEW_FIGURES).iloc[0]
+    assert (final.reviewed, final.confirmed, final.dismissed) == (
+        after.reviewed, after.confirmed - 1, after.dismissed + 1)
+    # The report shows the same coverage and precision.
+    section = parse_page(run_report(settings, refresh=False).read_text()).by_id(REVIEW).text()
+    coverage = final.reviewed / final.flagged
+    precision = final.confirmed / final.reviewed
+    assert f"coverage {coverage:.1%}" in section
+    assert (f"confirmed precision {precision:.1%}" in section if final.reviewed else
+            "no flag reviewed yet" in section)
+    assert f"{int(final.unreviewed):,} flags waiting" in section
