@@ -132,6 +132,11 @@ WORKSPACE_VERBS = {
     "model trust": ["model", "trust", "1", "--reason", "checked"],
     "report": ["report"],
     "demo": ["demo"],
+    # The queue and the context are read from gold; decisions go to the label store.
+    "review list": ["review", "list"],
+    "review show": ["review", "show", "t1"],
+    "review confirm": ["review", "confirm", "t1", "--kind", "price_spike", "--reason", "seen"],
+    "review dismiss": ["review", "dismiss", "t1", "--reason", "seen"],
 }
 
 
