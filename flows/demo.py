@@ -29,6 +29,7 @@ from ingest.alphavantage import AlphaVantageCollector, CallBudget
 from ingest.finnhub import CollectorStats, FinnhubCollector
 from ingest.simulator import Simulator, SimulatorConfig
 from ingest.simulator.sessions import day_open_ms, session_at, trading_days_from
+from ml.datasets import load_ground_truth_events
 from ml.rules import RULES_MODEL_NAME
 
 if TYPE_CHECKING:
@@ -188,21 +189,20 @@ def _stage(report: DemoReport, console: Console, name: str, work) -> None:
 
 
 def _top_anomalies(settings: Settings, limit: int = 5) -> list[tuple]:
-    """The champion's highest scores (gold_anomaly_scores), with the simulator's ground truth."""
+    """The champion's highest scores (gold_anomaly_scores), with the simulator's ground truth
+    (read here, not by the warehouse: the query must run on every engine)."""
     warehouse = open_warehouse(settings)
-    truth = settings.paths.ground_truth / "trades.ndjson"
-    join, kind = "", "null"
-    if truth.exists():
-        quoted = str(truth).replace("'", "''")
-        join = (f"left join read_json_auto('{quoted}', format='newline_delimited') g "
-                "using (trade_id)")
-        kind = "g.kind"
     frame = warehouse.query(
-        f"select s.symbol, s.trade_ts, s.score, s.risk_level, {kind} as truth "
-        f"from {warehouse.table('gold_anomaly_scores')} s {join} "
+        "select s.trade_id, s.symbol, s.trade_ts, s.score, s.risk_level "
+        f"from {warehouse.table('gold_anomaly_scores')} s "
         f"order by s.score desc, s.trade_id limit {int(limit)}"
     )
-    return [tuple(row) for row in frame.itertuples(index=False)]
+    kinds: dict[str, str] = {}
+    if (settings.paths.ground_truth / "trades.ndjson").exists():
+        truth = load_ground_truth_events(settings.paths.ground_truth)
+        kinds = dict(zip(truth["trade_id"], truth["kind"], strict=True))
+    return [(row.symbol, row.trade_ts, row.score, row.risk_level, kinds.get(row.trade_id))
+            for row in frame.itertuples(index=False)]
 
 
 def _summary(settings: Settings, report: DemoReport, console: Console) -> None:

@@ -214,7 +214,10 @@ def test_retraining_is_triggered_once_and_the_training_flow_runs_once(story, pre
     client = MlflowClient(tracking_uri=tracking_uri(story.settings))
     experiment = client.get_experiment_by_name(story.settings.training.experiment)
     runs = client.search_runs([experiment.experiment_id])
-    assert len(runs) == 2 * len(MODELS)
+    # Each tournament: one run per model, and the rule deck's baseline run beside them.
+    baselines = [run for run in runs if run.data.tags.get("baseline") == "true"]
+    assert len(runs) - len(baselines) == 2 * len(MODELS)
+    assert [run.info.run_name for run in baselines] == ["rules", "rules"]
 
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import FlowFilter, FlowFilterName
