@@ -201,7 +201,7 @@ def _top_anomalies(settings: Settings, limit: int = 5) -> list[tuple]:
     if (settings.paths.ground_truth / "trades.ndjson").exists():
         truth = load_ground_truth_events(settings.paths.ground_truth)
         kinds = dict(zip(truth["trade_id"], truth["kind"], strict=True))
-    return [(row.symbol, row.trade_ts, row.score, row.risk_level, kinds.get(row.trade_id))
+    return [(row.symbol, row.trade_ts, row.score, row.risk_level, kinds.get(str(row.trade_id)))
             for row in frame.itertuples(index=False)]
 
 
