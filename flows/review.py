@@ -23,7 +23,7 @@ import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
-from core.warehouse import Warehouse, WarehouseError, as_warehouse, sql_literal
+from core.warehouse import Warehouse, WarehouseError, as_warehouse
 from flows.analysts import analysts_database
 from flows.config import Settings
 from ml.audit import AuditLog
@@ -121,15 +121,15 @@ def _store(settings: Settings) -> DecisionStore:
     return read_decisions(settings.paths.label_decisions)
 
 
-def _in_list(ids: Iterable[str]) -> str:
-    return ", ".join(sql_literal(str(i)) for i in ids) or "null"
+def _in_list(warehouse: Warehouse, ids: Iterable[str]) -> str:
+    return ", ".join(warehouse.literal(str(i)) for i in ids) or "null"
 
 
 def _unreviewed_flags(warehouse: Warehouse, store: DecisionStore,
                       symbol: str | None = None) -> pd.DataFrame:
     where = "review_status = 'unreviewed'"
     if symbol is not None:
-        where += f" and symbol = {sql_literal(symbol)}"
+        where += f" and symbol = {warehouse.literal(symbol)}"
     flags = warehouse.query(
         f"select {', '.join(_QUEUE_COLUMNS)} from {warehouse.table(FLAGS)} where {where}"
     )
@@ -223,18 +223,19 @@ def trade_context(settings: Settings, trade_id: str) -> TradeContext:
     try:
         with _analysts(settings) as warehouse:
             trade = warehouse.query(
-                f"select * from {warehouse.table(FLAGS)} where trade_id = {sql_literal(trade_id)}"
+                f"select * from {warehouse.table(FLAGS)} "
+                f"where trade_id = {warehouse.literal(trade_id)}"
             )
             if trade.empty:
                 known = warehouse.query(
                     f"select count(*) as n from {warehouse.table(FEATURES)} "
-                    f"where trade_id = {sql_literal(trade_id)}"
+                    f"where trade_id = {warehouse.literal(trade_id)}"
                 )["n"].iloc[0]
                 if known:
                     raise ReviewError(f"trade {trade_id} was never flagged by the champion")
                 raise ReviewError(f"unknown trade id {trade_id}: not in the warehouse")
             row = trade.iloc[0]
-            symbol = sql_literal(str(row["symbol"]))
+            symbol = warehouse.literal(str(row["symbol"]))
             ts = pd.Timestamp(row["trade_ts"])
             start, end = ts - minutes, ts + minutes
             between = (f"between timestamp '{start:%Y-%m-%d %H:%M:%S.%f}' "
@@ -315,7 +316,7 @@ def record_decisions(
     check_decision(ids, confirm=confirm, kind=kind, reason=reason, known=ids, flagged=ids)
     try:
         with _analysts(settings) as warehouse:
-            listed = _in_list(ids)
+            listed = _in_list(warehouse, ids)
             known = warehouse.query(
                 f"select trade_id from {warehouse.table(FEATURES)} where trade_id in ({listed})"
             )["trade_id"]
