@@ -33,7 +33,6 @@ from core.volume import VolumeDataHome
 from core.warehouse import (
     DatabricksWarehouse,
     DuckDBWarehouse,
-    MissingWarehouseSetting,
     SparkWarehouse,
     Warehouse,
 )
@@ -154,21 +153,14 @@ def check_workspace(settings: Settings, environ: Mapping[str, str] | None = None
     needed, sent or shown."""
     if _target(settings, None) != "databricks":
         return
-    env = os.environ if environ is None else environ
-    missing = [name for name in (DatabricksWarehouse.HOST, DatabricksWarehouse.HTTP_PATH,
-                                 DatabricksWarehouse.TOKEN) if not env.get(name)]
-    if missing:
-        raise MissingWarehouseSetting(
-            f"TRADEWATCH_ENV selects Databricks: set {', '.join(missing)}"
-        )
-    address = env[DatabricksWarehouse.HOST].strip()
-    host = address.split("://", 1)[-1].split("/", 1)[0]
-    name, _, port = host.partition(":")
+    # the same settings, checked the same way, as the reader the flows will open
+    workspace = DatabricksWarehouse.from_env(environ)
+    name, port = workspace.host, workspace.port
     outcome: list[BaseException | None] = []
 
     def connect() -> None:
         try:
-            socket.create_connection((name, int(port or 443)), timeout=timeout).close()
+            socket.create_connection((name, port), timeout=timeout).close()
             outcome.append(None)
         except (OSError, ValueError) as exc:
             outcome.append(exc)
@@ -185,6 +177,6 @@ def check_workspace(settings: Settings, environ: Mapping[str, str] | None = None
         error = outcome[0]
         reason = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
     raise WorkspaceUnreachable(
-        f"cannot reach the Databricks workspace {name}:{port or 443} ({reason}); "
+        f"cannot reach the Databricks workspace {name}:{port} ({reason}); "
         "check DATABRICKS_HOST and the network"
     )

@@ -16,15 +16,13 @@ import os
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
 from core.alerts import AlertKind
-from core.datahome import SCORES, SCORING_RUNS_DIR, SHADOW_SCORES, LocalDataHome, within
-from core.warehouse import DuckDBWarehouse
+from core.datahome import SCORES, SCORING_RUNS_DIR, SHADOW_SCORES, within
 from flows.alerts import alert_sender, send_gate_outcome_alert
 from flows.config import Settings
 from flows.engine import data_home, location, mlflow_stores, open_warehouse
@@ -44,7 +42,7 @@ from ml.gate import BootstrapPolicy, GateDecision, GatePolicy, run_gate
 from ml.models import ThresholdPolicy
 from ml.registry import LoadedModel, ModelIntegrityError, ModelRegistry, Rollback
 from ml.rules import RuleFlagsMissing, load_rule_flags
-from ml.scoring import ScoringResult, drop_scored, score_new_trades, write_scoring_run
+from ml.scoring import ScoringResult, score_new_trades, write_scoring_run
 from ml.tournament import Leaderboard, run_tournament
 
 
@@ -435,21 +433,14 @@ def run_score(
     console = console or Console()
     models = registry(settings)
     champion = load_checked(settings, models, "champion")
-    scores_dir: Path = settings.paths.scores
     # Scores and scoring records go to the engine's data home (the volume on Databricks).
     home = data_home(settings)
     scoring_runs = within(home, SCORING_RUNS_DIR)
-    warehouse = open_warehouse(settings)
-    # DuckDB leaves out what this version scored in its query (it reads the scores files);
-    # on Spark and Databricks the scored trade ids are read from the files here instead.
-    in_query = isinstance(warehouse, DuckDBWarehouse) and isinstance(home, LocalDataHome)
     with warehouse_slot("read trades to score"):
         frame = load_scoring_frame(
-            warehouse, scores_dir=scores_dir if in_query else None,
+            open_warehouse(settings), scores_dir=within(home, SCORES),
             model_version=champion.version,
         )
-    if not in_query:
-        frame = drop_scored(frame, within(home, SCORES), champion.version)
     new_trades = frame.loc[frame["never_scored"]] if "never_scored" in frame else frame
     result = score_new_trades(
         frame,

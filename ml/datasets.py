@@ -8,6 +8,7 @@ validation or test row has features computed from the same trades as a training 
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -17,8 +18,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
-from core.datahome import SCORES_FILES
+from core.datahome import SCORES_FILES, DataHome, LocalDataHome, as_data_home
 from core.schema import (
     CATEGORY_LEVELS,
     FEATURE_COLUMNS,
@@ -319,31 +322,75 @@ def trusted_training_frame(
     )
 
 
+class ScoresUnreadable(RuntimeError):
+    """An existing scores file cannot be read: scoring stops rather than score twice."""
+
+
+def score_files(scores_dir: Path | str) -> list[Path]:
+    """Completed scores files (temporary dot-files excluded), oldest partition first."""
+    return sorted(Path(scores_dir).glob(SCORES_FILES.pattern))
+
+
+def scored_by_version(scores_dir: DataHome | Path | str) -> dict[str, set[str]]:
+    """The trade_ids each model version has scored under `scores_dir` (a folder or a data
+    home): what a warehouse without DuckDB's parquet anti-join leaves to Python."""
+    home = as_data_home(scores_dir)
+    scored: dict[str, set[str]] = {}
+    # A local folder is read in place; a volume's files are downloaded one at a time.
+    local = home.root if isinstance(home, LocalDataHome) else None
+    names = ([str(path) for path in score_files(local)] if local is not None
+             else home.list("", SCORES_FILES.pattern))
+    for path in names:
+        try:
+            source: Any = path if local is not None else io.BytesIO(home.read(path))
+            table = pq.read_table(source, columns=["trade_id", "model_version"])
+        except (OSError, pa.ArrowException) as exc:
+            raise ScoresUnreadable(
+                f"scores file {path} is unreadable ({exc}); move it aside and re-run scoring"
+            ) from exc
+        # never null: score_new_trades writes both
+        for trade_id, version in zip(table.column("trade_id").to_pylist(),
+                                     table.column("model_version").to_pylist(), strict=True):
+            scored.setdefault(str(version), set()).add(str(trade_id))
+    return scored
+
+
+def drop_scored(frame: pd.DataFrame, scores_dir: DataHome | Path | str,
+                model_version: str) -> pd.DataFrame:
+    """The rows of `frame` that `model_version` has not scored, with `never_scored` (no score
+    from any version): the warehouse's anti-join, done here for Spark and Databricks."""
+    scored = scored_by_version(scores_dir)
+    anyone = set().union(*scored.values())
+    kept = frame.loc[~frame["trade_id"].isin(scored.get(str(model_version), set()))].copy()
+    kept["never_scored"] = ~kept["trade_id"].isin(anyone)
+    return kept.reset_index(drop=True)
+
+
 def load_scoring_frame(
     source: Warehouse | Path | str,
     *,
     features: Sequence[str] = FEATURE_COLUMNS,
-    scores_dir: Path | str | None = None,
+    scores_dir: DataHome | Path | str | None = None,
     start: datetime | None = None,
     end: datetime | None = None,
     model_version: str | None = None,
 ) -> pd.DataFrame:
-    """Gold feature rows, oldest first; with a local `scores_dir` on DuckDB, only unscored ones.
+    """Gold feature rows, oldest first; with `scores_dir` (a folder or a data home), only the
+    rows not scored yet.
 
     With `model_version`, "unscored" means "not scored by that version", and the frame has a
-    boolean `never_scored` column (no score from any version yet). The anti-join runs inside
-    DuckDB so that a long history is not pulled into memory only to be dropped. Scoring filters
-    again on trade_id, so other backends stay correct.
+    boolean `never_scored` column (no score from any version yet). On DuckDB with a local
+    `scores_dir` the anti-join runs in the query, so that a long history is not pulled into
+    memory only to be dropped; elsewhere (Spark, Databricks, a volume) the scored trade ids are
+    read from the files and dropped here (`drop_scored`). Scoring filters again on trade_id.
     """
     warehouse = as_warehouse(source)
     _check_columns(warehouse, FEATURES_TABLE, (*ID_COLUMNS, *features))
+    scores = as_data_home(scores_dir) if scores_dir is not None else None
+    in_query = isinstance(warehouse, DuckDBWarehouse) and isinstance(scores, LocalDataHome)
     exclude = None
-    if (
-        scores_dir is not None
-        and isinstance(warehouse, DuckDBWarehouse)
-        and any(Path(scores_dir).glob(SCORES_FILES.pattern))
-    ):
-        exclude = str(Path(scores_dir).resolve() / SCORES_FILES.pattern)
+    if isinstance(scores, LocalDataHome) and in_query and score_files(scores.root):
+        exclude = str(scores.root.resolve() / SCORES_FILES.pattern)
     raw = warehouse.query(
         scoring_query(
             warehouse,
@@ -356,6 +403,11 @@ def load_scoring_frame(
     )
     if "never_scored" in raw.columns:
         raw["never_scored"] = raw["never_scored"].astype(bool)
+    if scores is not None and not in_query:
+        if model_version is not None:
+            raw = drop_scored(raw, scores, model_version)
+        else:
+            raw = raw.loc[~raw["trade_id"].isin(set().union(*scored_by_version(scores).values()))]
     return normalise_features(raw, features).reset_index(drop=True)
 
 

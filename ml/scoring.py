@@ -14,7 +14,6 @@ gold_anomaly_scores reads to show the current champion's score of every trade.
 
 from __future__ import annotations
 
-import io
 import json
 import uuid
 from collections.abc import Iterable
@@ -27,8 +26,11 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from core.datahome import SCORES_FILES, SCORING_RUNS, DataHome, LocalDataHome, as_data_home
+from core.datahome import SCORES_FILES, SCORING_RUNS, DataHome, as_data_home
 from core.schema import BOOLEAN, FLOAT, STRING, TIMESTAMP
+from ml.datasets import (  # re-exported: what scoring has written, as read back
+    scored_by_version,
+)
 from ml.pyfunc import predictor
 
 # Microsecond timestamps: Spark cannot read nanosecond parquet timestamps.
@@ -41,10 +43,6 @@ _ARROW_TYPES: dict[str, pa.DataType] = {
 SCORES_SCHEMA = pa.schema(
     [(column, _ARROW_TYPES[kind]) for column, kind in SCORES_FILES.columns.items()]
 )
-
-
-class ScoresUnreadable(RuntimeError):
-    """An existing scores file cannot be read: scoring stops rather than score twice."""
 
 
 SCORING_ROLES = ("champion", "shadow")
@@ -62,49 +60,9 @@ class ScoringResult:
     model_version: str | None = None
 
 
-def score_files(scores_dir: Path | str) -> list[Path]:
-    """Completed scores files (temporary dot-files excluded), oldest partition first."""
-    return sorted(Path(scores_dir).glob(SCORES_FILES.pattern))
-
-
 def scored_trade_ids(scores_dir: DataHome | Path | str) -> set[str]:
     """Every trade_id that already has a score under `scores_dir` (a folder or a data home)."""
     return set().union(*scored_by_version(scores_dir).values())
-
-
-def scored_by_version(scores_dir: DataHome | Path | str) -> dict[str, set[str]]:
-    """The trade_ids each model version has scored under `scores_dir` (a folder or a data
-    home): what a warehouse without DuckDB's parquet anti-join leaves to Python."""
-    home = as_data_home(scores_dir)
-    scored: dict[str, set[str]] = {}
-    # A local folder is read in place; a volume's files are downloaded one at a time.
-    local = home.root if isinstance(home, LocalDataHome) else None
-    names = ([str(path) for path in score_files(local)] if local is not None
-             else home.list("", SCORES_FILES.pattern))
-    for path in names:
-        try:
-            source: Any = path if local is not None else io.BytesIO(home.read(path))
-            table = pq.read_table(source, columns=["trade_id", "model_version"])
-        except (OSError, pa.ArrowException) as exc:
-            raise ScoresUnreadable(
-                f"scores file {path} is unreadable ({exc}); move it aside and re-run scoring"
-            ) from exc
-        # never null: score_new_trades writes both
-        for trade_id, version in zip(table.column("trade_id").to_pylist(),
-                                     table.column("model_version").to_pylist(), strict=True):
-            scored.setdefault(str(version), set()).add(str(trade_id))
-    return scored
-
-
-def drop_scored(frame: pd.DataFrame, scores_dir: DataHome | Path | str,
-                model_version: str) -> pd.DataFrame:
-    """The rows of `frame` that `model_version` has not scored, with `never_scored` (no score
-    from any version): the warehouse's anti-join, done here for Spark and Databricks."""
-    scored = scored_by_version(scores_dir)
-    anyone = set().union(*scored.values())
-    kept = frame.loc[~frame["trade_id"].isin(scored.get(str(model_version), set()))].copy()
-    kept["never_scored"] = ~kept["trade_id"].isin(anyone)
-    return kept.reset_index(drop=True)
 
 
 def _parquet(table: pa.Table) -> memoryview:

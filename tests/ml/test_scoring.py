@@ -9,15 +9,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from core.warehouse import QueryFailed
-from ml.datasets import load_scoring_frame
+from ml.datasets import ScoresUnreadable, drop_scored, load_scoring_frame
 from ml.registry import CHAMPION
-from ml.scoring import (
-    SCORES_SCHEMA,
-    ScoresUnreadable,
-    drop_scored,
-    score_new_trades,
-    scored_trade_ids,
-)
+from ml.scoring import SCORES_SCHEMA, score_new_trades, scored_trade_ids
 
 
 @pytest.fixture
@@ -154,7 +148,9 @@ def test_a_damaged_scores_file_stops_scoring(champion, split, tmp_path):
     assert [p.name for p in scores_dir.rglob("*.parquet")] == ["scores-broken.parquet"]
 
 
-def test_scores_land_in_a_unity_catalog_volume_and_a_rerun_reads_them_back(champion, split):
+def test_scores_land_in_a_unity_catalog_volume_and_a_rerun_reads_them_back(
+    champion, split, tmp_path,
+):
     """Through the Files API (the real databricks-sdk client, a loopback fake server)."""
     import io
 
@@ -181,3 +177,15 @@ def test_scores_land_in_a_unity_catalog_volume_and_a_rerun_reads_them_back(champ
         assert sum(table.num_rows for table in tables) == len(split.test)
         assert tables[0].schema.remove_metadata() == SCORES_SCHEMA
         assert str(record) in api.files
+
+        # The scoring frame leaves out what is on the volume, though no query can read it.
+        warehouse = tmp_path / "warehouse.duckdb"
+        with duckdb.connect(str(warehouse)) as con:
+            con.register("features_df", split.test.drop(
+                columns=["is_anomaly", "label_source", "anomaly_kind"]))
+            con.execute("create schema gold")
+            con.execute("create table gold.gold_trade_features as select * from features_df")
+        assert load_scoring_frame(warehouse, scores_dir=within(home, "scores")).empty
+        pending = load_scoring_frame(warehouse, scores_dir=within(home, "scores"),
+                                     model_version="a newer version")
+        assert len(pending) == len(split.test) and not pending["never_scored"].any()
