@@ -41,11 +41,15 @@ $(STAMP_DOCS): $(STAMP)
 demo: setup
 	$(BIN)/tradewatch demo
 
+# Two workers (the CI machine's two cores), a test file each at a time: a file's tests share
+# their expensive set-ups, and the longest files start first (tests/conftest.py).
+XDIST := -n 2 --dist loadfile --no-loadscope-reorder
+
 test: setup-dev
-	$(BIN)/pytest
+	$(BIN)/pytest $(XDIST)
 
 test-fast: setup-dev
-	$(BIN)/pytest -m "not slow"
+	$(BIN)/pytest $(XDIST) -m "not slow"
 
 # Every benchmark but the screenshots (those need Chromium: `make screenshots`).
 bench: setup-dev
