@@ -28,7 +28,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.text import Text
 
-from core.datahome import LANDING, LANDING_TRADES, LocalDataHome, within
+from core.datahome import LANDING, LANDING_BARS, LANDING_TRADES, LocalDataHome, within
 from core.volume import MissingVolumeSetting
 from flows.alerts import alert_sender
 from flows.config import Settings
@@ -227,6 +227,10 @@ def run_collect_alphavantage(
     (ingest.alphavantage.BarSchedule), so a run every five minutes spreads the daily budget
     over the day instead of spending it in the first runs; with none due it lands nothing and
     succeeds. Every successful fetch, scheduled or not, is noted in the schedule.
+
+    Bars land in the configured data home (on Databricks the Unity Catalog volume, through the
+    Files API). The call budget and the bar schedule stay local files under the local data
+    home: they are this worker's throttle on its own API key, not data dbt reads.
     """
     config = settings.alphavantage
     endpoint = url or config.url
@@ -237,6 +241,8 @@ def run_collect_alphavantage(
         api_key = resolve_api_key(
             config.api_key_env, endpoint, ALPHAVANTAGE_DOMAIN, config.key_urls
         )
+        home = data_home(settings)  # on Databricks: the Unity Catalog volume (Files API)
+        # Local operator state, whatever the data home: per-worker throttles of the API key.
         budget = CallBudget(
             budget_path(settings.paths.home),
             calls_per_minute=config.calls_per_minute,
@@ -274,13 +280,15 @@ def run_collect_alphavantage(
             key_urls=config.key_urls,
             symbols=chosen,
             interval=interval or config.interval,
-            landing_dir=settings.paths.landing,
+            landing_dir=(settings.paths.landing if isinstance(home, LocalDataHome)
+                         else within(home, LANDING)),
             budget=budget,
             timeout_seconds=config.timeout_seconds,
             retries=config.retries,
             on_symbol=report,
         )
-    except (InvalidSymbol, MissingApiKey, KeyNotAllowed, LandingError, ValueError) as exc:
+    except (InvalidSymbol, MissingApiKey, KeyNotAllowed, LandingError, ValueError,
+            MissingVolumeSetting) as exc:
         _fail(exc)
         return EXIT_BAD_INPUT
 
@@ -293,7 +301,7 @@ def run_collect_alphavantage(
             return EXIT_FAILED
     schedule.record([outcome.symbol for outcome in result.results if not outcome.error])
     print(
-        f"alphavantage: {result.summary()} -> {settings.paths.landing_bars}", flush=True
+        f"alphavantage: {result.summary()} -> {location(home, LANDING_BARS)}", flush=True
     )
     for failed in result.failed:
         if result.error is None or failed is not result.results[-1]:

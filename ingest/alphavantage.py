@@ -17,13 +17,13 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
+from pathlib import Path, PurePath
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import orjson
 import requests
 
-from core.datahome import remove_stale_temp_files, write_atomic
+from core.datahome import DataHome, remove_stale_temp_files, within, write_atomic
 from ingest.api_keys import (
     ApiKey,
     is_provider_host,
@@ -88,6 +88,15 @@ class BudgetUnreadable(AlphaVantageError):
 
 class Stopped(AlphaVantageError):
     """The collector was asked to stop."""
+
+
+class LandingFailed(AlphaVantageError):
+    """Fetched bars could not be written (a full disk, a volume that failed an upload).
+
+    The run stops there: the symbol's bars are not counted as landed (its fetch is not noted
+    in the bar schedule, so it is fetched again), and no further call is spent on bars that
+    could not be landed either.
+    """
 
 
 class CallBudget:
@@ -285,7 +294,7 @@ class SymbolResult:
     symbol: str
     bars: int = 0
     rejected: int = 0
-    files: list[Path] = field(default_factory=list)
+    files: list[PurePath] = field(default_factory=list)
     error: str | None = None  #: typed error name and message, already redacted
 
 
@@ -412,7 +421,12 @@ def parse_bars(
 
 
 class AlphaVantageCollector:
-    """Fetches bars for each symbol within the call budget and lands one file per month."""
+    """Fetches bars for each symbol within the call budget and lands one file per month.
+
+    `landing_dir` is the landing folder, or a data home whose root is the landing folder
+    (core.datahome: e.g. a Unity Catalog volume through the Files API, core.volume), where
+    each month's file is one whole upload. The call budget stays a local file either way.
+    """
 
     def __init__(
         self,
@@ -421,7 +435,7 @@ class AlphaVantageCollector:
         api_key: ApiKey | str | None,
         symbols: tuple[str, ...] | list[str],
         interval: str,
-        landing_dir: Path | str,
+        landing_dir: Path | str | DataHome,
         budget: CallBudget,
         timeout_seconds: float = 10.0,
         retries: int = 3,
@@ -451,7 +465,16 @@ class AlphaVantageCollector:
         self._api_key = api_key
         self.base_url = base_url.rstrip("/")
         self.interval = interval
-        self.landing_dir = Path(landing_dir)
+        # A folder, or a data home whose root is the landing folder.
+        self.landing_dir: Path | None
+        self._landing: Path | DataHome
+        if isinstance(landing_dir, DataHome):
+            self.landing_dir = None
+            self._landing = landing_dir
+            self._rejects_home: Path | DataHome = within(landing_dir, REJECTS)
+        else:
+            self.landing_dir = self._landing = Path(landing_dir)
+            self._rejects_home = self.landing_dir / REJECTS
         self.budget = budget
         self.timeout_seconds = timeout_seconds
         self.retries = retries
@@ -543,12 +566,14 @@ class AlphaVantageCollector:
 
         Per-symbol problems (an `Error Message` for one symbol, bad bars) are recorded and the
         run goes on; rate limits, a bad key, a spent budget or a stop end it, keeping what was
-        already landed.
+        already landed. Bars that cannot be written (an OSError: a full disk, a failed upload
+        to a volume) end the run as LandingFailed; that symbol counts as failed, not landed.
         """
         result = CollectionResult(interval=self.interval)
-        remove_stale_temp_files(self.landing_dir / BARS)
-        remove_stale_temp_files(self.landing_dir / REJECTS)
-        rejects = PartitionedNdjsonWriter(self.landing_dir / REJECTS, "rejects")
+        if self.landing_dir is not None:  # a data home's files are whole uploads: no temporaries
+            remove_stale_temp_files(self.landing_dir / BARS)
+            remove_stale_temp_files(self.landing_dir / REJECTS)
+        rejects = PartitionedNdjsonWriter(self._rejects_home, "rejects")
         try:
             for symbol in self._symbols:
                 if self._should_stop():
@@ -566,6 +591,16 @@ class AlphaVantageCollector:
                     outcome.error = f"{type(exc).__name__}: {exc}"
                     result.error = exc
                     break
+                except OSError as exc:  # bars fetched but not landed: the budget was spent
+                    # A volume's error names the file it could not write; a local one may not.
+                    where = f" under {self.landing_dir}" if self.landing_dir is not None else ""
+                    landing = LandingFailed(
+                        f"cannot land the {self.interval} bars of {symbol}{where}: "
+                        f"{type(exc).__name__}: {exc.strerror or exc}"
+                    )
+                    outcome.error = f"{type(landing).__name__}: {landing}"
+                    result.error = landing
+                    break
                 finally:
                     if self._on_symbol is not None:
                         self._on_symbol(outcome)
@@ -576,7 +611,7 @@ class AlphaVantageCollector:
 
     def _collect_symbol(
         self, symbol: str, rejects: PartitionedNdjsonWriter
-    ) -> tuple[list[Path], int, int]:
+    ) -> tuple[list[PurePath], int, int]:
         body = self.fetch(symbol)
         fetched_at = utc_now_iso()
         bars, rejected = parse_bars(
@@ -591,7 +626,7 @@ class AlphaVantageCollector:
                     raw_bytes=len(raw),
                 ),
             )
-        files = write_bars(self.landing_dir, symbol=symbol, interval=self.interval, bars=bars)
+        files = write_bars(self._landing, symbol=symbol, interval=self.interval, bars=bars)
         return files, len(bars), len(rejected)
 
 
@@ -610,6 +645,7 @@ __all__ = [
     "CallBudget",
     "CollectionResult",
     "InvalidApiKey",
+    "LandingFailed",
     "RateLimited",
     "RequestFailed",
     "Stopped",

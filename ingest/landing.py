@@ -14,8 +14,8 @@ once its process is gone. The name carries the writer's pid and host: a temporar
 host sharing the volume (whose processes this host cannot see) is deleted only once it has not
 changed for 15 minutes.
 
-`PartitionedNdjsonWriter` also writes to any `core.datahome.DataHome`, such as a Unity Catalog
-volume through the Files API (core.volume), where a file is one whole upload instead.
+`PartitionedNdjsonWriter` and `write_bars` also write to any `core.datahome.DataHome`, such as a
+Unity Catalog volume through the Files API (core.volume), where a file is one whole upload instead.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from pathlib import Path, PurePath
 
 import orjson
 
-from core.datahome import DataHome, LocalDataHome, write_atomic
+from core.datahome import DataHome, LocalDataHome
 from ingest.symbols import symbol_path_part
 
 TRADES = "trades"
@@ -237,16 +237,19 @@ def validate_interval(interval: str) -> str:
     return interval
 
 
-def bars_path(landing_dir: Path, interval: str, symbol: str, month: str) -> Path:
-    """The one file holding a symbol's bars of one interval and month."""
+def bars_relative(interval: str, symbol: str, month: str) -> str:
+    """The one file holding a symbol's bars of one interval and month, relative to the
+    landing folder ("bars/interval=5min/symbol=AAPL/month=2024-03/bars.ndjson")."""
     validate_interval(interval)
     symbol_part = symbol_path_part(symbol)  # validated; "FXCM:EUR/USD" -> "FXCM%3AEUR%2FUSD"
     if not _MONTH.match(month):
         raise LandingError(f"invalid month {month!r}: expected YYYY-MM")
-    return (
-        Path(landing_dir) / BARS / f"interval={interval}" / f"symbol={symbol_part}"
-        / f"month={month}" / "bars.ndjson"
-    )
+    return f"{BARS}/interval={interval}/symbol={symbol_part}/month={month}/bars.ndjson"
+
+
+def bars_path(landing_dir: Path, interval: str, symbol: str, month: str) -> Path:
+    """The one file holding a symbol's bars of one interval and month."""
+    return Path(landing_dir).joinpath(*bars_relative(interval, symbol, month).split("/"))
 
 
 @contextlib.contextmanager
@@ -261,16 +264,24 @@ def _locked(lock_path: Path) -> Iterator[None]:
 
 
 def write_bars(
-    landing_dir: Path, *, symbol: str, interval: str, bars: Iterable[dict]
-) -> list[Path]:
+    landing_dir: Path | str | DataHome, *, symbol: str, interval: str, bars: Iterable[dict]
+) -> list[PurePath]:
     """Merge `bars` into their months' files and land each month atomically; return the files.
 
-    Each bar needs `bar_ts_utc` (the merge key) and `month` is taken from `bar_local`
-    (exchange-local year-month, so one trading day stays in one file). Bars already in the
-    file for another timestamp are kept; for the same timestamp the new bar wins. A line of the
-    existing file that does not parse is kept as it was, at the end (the warehouse quarantines
-    it with its line number). A lock file serialises concurrent writers of the same month.
+    `landing_dir` is the landing folder, or a data home whose root is the landing folder
+    (core.datahome: a Unity Catalog volume through the Files API, where a month's file is
+    one whole upload). Each bar needs `bar_ts_utc` (the merge key) and `month` is taken from
+    `bar_local` (exchange-local year-month, so one trading day stays in one file). Bars
+    already in the file for another timestamp are kept; for the same timestamp the new bar
+    wins. A line of the existing file that does not parse is kept as it was, at the end (the
+    warehouse quarantines it with its line number). In a local folder a lock file serialises
+    concurrent writers of the same month; a volume has no lock, so two workers must not
+    collect the same symbol and interval at once (the call budget is per worker anyway).
+    A failed write raises (OSError, e.g. core.volume.VolumeError) and leaves that month's
+    file as it was; months written before it stay written.
     """
+    home = LocalDataHome(Path(landing_dir)) if isinstance(landing_dir, str | os.PathLike) \
+        else landing_dir
     by_month: dict[str, list[dict]] = {}
     for bar in bars:
         if bar.get("symbol") != symbol or bar.get("interval") != interval:
@@ -279,29 +290,34 @@ def write_bars(
                 f"{symbol}/{interval} writer"
             )
         by_month.setdefault(str(bar["bar_local"])[:7], []).append(bar)
-    written: list[Path] = []
+    written: list[PurePath] = []
     for month in sorted(by_month):
-        path = bars_path(landing_dir, interval, symbol, month)
-        with _locked(path.with_name(".bars.lock")):
+        relative = bars_relative(interval, symbol, month)
+        lock = (
+            _locked(home.path(relative).with_name(".bars.lock"))
+            if isinstance(home, LocalDataHome) else contextlib.nullcontext()
+        )
+        with lock:
             merged: dict[str, dict] = {}
             unparseable: list[bytes] = []
-            if path.exists():
-                with path.open("rb") as handle:
-                    for line in handle:
-                        if line.strip():
-                            try:
-                                old = orjson.loads(line)
-                                merged[old["bar_ts_utc"]] = old
-                            except (orjson.JSONDecodeError, KeyError, TypeError):
-                                unparseable.append(line.rstrip(b"\n") + b"\n")
+            try:
+                existing = home.read(relative)
+            except FileNotFoundError:
+                existing = b""
+            for line in existing.split(b"\n"):
+                if line.strip():
+                    try:
+                        old = orjson.loads(line)
+                        merged[old["bar_ts_utc"]] = old
+                    except (orjson.JSONDecodeError, KeyError, TypeError):
+                        unparseable.append(line + b"\n")
             for bar in by_month[month]:
                 merged[bar["bar_ts_utc"]] = bar
             lines = [
                 orjson.dumps(merged[key], option=orjson.OPT_APPEND_NEWLINE)
                 for key in sorted(merged)
             ] + unparseable
-            write_atomic(path, lines)
-        written.append(path)
+            written.append(home.write_atomic(relative, lines))
     return written
 
 

@@ -9,8 +9,10 @@ import subprocess
 from collections import Counter
 
 import orjson
+import pytest
 
 from flows.collect import run_collect_alphavantage
+from flows.config import load_settings
 from ingest.alphavantage import CallBudget, budget_path
 from ingest.landing import read_landed_records
 from tests.support.collectors import TRADEWATCH, cli_env, settings_for, write_config
@@ -108,3 +110,73 @@ def test_a_five_minute_schedule_for_a_day_stays_within_25_calls(simulator, tmp_p
     used = CallBudget(budget_path(settings.paths.home), calls_per_minute=100,
                       calls_per_day=25, clock=clock).used()[1]
     assert used <= 25
+
+
+# ------------------------------------------------------------------ TRADEWATCH_ENV=prd
+
+VOLUME = "/Volumes/surveillance/prod/tradewatch"
+TOKEN = "dapi-fake-av-flow-1c2d3e4f"
+
+
+@pytest.fixture
+def workspace(monkeypatch):
+    """A loopback fake of the Files API whose volume the prd environment's variables name."""
+    from tests.support.files_api import FakeFilesApi
+
+    with FakeFilesApi(token=TOKEN, volumes=[VOLUME]) as api:
+        for name, value in {
+            "DATABRICKS_HOST": api.url, "DATABRICKS_TOKEN": TOKEN,
+            "DATABRICKS_CATALOG": "surveillance", "DATABRICKS_SCHEMA": "prod",
+        }.items():
+            monkeypatch.setenv(name, value)
+        monkeypatch.delenv("TRADEWATCH_VOLUME", raising=False)
+        yield api
+
+
+def _prd(home):
+    return load_settings(environ={"TRADEWATCH_HOME": str(home), "TRADEWATCH_ENV": "prd"})
+
+
+def test_on_prd_bars_land_in_the_volume_and_the_budget_stays_local(
+    simulator, tmp_path, workspace, capsys
+):
+    market = simulator(seed=2)
+    settings = _prd(tmp_path)
+
+    code = run_collect_alphavantage(settings, url=market.av_url, symbols=("AAPL", "MSFT"),
+                                    interval="5min")
+
+    out = capsys.readouterr().out
+    landed = sorted(path for path in workspace.files if path.startswith(f"{VOLUME}/landing/"))
+    assert code == 0
+    assert f"landed 200 5min bars in {len(landed)} files, " in out
+    assert out.rstrip().endswith(f"-> {VOLUME}/landing/bars")
+    assert landed and all(path.endswith("/bars.ndjson") for path in landed)
+    assert sum(len(workspace.files[path].splitlines()) for path in landed) == 200
+    assert not (tmp_path / "landing").exists()
+    # The per-worker throttles are local operator state, not files dbt reads.
+    assert len(orjson.loads(budget_path(tmp_path).read_bytes())["calls"]) == 2
+    assert (tmp_path / "state" / "alphavantage_schedule.json").is_file()
+
+
+def test_on_prd_a_failed_upload_is_one_line_and_the_symbol_stays_due(
+    simulator, tmp_path, workspace, capsys
+):
+    market = simulator(seed=2)
+    settings = _prd(tmp_path)
+    workspace.fail_next_uploads(500)
+
+    code = run_collect_alphavantage(settings, url=market.av_url, symbols=("AAPL", "MSFT"),
+                                    interval="5min")
+
+    captured = capsys.readouterr()
+    assert code == 1
+    assert "fetched 0 of 1 symbols, landed 0 5min bars in 0 files" in captured.out
+    [line] = captured.err.splitlines()
+    assert line.startswith("tradewatch: LandingFailed: cannot land the 5min bars of AAPL: "
+                           f"VolumeError: cannot write {VOLUME}/landing/bars/interval=5min/")
+    assert TOKEN not in captured.err + captured.out
+    assert not [path for path in workspace.files if "/landing/bars/" in path]
+    assert market.stats().av_requests == 1  # no call spent on MSFT's bars with nowhere to land
+    # Not noted as fetched: the next scheduled run fetches AAPL again.
+    assert not (tmp_path / "state" / "alphavantage_schedule.json").exists()

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from urllib.parse import unquote
 
+import orjson
 import pytest
 
 from ingest.alphavantage import (
     AlphaVantageCollector,
     CallBudget,
     InvalidApiKey,
+    LandingFailed,
     RateLimited,
 )
 from ingest.landing import bars_path, read_landed_records
@@ -41,8 +44,9 @@ def _budget(tmp_path, per_minute: int = 100, per_day: int = 100, clock: _Clock |
 
 def _collector(url, tmp_path, symbols=("AAPL", "MSFT"), *, budget=None, **options):
     options.setdefault("api_key", None)  # the simulator needs none; a loopback URL gets none
+    options.setdefault("landing_dir", tmp_path / "landing")
     return AlphaVantageCollector(
-        base_url=url, symbols=symbols, interval="5min", landing_dir=tmp_path / "landing",
+        base_url=url, symbols=symbols, interval="5min",
         budget=budget or _budget(tmp_path), backoff_initial_seconds=0.01, **options)
 
 
@@ -158,3 +162,106 @@ def test_symbols_and_intervals_are_validated_before_any_request(tmp_path):
                               interval="../1min", landing_dir=tmp_path,
                               budget=_budget(tmp_path))
     assert not (tmp_path / "landing").exists()
+
+
+# ------------------------------------------------------------------ a Unity Catalog volume
+
+VOLUME = "/Volumes/surveillance/prod/tradewatch"
+TOKEN = "dapi-fake-bars-7a6b5c4d"
+BARS_FILES = "bars", "interval=5min/symbol=*/month=*/bars.ndjson"
+
+
+@pytest.fixture
+def volume():
+    """The landing folder of a volume written through the real databricks-sdk client against a
+    loopback fake of the Files API; yields (the fake server, the landing data home)."""
+    from core.datahome import within
+    from core.volume import VolumeDataHome
+    from tests.support.files_api import FakeFilesApi
+
+    with FakeFilesApi(token=TOKEN, volumes=[VOLUME]) as api:
+        home = VolumeDataHome(VOLUME, host=api.url, environ={"DATABRICKS_TOKEN": TOKEN})
+        yield api, within(home, "landing")
+
+
+def _records(data: bytes) -> list[dict]:
+    return [orjson.loads(line) for line in data.splitlines() if line]
+
+
+def _without_fetch_time(records: list[dict]) -> list[dict]:
+    return [{k: v for k, v in record.items() if k != "fetched_at"} for record in records]
+
+
+def test_bars_land_in_a_volume_as_the_same_whole_files_as_in_a_folder(
+    simulator, tmp_path, volume
+):
+    api, landing = volume
+    market = simulator(seed=2)
+
+    in_volume = _collector(market.av_url, tmp_path, landing_dir=landing).collect()
+    in_folder = _collector(market.av_url, tmp_path).collect()
+
+    assert in_volume.error is None and in_volume.failed == [] and in_volume.bars == 200
+    assert in_folder.bars == 200
+    names = landing.list(*BARS_FILES)
+    local = tmp_path / "landing"
+    assert names == sorted(path.relative_to(local).as_posix()
+                           for path in local.glob("bars/" + BARS_FILES[1]))
+    assert [str(path) for result in in_volume.results for path in result.files] == [
+        f"{VOLUME}/landing/{name}" for name in names]
+    for name in names:  # the same bars, line for line, as the local folder got
+        assert _without_fetch_time(_records(landing.read(name))) == _without_fetch_time(
+            _records((local / name).read_bytes()))
+    # One upload per month file, under its final name: nothing partial a reader could list.
+    assert sorted(unquote(path) for path, _ in api.uploads()) == sorted(
+        f"/api/2.0/fs/files{VOLUME}/landing/{name}" for name in names)
+    assert {status for _, status in api.uploads()} == {204}
+    assert not list((tmp_path / "landing").glob("**/.*.tmp"))
+
+
+def test_a_failed_upload_lands_nothing_of_that_symbol_and_ends_the_run_in_one_line(
+    simulator, tmp_path, volume
+):
+    api, landing = volume
+    market = simulator(seed=2)
+    api.fail_next_uploads("drop", 500)  # a connection cut mid-body (the SDK resends), then 500
+
+    failed = _collector(market.av_url, tmp_path, ("AAPL", "MSFT"), landing_dir=landing).collect()
+
+    assert isinstance(failed.error, LandingFailed)
+    [aapl] = failed.results  # MSFT was not fetched: its bars could not have landed either
+    assert aapl.symbol == "AAPL" and aapl.bars == 0 and aapl.files == []
+    assert failed.bars == 0 and failed.failed == [aapl]
+    message = str(failed.error)
+    assert "\n" not in message and TOKEN not in message
+    assert message.startswith("cannot land the 5min bars of AAPL: VolumeError: cannot write "
+                              f"{VOLUME}/landing/bars/interval=5min/symbol=AAPL/month=")
+    assert "InternalError" in message
+    assert market.stats().av_requests == 1
+    assert [status for _, status in api.uploads()] == [0, 500]
+    assert landing.list(*BARS_FILES) == []  # no partial file, nor any file
+
+    # Once the volume is back the next run lands the symbol whole; a failed rewrite later
+    # keeps the file landed before it as it was.
+    again = _collector(market.av_url, tmp_path, ("AAPL", "MSFT"), landing_dir=landing).collect()
+    assert again.error is None and again.bars == 200
+    names = landing.list(*BARS_FILES)
+    before = {name: landing.read(name) for name in names}
+    api.fail_next_uploads(500)
+    rewrite = _collector(market.av_url, tmp_path, ("AAPL",), landing_dir=landing).collect()
+    assert isinstance(rewrite.error, LandingFailed) and rewrite.bars == 0
+    assert {name: landing.read(name) for name in landing.list(*BARS_FILES)} == before
+
+
+def test_a_local_write_failure_ends_the_run_the_same_way(simulator, tmp_path):
+    market = simulator(seed=2)
+    (tmp_path / "landing").mkdir()
+    (tmp_path / "landing" / "bars").write_text("a file where the bars folder belongs")
+
+    result = _collector(market.av_url, tmp_path, ("AAPL", "MSFT")).collect()
+
+    assert isinstance(result.error, LandingFailed)
+    assert [(r.symbol, r.bars, r.files) for r in result.results] == [("AAPL", 0, [])]
+    assert str(result.error).startswith(
+        f"cannot land the 5min bars of AAPL under {tmp_path / 'landing'}: ")
+    assert market.stats().av_requests == 1
