@@ -24,6 +24,7 @@ def pytest_collection_modifyitems(config, items):
     rank: dict[str, int] = {}
     for item in items:
         module = item.nodeid.split("::")[0]
-        weight = 0 if item.get_closest_marker("spark") else 1 if item.get_closest_marker("slow") else 2
+        spark, slow = item.get_closest_marker("spark"), item.get_closest_marker("slow")
+        weight = 0 if spark else 1 if slow else 2
         rank[module] = min(rank.get(module, 2), weight)
     items.sort(key=lambda item: rank[item.nodeid.split("::")[0]])
