@@ -7,7 +7,14 @@ from datetime import UTC, datetime
 
 import pytest
 
-from core.datahome import DRIFT_RECORDS_DIR, QUALITY_RESULTS_DIR, LocalDataHome, within
+from core.datahome import (
+    DRIFT_RECORDS_DIR,
+    QUALITY_RESULTS_DIR,
+    SCORES,
+    SHADOW_SCORES,
+    LocalDataHome,
+    within,
+)
 from core.volume import MissingVolumeSetting, VolumeDataHome
 from expectations.results import (
     ExpectationOutcome,
@@ -17,7 +24,7 @@ from expectations.results import (
 )
 from flows.config import load_settings
 from flows.drift import _same_as_last_report, drift_homes
-from flows.engine import data_home
+from flows.engine import data_home, scores_cache
 from flows.validate import checkpoint_paths, previous_failures
 from ml.drift_records import write_drift_ndjson
 from ml.drift_report import write_drift_html
@@ -110,6 +117,19 @@ def test_a_local_home_is_unchanged_by_the_engine(tmp_path):
     assert (tmp_path / DRIFT_RECORDS_DIR / "drift-20240308T210000Z-a.ndjson").is_file()
     assert within(data_home(settings), DRIFT_RECORDS_DIR).list() == [
         "drift-20240308T210000Z-a.ndjson"]
+
+
+def test_scoring_caches_a_volumes_scored_trades_under_the_local_home_and_reads_local_files_in_place(
+    tmp_path, workspace,
+):
+    prd, dev = _settings(tmp_path, "prd"), _settings(tmp_path, "dev")
+
+    champion = scores_cache(prd, data_home(prd), SCORES)
+    shadow = scores_cache(prd, data_home(prd), SHADOW_SCORES)
+
+    assert champion == tmp_path / "state/scored-cache/Volumes/surveillance/prod/tradewatch/scores"
+    assert shadow == champion.with_name("shadow_scores")
+    assert scores_cache(dev, data_home(dev), SCORES) is None
 
 
 def test_collect_finnhub_on_prd_lands_trades_in_the_volume(tmp_path, workspace, simulator, capsys):
