@@ -16,6 +16,7 @@ from core.datahome import (
     within,
 )
 from core.volume import MissingVolumeSetting, VolumeDataHome
+from expectations.readers import VolumeLanding
 from expectations.results import (
     ExpectationOutcome,
     LayerOutcome,
@@ -25,7 +26,7 @@ from expectations.results import (
 from flows.config import load_settings
 from flows.drift import _same_as_last_report, drift_homes
 from flows.engine import data_home, scores_cache
-from flows.validate import checkpoint_paths, previous_failures
+from flows.validate import checkpoint_paths, open_warehouse, previous_failures
 from ml.drift_records import write_drift_ndjson
 from ml.drift_report import write_drift_html
 from tests.ml.test_drift_records import report
@@ -78,6 +79,24 @@ def _summary(run_id: str, success: bool) -> ValidationSummary:
                                  "price", "critical", success, "0", "")
     return ValidationSummary(run_id, datetime(2024, 3, 8, 21, tzinfo=UTC),
                              (LayerOutcome("bronze", (outcome,)),))
+
+
+def test_on_prd_the_checkpoint_counts_the_landed_trades_in_the_engines_volume(
+    tmp_path, workspace, monkeypatch,
+):
+    # Nothing is reached: the readers connect on their first query.
+    monkeypatch.setenv("DATABRICKS_HOST", "adb-1234567890.12.azuredatabricks.net")
+    monkeypatch.setenv("DATABRICKS_HTTP_PATH", "/sql/1.0/warehouses/abc123")
+    settings = _settings(tmp_path, "prd")
+
+    _, landing = open_warehouse(settings)
+    monkeypatch.setenv("TRADEWATCH_VOLUME", "/Volumes/other/place/files")
+    _, moved = open_warehouse(settings)
+
+    assert isinstance(landing, VolumeLanding) and isinstance(moved, VolumeLanding)
+    assert landing.trades_path == f"{VOLUME}/landing/trades/"
+    assert f"'{VOLUME}/landing/trades/'" in landing.count_sql()
+    assert moved.trades_path == "/Volumes/other/place/files/landing/trades/"
 
 
 def test_quality_results_land_in_the_volume_and_are_read_back_from_it(tmp_path, workspace):
