@@ -26,6 +26,7 @@ import sys
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from core.datahome import DataHome, LocalDataHome
@@ -135,6 +136,17 @@ def location(home: DataHome, relative: str = "") -> str:
     if isinstance(home, VolumeDataHome):
         return home.remote(relative)
     return f"{home!r}/{relative}"
+
+
+def scores_cache(settings: Settings, home: DataHome, folder: str) -> Path | None:
+    """The local folder that caches what the scores files of `folder` (scores/, shadow_scores/)
+    in a volume hold, so that scoring downloads each file once (ml.datasets.scored_by_version):
+    `<home>/state/scored-cache/<volume path>/<folder>`. None for a local data home, whose
+    files are read in place."""
+    if isinstance(home, LocalDataHome):
+        return None
+    remote = PurePosixPath(location(home, folder))
+    return settings.paths.home.joinpath("state", "scored-cache", *remote.parts[1:])
 
 
 class WorkspaceUnreachable(RuntimeError):

@@ -25,7 +25,7 @@ from core.alerts import AlertKind
 from core.datahome import SCORES, SCORING_RUNS_DIR, SHADOW_SCORES, within
 from flows.alerts import alert_sender, send_gate_outcome_alert
 from flows.config import Settings
-from flows.engine import data_home, location, mlflow_stores, open_warehouse
+from flows.engine import data_home, location, mlflow_stores, open_warehouse, scores_cache
 from flows.warehouse import warehouse_slot
 from ingest.simulator.anomalies import KINDS
 from ml.audit import AuditLog
@@ -436,10 +436,12 @@ def run_score(
     # Scores and scoring records go to the engine's data home (the volume on Databricks).
     home = data_home(settings)
     scoring_runs = within(home, SCORING_RUNS_DIR)
+    # On a volume, what each scores file holds is cached locally: each is downloaded once.
+    cache = scores_cache(settings, home, SCORES)
     with warehouse_slot("read trades to score"):
         frame = load_scoring_frame(
             open_warehouse(settings), scores_dir=within(home, SCORES),
-            model_version=champion.version,
+            model_version=champion.version, scores_cache=cache,
         )
     new_trades = frame.loc[frame["never_scored"]] if "never_scored" in frame else frame
     result = score_new_trades(
@@ -449,6 +451,7 @@ def run_score(
         model_version=champion.version,
         scores_dir=within(home, SCORES),
         already_scored=(),  # the warehouse query left out what this version has scored
+        scores_cache=cache,  # what it writes is cached as it is written
     )
     rescored = result.rows_scored - len(new_trades)
     write_scoring_run(scoring_runs, result, role="champion",

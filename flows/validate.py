@@ -18,7 +18,6 @@ from rich.console import Console
 from rich.table import Table
 
 from core.datahome import LANDING_TRADES, QUALITY_RESULTS, QUALITY_RESULTS_DIR, within
-from core.volume import default_volume
 from core.warehouse import Warehouse
 from expectations.checkpoint import CheckpointPaths, run_checkpoint
 from expectations.readers import LandingSource, LocalLanding, VolumeLanding
@@ -92,8 +91,10 @@ def open_warehouse(
                 LocalLanding(settings.paths.landing_trades, settled_before=settled_before))
     if target == "databricks":
         warehouse = engine.open_warehouse(settings, target)
-        # On Databricks the data home is a Unity Catalog volume (TRADEWATCH_VOLUME).
-        return warehouse, VolumeLanding(warehouse, f"{default_volume()}/{LANDING_TRADES}")
+        # The engine's data home: the Unity Catalog volume (TRADEWATCH_VOLUME), whose landed
+        # files the SQL warehouse counts with read_files.
+        trades = engine.location(engine.data_home(settings, target), LANDING_TRADES)
+        return warehouse, VolumeLanding(warehouse, trades)
     raise UnsupportedValidationTarget(
         f"cannot validate target {target!r}: use local (DuckDB), spark or databricks"
     )

@@ -8,9 +8,11 @@ validation or test row has features computed from the same trades as a training 
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
-from collections.abc import Iterable, Mapping, Sequence
+import logging
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,7 +23,13 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from core.datahome import SCORES_FILES, DataHome, LocalDataHome, as_data_home
+from core.datahome import (
+    SCORES_FILES,
+    DataHome,
+    LocalDataHome,
+    as_data_home,
+    remove_stale_temp_files,
+)
 from core.schema import (
     CATEGORY_LEVELS,
     FEATURE_COLUMNS,
@@ -41,6 +49,8 @@ from core.warehouse import (
     identifier,
     sql_literal,
 )
+
+log = logging.getLogger(__name__)
 
 
 class DatasetError(ValueError):
@@ -331,23 +341,88 @@ def score_files(scores_dir: Path | str) -> list[Path]:
     return sorted(Path(scores_dir).glob(SCORES_FILES.pattern))
 
 
-def scored_by_version(scores_dir: DataHome | Path | str) -> dict[str, set[str]]:
+#: The columns of a scores file that say what has been scored (what the cache keeps).
+SCORED_COLUMNS = ("trade_id", "model_version")
+
+
+def _scored_pairs(source: Any, name: str) -> pa.Table:
+    """The (trade_id, model_version) columns of one scores file; ScoresUnreadable if damaged."""
+    try:
+        return pq.read_table(source, columns=list(SCORED_COLUMNS))
+    except (OSError, pa.ArrowException) as exc:
+        raise ScoresUnreadable(
+            f"scores file {name} is unreadable ({exc}); move it aside and re-run scoring"
+        ) from exc
+
+
+def _cached_scored_pairs(home: DataHome, names: Sequence[str],
+                         cache_dir: Path | str) -> Iterator[pa.Table]:
+    """The scored pairs of each remote scores file in `names`, from the local cache at
+    `cache_dir` when it has them, else downloaded once and cached.
+
+    Scores files are immutable (a run writes new names, never rewrites one), so a cache entry
+    keyed by the file's path stays true for as long as the file exists. Each entry is written
+    whole or not at all (core.datahome.write_atomic); an entry that cannot be read is logged and
+    downloaded again, never trusted; entries whose remote file is gone are deleted.
+    """
+    cache = LocalDataHome(cache_dir)
+    remove_stale_temp_files(cache.root)  # left by a writer that was killed mid-write
+    for name in names:
+        if cache.exists(name):
+            try:
+                yield pq.read_table(cache.path(name), columns=list(SCORED_COLUMNS))
+                continue
+            except (OSError, pa.ArrowException) as exc:
+                log.warning("scored-trades cache entry %s is unreadable (%s): downloading %s again",
+                            cache.path(name), " ".join(str(exc).split())[:200], name)
+        table = _scored_pairs(io.BytesIO(home.read(name)), name)
+        remember_scored(cache_dir, name, table)
+        yield table
+    listed = set(names)
+    for name in cache.list("", SCORES_FILES.pattern):
+        if name not in listed:
+            path = cache.path(name)
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+            with contextlib.suppress(OSError):  # only once empty
+                path.parent.rmdir()
+
+
+def remember_scored(scores_cache: Path | str, name: str, scores: pa.Table) -> None:
+    """Keep the scored pairs of the scores file `name` (relative to its scores folder) in the
+    cache folder `scores_cache`, whole or not at all: the writer of a file already has what
+    a download would bring. A cache that cannot be written is logged, never an error."""
+    sink = pa.BufferOutputStream()
+    pq.write_table(scores.select(list(SCORED_COLUMNS)), sink)
+    cache = LocalDataHome(scores_cache)
+    try:
+        cache.write_atomic(name, memoryview(sink.getvalue()))
+    except OSError as exc:  # the cache only saves downloads: scoring goes on without it
+        log.warning("cannot cache the scored trades of %s in %s (%s): it will be downloaded "
+                    "again next time", name, cache.root, exc)
+
+
+def scored_by_version(scores_dir: DataHome | Path | str, *,
+                      scores_cache: Path | str | None = None) -> dict[str, set[str]]:
     """The trade_ids each model version has scored under `scores_dir` (a folder or a data
-    home): what a warehouse without DuckDB's parquet anti-join leaves to Python."""
+    home): what a warehouse without DuckDB's parquet anti-join leaves to Python.
+
+    A local folder is read in place. A remote data home (a Unity Catalog volume) is listed,
+    and each scores file downloaded; with `scores_cache` (a local folder) only the files not
+    downloaded before are, and what each holds is kept there for the next call.
+    """
     home = as_data_home(scores_dir)
+    tables: Iterable[pa.Table]
+    if isinstance(home, LocalDataHome):
+        tables = (_scored_pairs(path, str(path)) for path in score_files(home.root))
+    else:
+        names = home.list("", SCORES_FILES.pattern)
+        if scores_cache is not None:
+            tables = _cached_scored_pairs(home, names, scores_cache)
+        else:
+            tables = (_scored_pairs(io.BytesIO(home.read(name)), name) for name in names)
     scored: dict[str, set[str]] = {}
-    # A local folder is read in place; a volume's files are downloaded one at a time.
-    local = home.root if isinstance(home, LocalDataHome) else None
-    names = ([str(path) for path in score_files(local)] if local is not None
-             else home.list("", SCORES_FILES.pattern))
-    for path in names:
-        try:
-            source: Any = path if local is not None else io.BytesIO(home.read(path))
-            table = pq.read_table(source, columns=["trade_id", "model_version"])
-        except (OSError, pa.ArrowException) as exc:
-            raise ScoresUnreadable(
-                f"scores file {path} is unreadable ({exc}); move it aside and re-run scoring"
-            ) from exc
+    for table in tables:
         # never null: score_new_trades writes both
         for trade_id, version in zip(table.column("trade_id").to_pylist(),
                                      table.column("model_version").to_pylist(), strict=True):
@@ -356,10 +431,11 @@ def scored_by_version(scores_dir: DataHome | Path | str) -> dict[str, set[str]]:
 
 
 def drop_scored(frame: pd.DataFrame, scores_dir: DataHome | Path | str,
-                model_version: str) -> pd.DataFrame:
+                model_version: str, *, scores_cache: Path | str | None = None) -> pd.DataFrame:
     """The rows of `frame` that `model_version` has not scored, with `never_scored` (no score
-    from any version): the warehouse's anti-join, done here for Spark and Databricks."""
-    scored = scored_by_version(scores_dir)
+    from any version): the warehouse's anti-join, done here for Spark and Databricks.
+    `scores_cache` as for `scored_by_version`."""
+    scored = scored_by_version(scores_dir, scores_cache=scores_cache)
     anyone = set().union(*scored.values())
     kept = frame.loc[~frame["trade_id"].isin(scored.get(str(model_version), set()))].copy()
     kept["never_scored"] = ~kept["trade_id"].isin(anyone)
@@ -374,6 +450,7 @@ def load_scoring_frame(
     start: datetime | None = None,
     end: datetime | None = None,
     model_version: str | None = None,
+    scores_cache: Path | str | None = None,
 ) -> pd.DataFrame:
     """Gold feature rows, oldest first; with `scores_dir` (a folder or a data home), only the
     rows not scored yet.
@@ -382,7 +459,9 @@ def load_scoring_frame(
     boolean `never_scored` column (no score from any version yet). On DuckDB with a local
     `scores_dir` the anti-join runs in the query, so that a long history is not pulled into
     memory only to be dropped; elsewhere (Spark, Databricks, a volume) the scored trade ids are
-    read from the files and dropped here (`drop_scored`). Scoring filters again on trade_id.
+    read from the files and dropped here (`drop_scored`); from a volume, `scores_cache` (a
+    local folder) keeps what each scores file holds, so that each is downloaded once
+    (`scored_by_version`). Scoring filters again on trade_id.
     """
     warehouse = as_warehouse(source)
     _check_columns(warehouse, FEATURES_TABLE, (*ID_COLUMNS, *features))
@@ -405,9 +484,10 @@ def load_scoring_frame(
         raw["never_scored"] = raw["never_scored"].astype(bool)
     if scores is not None and not in_query:
         if model_version is not None:
-            raw = drop_scored(raw, scores, model_version)
+            raw = drop_scored(raw, scores, model_version, scores_cache=scores_cache)
         else:
-            raw = raw.loc[~raw["trade_id"].isin(set().union(*scored_by_version(scores).values()))]
+            scored = scored_by_version(scores, scores_cache=scores_cache)
+            raw = raw.loc[~raw["trade_id"].isin(set().union(*scored.values()))]
     return normalise_features(raw, features).reset_index(drop=True)
 
 

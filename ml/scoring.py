@@ -26,9 +26,10 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from core.datahome import SCORES_FILES, SCORING_RUNS, DataHome, as_data_home
+from core.datahome import SCORES_FILES, SCORING_RUNS, DataHome, LocalDataHome, as_data_home
 from core.schema import BOOLEAN, FLOAT, STRING, TIMESTAMP
-from ml.datasets import (  # re-exported: what scoring has written, as read back
+from ml.datasets import (  # scored_by_version re-exported: what scoring wrote, read back
+    remember_scored,
     scored_by_version,
 )
 from ml.pyfunc import predictor
@@ -60,9 +61,12 @@ class ScoringResult:
     model_version: str | None = None
 
 
-def scored_trade_ids(scores_dir: DataHome | Path | str) -> set[str]:
-    """Every trade_id that already has a score under `scores_dir` (a folder or a data home)."""
-    return set().union(*scored_by_version(scores_dir).values())
+def scored_trade_ids(scores_dir: DataHome | Path | str, *,
+                     scores_cache: Path | str | None = None) -> set[str]:
+    """Every trade_id that already has a score under `scores_dir` (a folder or a data home);
+    `scores_cache` (a local folder) saves downloading a volume's files again, as for
+    `ml.datasets.scored_by_version`."""
+    return set().union(*scored_by_version(scores_dir, scores_cache=scores_cache).values())
 
 
 def _parquet(table: pa.Table) -> memoryview:
@@ -81,15 +85,19 @@ def score_new_trades(
     already_scored: Iterable[str] | None = None,
     run_id: str | None = None,
     now: datetime | None = None,
+    scores_cache: Path | str | None = None,
 ) -> ScoringResult:
     """Score the rows of `features` that have no score yet and write them per trade date.
 
     `model` is a loaded pyfunc (or any object with the same `predict`); `already_scored`
-    defaults to the trade ids found in `scores_dir`.
+    defaults to the trade ids found in `scores_dir`. When `scores_dir` is a volume,
+    `scores_cache` (a local folder) is where what its files hold is cached
+    (`scored_trade_ids`), and the files written here go into it too.
     """
     run_id = run_id or f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
     scored_at = (now or datetime.now(UTC)).astimezone(UTC)
-    known = set(already_scored) if already_scored is not None else scored_trade_ids(scores_dir)
+    known = (set(already_scored) if already_scored is not None
+             else scored_trade_ids(scores_dir, scores_cache=scores_cache))
     fresh = features.drop_duplicates("trade_id")
     fresh = fresh.loc[~fresh["trade_id"].isin(known)].reset_index(drop=True)
     skipped = int(features["trade_id"].nunique() - len(fresh))
@@ -121,7 +129,10 @@ def score_new_trades(
         table = pa.Table.from_pandas(
             rows.reset_index(drop=True), schema=SCORES_SCHEMA, preserve_index=False
         )
-        files.append(home.write_atomic(f"date={day}/scores-{run_id}.parquet", _parquet(table)))
+        name = f"date={day}/scores-{run_id}.parquet"
+        files.append(home.write_atomic(name, _parquet(table)))
+        if scores_cache is not None and not isinstance(home, LocalDataHome):
+            remember_scored(scores_cache, name, table)  # the next run need not download it
     return ScoringResult(
         run_id, len(out), skipped, int(out["flag"].sum()), tuple(files), str(model_version)
     )

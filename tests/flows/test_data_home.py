@@ -7,8 +7,16 @@ from datetime import UTC, datetime
 
 import pytest
 
-from core.datahome import DRIFT_RECORDS_DIR, QUALITY_RESULTS_DIR, LocalDataHome, within
+from core.datahome import (
+    DRIFT_RECORDS_DIR,
+    QUALITY_RESULTS_DIR,
+    SCORES,
+    SHADOW_SCORES,
+    LocalDataHome,
+    within,
+)
 from core.volume import MissingVolumeSetting, VolumeDataHome
+from expectations.readers import VolumeLanding
 from expectations.results import (
     ExpectationOutcome,
     LayerOutcome,
@@ -17,8 +25,8 @@ from expectations.results import (
 )
 from flows.config import load_settings
 from flows.drift import _same_as_last_report, drift_homes
-from flows.engine import data_home
-from flows.validate import checkpoint_paths, previous_failures
+from flows.engine import data_home, scores_cache
+from flows.validate import checkpoint_paths, open_warehouse, previous_failures
 from ml.drift_records import write_drift_ndjson
 from ml.drift_report import write_drift_html
 from tests.ml.test_drift_records import report
@@ -73,6 +81,24 @@ def _summary(run_id: str, success: bool) -> ValidationSummary:
                              (LayerOutcome("bronze", (outcome,)),))
 
 
+def test_on_prd_the_checkpoint_counts_the_landed_trades_in_the_engines_volume(
+    tmp_path, workspace, monkeypatch,
+):
+    # Nothing is reached: the readers connect on their first query.
+    monkeypatch.setenv("DATABRICKS_HOST", "adb-1234567890.12.azuredatabricks.net")
+    monkeypatch.setenv("DATABRICKS_HTTP_PATH", "/sql/1.0/warehouses/abc123")
+    settings = _settings(tmp_path, "prd")
+
+    _, landing = open_warehouse(settings)
+    monkeypatch.setenv("TRADEWATCH_VOLUME", "/Volumes/other/place/files")
+    _, moved = open_warehouse(settings)
+
+    assert isinstance(landing, VolumeLanding) and isinstance(moved, VolumeLanding)
+    assert landing.trades_path == f"{VOLUME}/landing/trades/"
+    assert f"'{VOLUME}/landing/trades/'" in landing.count_sql()
+    assert moved.trades_path == "/Volumes/other/place/files/landing/trades/"
+
+
 def test_quality_results_land_in_the_volume_and_are_read_back_from_it(tmp_path, workspace):
     settings = _settings(tmp_path, "prd")
 
@@ -110,6 +136,19 @@ def test_a_local_home_is_unchanged_by_the_engine(tmp_path):
     assert (tmp_path / DRIFT_RECORDS_DIR / "drift-20240308T210000Z-a.ndjson").is_file()
     assert within(data_home(settings), DRIFT_RECORDS_DIR).list() == [
         "drift-20240308T210000Z-a.ndjson"]
+
+
+def test_scoring_caches_a_volumes_scored_trades_under_the_local_home_and_reads_local_files_in_place(
+    tmp_path, workspace,
+):
+    prd, dev = _settings(tmp_path, "prd"), _settings(tmp_path, "dev")
+
+    champion = scores_cache(prd, data_home(prd), SCORES)
+    shadow = scores_cache(prd, data_home(prd), SHADOW_SCORES)
+
+    assert champion == tmp_path / "state/scored-cache/Volumes/surveillance/prod/tradewatch/scores"
+    assert shadow == champion.with_name("shadow_scores")
+    assert scores_cache(dev, data_home(dev), SCORES) is None
 
 
 def test_collect_finnhub_on_prd_lands_trades_in_the_volume(tmp_path, workspace, simulator, capsys):

@@ -189,3 +189,86 @@ def test_scores_land_in_a_unity_catalog_volume_and_a_rerun_reads_them_back(
         pending = load_scoring_frame(warehouse, scores_dir=within(home, "scores"),
                                      model_version="a newer version")
         assert len(pending) == len(split.test) and not pending["never_scored"].any()
+
+
+def test_on_a_volume_each_scores_file_is_downloaded_once_through_the_local_cache(
+    champion, split, tmp_path, caplog,
+):
+    """Scores files are immutable: a cycle every few minutes downloads only the new ones."""
+    from core.datahome import within
+    from core.volume import VolumeDataHome
+    from tests.support.files_api import FakeFilesApi
+
+    volume = "/Volumes/surveillance/prod/tradewatch"
+    cache = tmp_path / "state" / "scored-cache"
+    test = split.test
+    with FakeFilesApi(token="dapi-fake-cache", volumes=[volume]) as api:
+        home = VolumeDataHome(volume, host=api.url,
+                              environ={"DATABRICKS_TOKEN": "dapi-fake-cache"})
+        scores = within(home, "scores")
+        kwargs = dict(model=champion.model, model_name=champion.name, scores_dir=scores)
+        # Two runs of two versions, written by another scorer (nothing cached yet).
+        score_new_trades(test.iloc[:300], model_version=champion.version, **kwargs)
+        score_new_trades(test.iloc[300:500], model_version="previous", **kwargs)
+        on_volume = {path for path in api.files if path.startswith(f"{volume}/scores/")}
+
+        def downloaded_by(call):
+            before = len(api.downloads())
+            result = call()
+            return result, api.downloads()[before:]
+
+        def pending(**options):
+            return drop_scored(test, scores, champion.version, **options)
+
+        expected, _ = downloaded_by(pending)  # without the cache
+        first, fetched = downloaded_by(lambda: pending(scores_cache=cache))
+        again, fetched_again = downloaded_by(lambda: pending(scores_cache=cache))
+
+        assert sorted(fetched) == sorted(on_volume)
+        assert fetched_again == []
+        for result in (first, again):
+            assert result.equals(expected)
+        assert list(expected["trade_id"]) == list(test["trade_id"].iloc[300:])
+
+        # A new file is downloaded once (here by the next scorer that looks); one this process
+        # writes is cached as it is written, never downloaded.
+        new = score_new_trades(test.iloc[500:700], model_version=champion.version, **kwargs)
+        start = len(api.downloads())
+        mine = score_new_trades(test.iloc[700:900], model_version=champion.version,
+                                scores_cache=cache, **kwargs)
+        with_new = pending(scores_cache=cache)
+        pending(scores_cache=cache)
+        fetched = api.downloads()[start:]
+
+        assert sorted(fetched) == sorted(str(path) for path in new.files)
+        assert mine.rows_scored == 200 and mine.files
+        assert not set(map(str, mine.files)) & set(fetched)
+        assert with_new.equals(pending())
+        assert list(with_new["trade_id"]) == list(test["trade_id"].iloc[300:500]) + list(
+            test["trade_id"].iloc[900:])
+
+        # A damaged cache entry is never trusted: it is downloaded again and rewritten.
+        damaged = sorted(cache.rglob("scores-*.parquet"))[0]
+        damaged.write_bytes(b"not parquet")
+        with caplog.at_level("WARNING", logger="ml.datasets"):
+            repaired, fetched = downloaded_by(lambda: pending(scores_cache=cache))
+        name = damaged.relative_to(cache).as_posix()
+
+        assert fetched == [f"{volume}/scores/{name}"]
+        assert repaired.equals(with_new)
+        assert f"{damaged} is unreadable" in caplog.text
+        assert pq.read_table(damaged).column_names == ["trade_id", "model_version"]
+
+        # A file gone from the volume leaves the cache (and what it held no longer counts).
+        gone = str(new.files[0])
+        del api.files[gone]
+        after, fetched = downloaded_by(lambda: pending(scores_cache=cache))
+        cached = {path.relative_to(cache).as_posix() for path in cache.rglob("*.parquet")}
+        listed = {path[len(f"{volume}/scores/"):] for path in api.files
+                  if path.startswith(f"{volume}/scores/")}
+
+        assert fetched == []
+        assert cached == listed and gone[len(f"{volume}/scores/"):] not in cached
+        assert after.equals(pending())
+        assert len(after) > len(with_new)
+        assert not list(cache.rglob(".*"))  # no temporary left behind

@@ -21,7 +21,8 @@ not exist, or whose volume does not exist, is refused with 404. Errors are Datab
 Faults for the failure tests, consumed one per upload in order (`fail_next_uploads`):
 `"drop"` reads half the body and closes the connection; a status code (500, 503) reads the whole
 body and answers it without storing; `"hold"` reads half the body, sets `upload_started` and
-waits for `release_upload` before finishing normally. `requests` records what was asked.
+waits for `release_upload` before finishing normally. `requests` records what was asked
+(`uploads()` and `downloads()` pick out the file transfers).
 """
 
 from __future__ import annotations
@@ -89,6 +90,11 @@ class FakeFilesApi:
         """(path, status) of every upload request, in order (status 0: connection dropped)."""
         return [(path, status) for method, path, status in self.requests
                 if method == "PUT" and path.startswith(FILES)]
+
+    def downloads(self) -> list[str]:
+        """The volume path of every file download (GET) asked for, in order."""
+        return [urllib.parse.unquote(path[len(FILES):]) for method, path, _ in self.requests
+                if method == "GET" and path.startswith(FILES + "/")]
 
     def _mkdirs(self, directory: str) -> None:
         parts = directory.strip("/").split("/")
