@@ -146,6 +146,14 @@ def mlflow_stores(settings: Settings, target: str | None = None,
     return MlflowStores(local, local, name)
 
 
+def has_model_registry(settings: Settings, target: str | None = None) -> bool:
+    """Whether there is a model registry to ask for the champion: always on Databricks (the
+    workspace's Unity Catalog), locally once the SQLite store `<home>/mlflow.db` exists."""
+    if _target(settings, target) == "databricks":
+        return True
+    return settings.paths.mlflow_db.exists()
+
+
 def data_home(settings: Settings, target: str | None = None,
               environ: Mapping[str, str] | None = None) -> DataHome:
     """Where the files dbt reads are written for `target`: the local data home, or on

@@ -196,7 +196,7 @@ def _drivers(settings: Settings, warehouse: Warehouse, trade: pd.DataFrame,
 
     row = trade.iloc[0]
     why = "the champion is not available here"
-    if settings.paths.mlflow_db.exists() or settings.dbt.target == "databricks":
+    if engine.has_model_registry(settings):
         try:
             from flows.training import load_checked, registry
 

@@ -16,7 +16,13 @@ from core.warehouse import (
 )
 from flows.analysts import AnalystsDatabaseMissing, analysts_database
 from flows.config import load_settings
-from flows.engine import gold_reader_for_analysts, mlflow_stores, open_warehouse, spark_settings
+from flows.engine import (
+    gold_reader_for_analysts,
+    has_model_registry,
+    mlflow_stores,
+    open_warehouse,
+    spark_settings,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DATABRICKS = {
@@ -110,6 +116,15 @@ def test_analysts_read_their_copy_on_duckdb_and_the_engines_own_reader_elsewhere
     prd = gold_reader_for_analysts(_settings(tmp_path / "p", "prd", **DATABRICKS))
     assert isinstance(prd, DatabricksWarehouse)
     assert prd.table("gold_flagged_trades") == "`surveillance`.`gold`.`gold_flagged_trades`"
+
+
+def test_the_champion_is_asked_for_where_a_registry_exists(tmp_path):
+    # The review's score drivers load the champion only where there is a registry to ask.
+    dev, spark = _settings(tmp_path, "dev"), _settings(tmp_path, "spark")
+    assert not has_model_registry(dev) and not has_model_registry(spark)
+    (tmp_path / "mlflow.db").touch()
+    assert has_model_registry(dev) and has_model_registry(spark)
+    assert has_model_registry(_settings(tmp_path / "empty", "prd", **DATABRICKS))
 
 
 def test_a_spark_session_of_its_own_opens_the_metastore_dbt_built(tmp_path):
