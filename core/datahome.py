@@ -20,9 +20,10 @@ lives in a Unity Catalog volume. Python writes files there and dbt reads them as
 `FileContract` names each file dbt reads with its columns (a test holds them to the dbt
 sources). Every file appears whole or not at all: it is written under a hidden temporary name
 beside its final one, fsynced, renamed into place and the directory fsynced (`write_atomic`);
-readers skip names starting with ".". `DataHome` is that write, plus listing and reading, as
-a small interface: `LocalDataHome` is a folder on this machine, `core.volume.VolumeDataHome` a
-Unity Catalog volume written through the Files API, and `within` a folder of either.
+readers skip names starting with ".". `DataHome` is that write, plus listing, reading and
+removing, as a small interface: `LocalDataHome` is a folder on this machine,
+`core.volume.VolumeDataHome` a Unity Catalog volume written through the Files API, and `within`
+a folder of either.
 """
 
 from __future__ import annotations
@@ -430,6 +431,10 @@ class DataHome(Protocol):
         """Whether a file is there."""
         ...
 
+    def remove(self, relative: str) -> None:
+        """Delete one file; a file that is not there is fine (removing twice is harmless)."""
+        ...
+
 
 class LocalDataHome:
     """A data home in a folder on this machine."""
@@ -467,6 +472,9 @@ class LocalDataHome:
     def exists(self, relative: str) -> bool:
         return self.path(relative).is_file()
 
+    def remove(self, relative: str) -> None:
+        self.path(relative).unlink(missing_ok=True)
+
 
 def as_data_home(place: DataHome | Path | str) -> DataHome:
     """`place` itself when it is a DataHome, else the local folder it names."""
@@ -503,6 +511,9 @@ class _Within:
 
     def exists(self, relative: str) -> bool:
         return self.home.exists(self._at(relative))
+
+    def remove(self, relative: str) -> None:
+        self.home.remove(self._at(relative))
 
 
 def within(home: DataHome, relative: str) -> DataHome:

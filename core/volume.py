@@ -272,6 +272,21 @@ class VolumeDataHome:
             raise self._fail("look for", remote, exc) from None
         return True
 
+    def remove(self, relative: str) -> None:
+        """Delete one file (one DELETE); a file that is not there is fine. Any other failure
+        raises VolumeError and leaves the file as it was."""
+        from databricks.sdk.errors import NotFound
+
+        remote = self.remote(relative)
+        try:
+            self._files().delete(remote)
+        except NotFound:
+            return
+        except VolumeError:
+            raise
+        except Exception as exc:  # noqa: BLE001
+            raise self._fail("remove", remote, exc) from None
+
     def _entries(self, folder: str) -> tuple[tuple[str, bool], ...]:
         from databricks.sdk.errors import NotFound
 

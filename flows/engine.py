@@ -8,7 +8,12 @@ registers, under which name. No flow names an engine in its code; each asks here
   MLflow tracks in the workspace (`databricks`) and registers in Unity Catalog
   (`databricks-uc`) as `<catalog>.<schema>.<registered_model>`.
 
-Files Python writes for dbt (landing, scores, monitoring) go to the data home (`data_home`):
+Analysts (the review verbs and page) read gold through `gold_reader_for_analysts`: on `local`
+the analysts' read-only copy of the DuckDB file (flows.analysts), which never blocks a cycle's
+writer; on `spark` and `databricks` the engine's own reader, which readers and dbt share.
+
+Files Python writes for dbt (landing, scores, monitoring, the label store) go to the data home
+(`data_home`):
 the folder `<home>` for `local` and `spark`, the Unity Catalog volume `TRADEWATCH_VOLUME`
 (default `/Volumes/<catalog>/<schema>/tradewatch`, as the dbt macro `data_home`) through the
 Files API for `databricks`.
@@ -37,6 +42,7 @@ from core.warehouse import (
     SparkWarehouse,
     Warehouse,
 )
+from flows.analysts import AnalystsDatabaseMissing, analysts_database
 from flows.config import Settings
 
 #: The Databricks variables the engine reads (the dbt profile reads the same).
@@ -69,6 +75,26 @@ def open_warehouse(settings: Settings, target: str | None = None,
     if target == "databricks":
         return DatabricksWarehouse.from_env(environ)
     raise ValueError(f"unknown dbt target {target!r}: local, spark or databricks")
+
+
+def gold_reader_for_analysts(settings: Settings, target: str | None = None,
+                             environ: Mapping[str, str] | None = None) -> Warehouse:
+    """Where analysts read gold (the review verbs and page) for `target`.
+
+    On `local`, the analysts' read-only copy `<home>/analysts/warehouse.duckdb` that each build
+    publishes (flows.analysts): a session open on the warehouse file itself would block the
+    next cycle's writer. AnalystsDatabaseMissing (one line) when none has been published yet.
+    On `spark` and `databricks`, the same reader training and scoring use (`open_warehouse`):
+    those engines let readers and dbt work side by side.
+    """
+    if _target(settings, target) == "local":
+        path = analysts_database(settings)
+        if not path.exists():
+            raise AnalystsDatabaseMissing(
+                f"no analysts' database at {path}: run `tradewatch demo` or a cycle first"
+            )
+        return DuckDBWarehouse(path)
+    return open_warehouse(settings, target, environ)
 
 
 def spark_settings(settings: Settings) -> dict[str, str]:
@@ -118,6 +144,14 @@ def mlflow_stores(settings: Settings, target: str | None = None,
         return MlflowStores("databricks", "databricks-uc", f"{catalog}.{schema}.{name}")
     local = f"sqlite:///{settings.paths.mlflow_db}"
     return MlflowStores(local, local, name)
+
+
+def has_model_registry(settings: Settings, target: str | None = None) -> bool:
+    """Whether there is a model registry to ask for the champion: always on Databricks (the
+    workspace's Unity Catalog), locally once the SQLite store `<home>/mlflow.db` exists."""
+    if _target(settings, target) == "databricks":
+        return True
+    return settings.paths.mlflow_db.exists()
 
 
 def data_home(settings: Settings, target: str | None = None,

@@ -1,11 +1,14 @@
 """`tradewatch review`: the champion's flags, each flag's context, and analysts' decisions.
 
-Everything is read from the analysts' read-only copy (`<data home>/analysts/warehouse.duckdb`,
-flows.analysts), which can be opened while a cycle writes the warehouse. Decisions go to the
-label store `<data home>/labels/decisions/` (one file per call, written whole: ml.review) and
-to the audit log (kind `review_decision`); the next `dbt build` reads them into
-gold_anomaly_labels, where the latest decision per trade wins over the answer key and the rule.
-Until that build, the queue leaves out the trades decided in the store already.
+Gold is read where the engine says analysts read it (flows.engine.gold_reader_for_analysts):
+on DuckDB the analysts' read-only copy (`<data home>/analysts/warehouse.duckdb`,
+flows.analysts), which can be opened while a cycle writes the warehouse; on Spark and
+Databricks the engine's own reader. Decisions go to the label store `labels/decisions/` of the
+engine's data home (a local folder, or the Unity Catalog volume on Databricks; one file per
+call, written whole: ml.review) and to the audit log (kind `review_decision`); the next `dbt
+build` reads them into gold_anomaly_labels, where the latest decision per trade wins over the
+answer key and the rule. Until that build, the queue leaves out the trades decided in the store
+already.
 
 The review page of `tradewatch ui` calls the same functions: `review_queue`, `trade_context`,
 `record_decisions`.
@@ -23,8 +26,10 @@ import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
-from core.warehouse import Warehouse, WarehouseError, as_warehouse
-from flows.analysts import analysts_database
+from core.datahome import LABEL_DECISIONS_DIR, DataHome, within
+from core.warehouse import Warehouse, WarehouseError
+from flows import engine
+from flows.analysts import AnalystsDatabaseMissing
 from flows.config import Settings
 from ml.audit import AuditLog
 from ml.review import (
@@ -46,8 +51,8 @@ from ml.review import (
 )
 
 __all__ = [
-    "REVIEW_KINDS", "QueueItem", "ReviewError", "TradeContext", "record_decisions",
-    "review_queue", "trade_context",
+    "REVIEW_KINDS", "QueueItem", "ReviewError", "TradeContext", "label_store",
+    "read_label_store", "record_decisions", "review_queue", "trade_context",
 ]
 
 FLAGS = "gold_flagged_trades"
@@ -109,16 +114,30 @@ class TradeContext:
 
 
 def _analysts(settings: Settings) -> Warehouse:
-    path = analysts_database(settings)
-    if not path.exists():
-        raise ReviewError(
-            f"no analysts' database at {path}: run `tradewatch demo` or a cycle first"
-        )
-    return as_warehouse(path)
+    """The reader of gold for analysts on the configured engine (flows.engine)."""
+    try:
+        return engine.gold_reader_for_analysts(settings)
+    except AnalystsDatabaseMissing as exc:
+        raise ReviewError(str(exc)) from None
 
 
-def _store(settings: Settings) -> DecisionStore:
-    return read_decisions(settings.paths.label_decisions)
+def label_store(settings: Settings) -> DataHome:
+    """The label store: `labels/decisions` of the engine's data home."""
+    return within(engine.data_home(settings), LABEL_DECISIONS_DIR)
+
+
+def label_store_location(settings: Settings) -> str:
+    """Where the label store is, for messages (a local path or a volume path)."""
+    return engine.location(engine.data_home(settings), LABEL_DECISIONS_DIR)
+
+
+def read_label_store(settings: Settings) -> DecisionStore:
+    """Every decision in the label store; ReviewError (one line) when it cannot be read."""
+    try:
+        return read_decisions(label_store(settings))
+    except OSError as exc:
+        raise ReviewError(f"cannot read the label store: {exc}") from None
+
 
 
 def _in_list(warehouse: Warehouse, ids: Iterable[str]) -> str:
@@ -144,7 +163,7 @@ def review_queue(settings: Settings, *, limit: int = 50,
     the previous one. Trades decided in the label store since the last build are left out."""
     if limit < 1:
         raise ReviewError(f"limit must be at least 1, got {limit}")
-    store = _store(settings)
+    store = read_label_store(settings)
     try:
         with _analysts(settings) as warehouse:
             flags = _unreviewed_flags(warehouse, store, symbol)
@@ -177,7 +196,7 @@ def _drivers(settings: Settings, warehouse: Warehouse, trade: pd.DataFrame,
 
     row = trade.iloc[0]
     why = "the champion is not available here"
-    if settings.paths.mlflow_db.exists() or settings.dbt.target == "databricks":
+    if engine.has_model_registry(settings):
         try:
             from flows.training import load_checked, registry
 
@@ -218,7 +237,7 @@ def _drivers(settings: Settings, warehouse: Warehouse, trade: pd.DataFrame,
 def trade_context(settings: Settings, trade_id: str) -> TradeContext:
     """The flag `trade_id` with its drivers, the symbol's trades and minute bars around it and
     the other unreviewed flags of its cluster. ReviewError for an unknown or unflagged trade."""
-    store = _store(settings)
+    store = read_label_store(settings)
     minutes = timedelta(minutes=settings.review.context_minutes)
     try:
         with _analysts(settings) as warehouse:
@@ -329,17 +348,26 @@ def record_decisions(
                          flagged=set(flagged))
     records = decision_records(ids, confirm=confirm, kind=kind, reason=reason,
                                reviewer=reviewer_name(reviewer))
-    path = write_decisions(settings.paths.label_decisions, records)
+    try:
+        store = label_store(settings)
+        path = write_decisions(store, records)
+    except OSError as exc:
+        raise ReviewError(f"cannot write to the label store ({exc}); nothing recorded") from None
     log = AuditLog(settings.paths.audit)
     try:
         for record in records:
             log.append(AUDIT_KIND, {**record, "file": path.name})
     except Exception as exc:
-        path.unlink(missing_ok=True)  # not audited: not decided
-        raise ReviewError(
-            f"the audit log could not record the decision ({type(exc).__name__}: {exc}); "
-            "the decisions were withdrawn from the label store"
-        ) from None
+        failure = f"the audit log could not record the decision ({type(exc).__name__}: {exc})"
+        try:
+            store.remove(path.name)  # not audited: not decided
+        except OSError as removal:
+            raise ReviewError(
+                f"{failure}, and the decisions could not be withdrawn from the label store "
+                f"({removal}): remove {path} by hand"
+            ) from None
+        raise ReviewError(f"{failure}; the decisions were withdrawn from the label store") \
+            from None
     return records
 
 
@@ -410,9 +438,9 @@ def run_review_list(settings: Settings, *, limit: int = 50, symbol: str | None =
     items = review_queue(settings, limit=limit, symbol=symbol)
     print_queue(items, console)
     if not items:
-        console.print("nothing to review: no unreviewed flags of the champion in the analysts' "
-                      "database (no champion yet, or every flag decided)", highlight=False)
-    rejected = _store(settings).rejected
+        console.print("nothing to review: no unreviewed flags of the champion in gold "
+                      "(no champion yet, or every flag decided)", highlight=False)
+    rejected = read_label_store(settings).rejected
     if rejected:
         console.print(f"[yellow]label store: {len(rejected)} malformed file(s) ignored: "
                       f"{', '.join(rejected)}[/]")
@@ -436,7 +464,7 @@ def run_review_decide(settings: Settings, trade_ids: Sequence[str], *, confirm: 
     verb = f"confirmed as {kind}" if confirm else "dismissed"
     console.print(
         f"review: {len(records)} trade(s) {verb} by {records[0]['reviewer']} → "
-        f"{settings.paths.label_decisions} (audited; in gold_anomaly_labels after the next "
+        f"{label_store_location(settings)} (audited; in gold_anomaly_labels after the next "
         "build)", highlight=False,
     )
     return 0

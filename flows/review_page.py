@@ -39,7 +39,7 @@ from core.html import CSS
 from flows import review
 from flows.config import Settings
 from flows.review_chart import BarRange, PricePoint, price_chart
-from ml.review import REVIEW_KINDS, ReviewError, read_decisions, reviewer_name
+from ml.review import REVIEW_KINDS, ReviewError, reviewer_name
 
 HOST = "127.0.0.1"
 DEFAULT_PORT = 8090
@@ -145,12 +145,16 @@ def create_app(settings: Settings) -> FastAPI:
     @app.get("/decisions", response_class=HTMLResponse)
     def decisions(request: Request, reviewer: str = "") -> Response:
         who = reviewer.strip() or reviewer_of(request)
-        store = read_decisions(settings.paths.label_decisions)
+        try:
+            store = review.read_label_store(settings)
+        except ReviewError as exc:  # a volume that cannot be reached, say
+            return render(request, "decisions.html", status_code=503, rows=[], who=who,
+                          rejected=(), problem=str(exc))
         mine = store.decisions
         if not mine.empty:
             mine = mine.loc[mine["reviewer"] == who].iloc[::-1].head(RECENT_DECISIONS)
         return render(request, "decisions.html", rows=_records(mine), who=who,
-                      rejected=store.rejected)
+                      rejected=store.rejected, problem=None)
 
     @app.post("/reviewer")
     def set_reviewer(csrf: str = Form(""), reviewer: str = Form(""),

@@ -3,9 +3,10 @@
 An analyst confirms a flagged trade as an anomaly of some kind, or dismisses it, always with a
 reason. Each call writes one NDJSON file of decisions (core.datahome.LABEL_DECISIONS) into the
 label store `<data home>/labels/decisions/`, whole or not at all (`write_atomic`); dbt reads
-the store as a source and keeps the latest decision per trade. Nothing here knows of settings,
-Prefect or the warehouse: flows.review reads the warehouse, checks the trade ids against it and
-calls these functions.
+the store as a source and keeps the latest decision per trade. The store is any
+core.datahome.DataHome (a local folder, or a folder of a Unity Catalog volume). Nothing here
+knows of settings, Prefect or the warehouse: flows.review reads the warehouse, checks the trade
+ids against it and calls these functions.
 """
 
 from __future__ import annotations
@@ -17,14 +18,15 @@ import secrets
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
+from pathlib import Path, PurePath, PurePosixPath
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from core.datahome import LABEL_DECISIONS, write_atomic
+from core.datahome import LABEL_DECISIONS, DataHome, as_data_home
 from core.schema import ANOMALY_KINDS, CATEGORY_LEVELS
+from core.volume import VolumeError
 
 #: Kinds an analyst may confirm: the simulator's kinds, and `other` for anything else.
 REVIEW_KINDS: tuple[str, ...] = (*ANOMALY_KINDS, "other")
@@ -128,14 +130,18 @@ def decision_records(
     ]
 
 
-def write_decisions(directory: Path | str, records: Sequence[Mapping[str, Any]]) -> Path:
-    """Write the records as one new NDJSON file of the store, whole or not at all."""
+def write_decisions(
+    directory: DataHome | Path | str, records: Sequence[Mapping[str, Any]]
+) -> PurePath:
+    """Write the records as one new NDJSON file of the store `directory` (a data home, or a
+    local folder), whole or not at all; return where it is (its `name` is relative to the
+    store, for `DataHome.remove`)."""
     if not records:
         raise ReviewError("no decisions to write")
     stamp = str(records[0]["decided_at"]).replace(":", "").replace("-", "").replace(".", "")
     name = f"decisions-{stamp}-{secrets.token_hex(4)}.ndjson"
     text = "".join(json.dumps(dict(r), ensure_ascii=False) + "\n" for r in records)
-    return write_atomic(Path(directory) / name, text)
+    return as_data_home(directory).write_atomic(name, text)
 
 
 @dataclass(frozen=True)
@@ -166,24 +172,29 @@ def _valid(record: Any) -> bool:
     return True
 
 
-def read_decisions(directory: Path | str) -> DecisionStore:
-    """Read the label store. A file with any line that is not a whole, valid decision is
-    rejected as a whole (listed in `rejected`, its lines not used), as dbt drops those lines."""
-    folder = Path(directory)
+def read_decisions(directory: DataHome | Path | str) -> DecisionStore:
+    """Read the label store `directory` (a data home, or a local folder; a missing one is
+    empty). A file with any line that is not a whole, valid decision is rejected as a whole
+    (listed in `rejected`, its lines not used), as dbt drops those lines; a file removed since
+    it was listed is skipped. A volume that cannot be reached raises VolumeError (one line):
+    that says nothing of its files."""
+    store = as_data_home(directory)
     rows: list[dict[str, Any]] = []
     rejected: list[str] = []
-    files = sorted(folder.glob(LABEL_DECISIONS.pattern)) if folder.is_dir() else []
-    for path in files:
-        if path.name.startswith("."):
-            continue
+    for relative in store.list("", LABEL_DECISIONS.pattern):
+        name = PurePosixPath(relative).name
         try:
-            lines = [line for line in path.read_text("utf-8").splitlines() if line.strip()]
-            records = [json.loads(line) for line in lines]
+            text = store.read(relative).decode("utf-8")
+            records = [json.loads(line) for line in text.splitlines() if line.strip()]
+        except FileNotFoundError:  # withdrawn since it was listed
+            continue
+        except VolumeError:
+            raise
         except (OSError, UnicodeDecodeError, ValueError):
-            rejected.append(path.name)
+            rejected.append(name)
             continue
         if not records or not all(_valid(r) for r in records):
-            rejected.append(path.name)
+            rejected.append(name)
             continue
         rows.extend(records)
     frame = pd.DataFrame(rows, columns=list(LABEL_DECISIONS.columns))

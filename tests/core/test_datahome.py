@@ -15,6 +15,7 @@ from core.datahome import (
     DataHome,
     LocalDataHome,
     as_data_home,
+    within,
     write_atomic,
 )
 from core.schema import logical_type
@@ -143,3 +144,18 @@ def test_a_local_folder_is_a_data_home(tmp_path):
     assert as_data_home(str(tmp_path)).list() == []
     home = LocalDataHome(tmp_path)
     assert as_data_home(home) is home
+
+
+def test_a_file_is_removed_and_removing_a_missing_one_is_fine(tmp_path):
+    home = LocalDataHome(tmp_path)
+    home.write_atomic("labels/decisions/decisions-1.ndjson", b"{}\n")
+    home.write_atomic("labels/decisions/decisions-2.ndjson", b"{}\n")
+    store = within(home, "labels/decisions")
+
+    store.remove("decisions-1.ndjson")
+    store.remove("decisions-1.ndjson")  # gone already: not an error
+    home.remove("labels/never-written.ndjson")
+
+    assert home.list("labels/decisions") == ["labels/decisions/decisions-2.ndjson"]
+    with pytest.raises(ValueError, match="not a path inside the data home"):
+        home.remove("../outside.ndjson")

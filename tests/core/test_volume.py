@@ -186,3 +186,32 @@ def test_the_landing_writer_keeps_every_trade_through_a_failed_upload_and_lands_
     names = home.list("landing/trades", "date=*/*.ndjson")
     assert len(names) == 1 and str(landed[0]).endswith(names[0])
     assert home.read(names[0]).splitlines(keepends=True) == lines
+
+
+def test_a_file_is_removed_with_one_delete_and_removing_it_again_is_fine(api):
+    home = _home(api)
+    home.write_atomic("labels/decisions/decisions-1.ndjson", b"{}\n")
+    home.write_atomic("labels/decisions/decisions-2.ndjson", b"{}\n")
+    store = within(home, "labels/decisions")
+
+    store.remove("decisions-1.ndjson")
+    store.remove("decisions-1.ndjson")  # gone already: not an error
+
+    assert home.list("labels/decisions") == ["labels/decisions/decisions-2.ndjson"]
+    assert not store.exists("decisions-1.ndjson")
+    deletes = [(path, status) for method, path, status in api.requests if method == "DELETE"]
+    assert deletes == [(f"{FILES}{VOLUME}/labels/decisions/decisions-1.ndjson", 204),
+                       (f"{FILES}{VOLUME}/labels/decisions/decisions-1.ndjson", 404)]
+
+
+def test_a_refused_removal_is_one_line_without_the_token_and_keeps_the_file(api):
+    _home(api).write_atomic("labels/decisions/decisions-1.ndjson", b"{}\n")
+
+    with pytest.raises(VolumeError) as refused:
+        _home(api, token="dapi-wrong-token").remove("labels/decisions/decisions-1.ndjson")
+
+    message = str(refused.value)
+    assert refused.value.errno == errno.EACCES
+    assert f"cannot remove {VOLUME}/labels/decisions/decisions-1.ndjson" in message
+    assert "\n" not in message and "dapi-wrong-token" not in message
+    assert _home(api).exists("labels/decisions/decisions-1.ndjson")

@@ -14,8 +14,15 @@ from core.warehouse import (
     MissingWarehouseSetting,
     SparkWarehouse,
 )
+from flows.analysts import AnalystsDatabaseMissing, analysts_database
 from flows.config import load_settings
-from flows.engine import mlflow_stores, open_warehouse, spark_settings
+from flows.engine import (
+    gold_reader_for_analysts,
+    has_model_registry,
+    mlflow_stores,
+    open_warehouse,
+    spark_settings,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DATABRICKS = {
@@ -83,6 +90,41 @@ def test_the_spark_environment_reads_the_spark_sessions_catalog(tmp_path):
     assert warehouse.table("gold_trade_features") == "`gold`.`gold_trade_features`"
     assert settings.dbt.target == "spark"
     assert mlflow_stores(settings).tracking_uri.startswith("sqlite:///")
+
+
+def test_analysts_read_their_copy_on_duckdb_and_the_engines_own_reader_elsewhere(
+    tmp_path, monkeypatch,
+):
+    # DuckDB: the published read-only copy, never the warehouse file a cycle writes.
+    dev = _settings(tmp_path, "dev")
+    (tmp_path / "warehouse.duckdb").touch()
+    with pytest.raises(AnalystsDatabaseMissing, match="no analysts' database at .*tradewatch demo"):
+        gold_reader_for_analysts(dev)
+    analysts_database(dev).parent.mkdir(parents=True)
+    analysts_database(dev).touch()
+
+    copy = gold_reader_for_analysts(dev)
+
+    assert isinstance(copy, DuckDBWarehouse) and copy.path == analysts_database(dev)
+    assert copy.path != dev.paths.warehouse
+    # Spark and Databricks: the reader training and scoring use; no analysts' copy needed.
+    spark = gold_reader_for_analysts(_settings(tmp_path / "s", "spark"))
+    assert isinstance(spark, SparkWarehouse)
+    assert spark.table("gold_flagged_trades") == "`gold`.`gold_flagged_trades`"
+    for name, value in DATABRICKS.items():
+        monkeypatch.setenv(name, value)
+    prd = gold_reader_for_analysts(_settings(tmp_path / "p", "prd", **DATABRICKS))
+    assert isinstance(prd, DatabricksWarehouse)
+    assert prd.table("gold_flagged_trades") == "`surveillance`.`gold`.`gold_flagged_trades`"
+
+
+def test_the_champion_is_asked_for_where_a_registry_exists(tmp_path):
+    # The review's score drivers load the champion only where there is a registry to ask.
+    dev, spark = _settings(tmp_path, "dev"), _settings(tmp_path, "spark")
+    assert not has_model_registry(dev) and not has_model_registry(spark)
+    (tmp_path / "mlflow.db").touch()
+    assert has_model_registry(dev) and has_model_registry(spark)
+    assert has_model_registry(_settings(tmp_path / "empty", "prd", **DATABRICKS))
 
 
 def test_a_spark_session_of_its_own_opens_the_metastore_dbt_built(tmp_path):

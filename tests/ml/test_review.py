@@ -10,7 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from core.datahome import LABEL_DECISIONS
+from core.datahome import LABEL_DECISIONS, LABEL_DECISIONS_DIR, within
+from core.volume import VolumeDataHome, VolumeError
 from ml.review import (
     ReviewError,
     assign_clusters,
@@ -22,6 +23,7 @@ from ml.review import (
     robust_z_drivers,
     write_decisions,
 )
+from tests.support.files_api import FakeFilesApi
 
 KNOWN = ["t1", "t2", "t3"]
 FLAGGED = ["t1", "t2"]
@@ -76,6 +78,40 @@ def test_a_malformed_store_file_is_rejected_whole(tmp_path):
 
     assert sorted(store.rejected) == ["decisions-torn.ndjson", "decisions-wrong.ndjson"]
     assert store.decisions["trade_id"].tolist() == ["t1"]
+
+
+def test_the_label_store_in_a_unity_catalog_volume_is_written_and_read_like_a_folder():
+    volume, token = "/Volumes/surveillance/prod/tradewatch", "dapi-fake-label-token"
+    with FakeFilesApi(token=token, volumes=[volume]) as api:
+        home = VolumeDataHome(volume, host=api.url, environ={"DATABRICKS_TOKEN": token},
+                              retry_timeout_seconds=5)
+        store = within(home, LABEL_DECISIONS_DIR)
+        early = datetime(2024, 3, 8, 15, tzinfo=UTC)
+        first = write_decisions(store, decision_records(
+            ["t1", "t2"], confirm=True, kind="wash_cluster", reason="same", reviewer="ann",
+            now=early))
+        write_decisions(store, decision_records(
+            ["t1"], confirm=False, kind=None, reason="ordinary", reviewer="bob"))
+        api.put(f"{volume}/{LABEL_DECISIONS_DIR}/decisions-torn.ndjson", b'{"decision_id": "cut')
+        api.put(f"{volume}/{LABEL_DECISIONS_DIR}/.decisions-x.ndjson.1.tmp", b"{")  # hidden
+
+        read = read_decisions(store)
+
+        assert str(first) == f"{volume}/{LABEL_DECISIONS_DIR}/{first.name}"
+        assert api.files[str(first)].decode().count("\n") == 2
+        assert read.rejected == ("decisions-torn.ndjson",)
+        latest = read.latest().set_index("trade_id")
+        assert latest.loc["t1", ["decision", "reviewer"]].tolist() == ["dismiss", "bob"]
+        assert latest.loc["t2", "anomaly_kind"] == "wash_cluster"
+
+        store.remove(first.name)  # what a withdrawal does
+
+        assert read_decisions(store).decisions["trade_id"].tolist() == ["t1"]
+        # A volume that refuses the reader is an error, not an empty or malformed store.
+        refused = VolumeDataHome(volume, host=api.url,
+                                 environ={"DATABRICKS_TOKEN": "dapi-wrong"})
+        with pytest.raises(VolumeError, match="Unauthenticated"):
+            read_decisions(within(refused, LABEL_DECISIONS_DIR))
 
 
 def test_flags_close_in_time_on_one_symbol_form_a_cluster():
