@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import sys
 
+import pytest
+
 os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
 os.environ.setdefault("DO_NOT_TRACK", "true")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
@@ -18,9 +20,39 @@ if getattr(_main, "__spec__", None) is None and not hasattr(_main, "__file__"):
     _main.__file__ = "<pytest-xdist worker>"
 
 
+#: The xdist work unit of every test file named *spark*: they run one after another on one
+#: worker, so that two Spark sessions (a JVM each, several threads) never compete for the two
+#: cores; measured, two at once took three times as long as one after the other.
+SPARK_UNIT = "tests named *spark*"
+
+
+def _is_spark_file(nodeid: str) -> bool:
+    return "spark" in nodeid.split("::", 1)[0].rsplit("/", 1)[-1]
+
+
+def pytest_xdist_make_scheduler(config, log):
+    """`--dist loadfile`, except that the *spark* files are one unit (see SPARK_UNIT)."""
+    if config.getoption("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class OneSparkSessionAtATime(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return SPARK_UNIT if _is_spark_file(nodeid) else super()._split_scope(nodeid)
+
+    return OneSparkSessionAtATime(config, log)
+
+
 def pytest_collection_modifyitems(config, items):
     """Longest modules first (Spark, then slow), each module's own order kept: the two xdist
-    workers then start on the long modules and finish together on the short ones."""
+    workers then start on the long modules and finish together on the short ones. A test that
+    starts Spark must live in a file named *spark* (the scheduler above keeps those apart)."""
+    misplaced = [item.nodeid for item in items
+                 if item.get_closest_marker("spark") and not _is_spark_file(item.nodeid)]
+    if misplaced:
+        raise pytest.UsageError(
+            f"Spark tests must live in a file named *spark*: move {', '.join(misplaced)}"
+        )
     rank: dict[str, int] = {}
     for item in items:
         module = item.nodeid.split("::")[0]

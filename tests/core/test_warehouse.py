@@ -7,11 +7,8 @@ file, missing settings, an unreachable workspace) are in tests/expectations/test
 from __future__ import annotations
 
 import contextlib
-import json
-import os
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import duckdb
@@ -146,74 +143,6 @@ class _Closed:
 
 #: A string literal must come back as written on every engine (Windows paths, an O'Brien).
 TRICKY = "C:\\Users\\o'brien\\n"
-
-SPARK_CHECKS = textwrap.dedent("""
-    import json, sys
-    from pyspark.sql import SparkSession
-    from core.warehouse import MissingTableOrColumn, SparkWarehouse
-
-    home = sys.argv[1]
-    TRICKY = %r
-    session = (
-        SparkSession.builder.master("local[1]")
-        .config("spark.ui.enabled", "false")
-        .config("spark.driver.host", "127.0.0.1")
-        .config("spark.driver.bindAddress", "127.0.0.1")
-        .config("spark.sql.shuffle.partitions", "1")
-        .config("spark.sql.catalogImplementation", "in-memory")
-        .config("spark.sql.warehouse.dir", home + "/spark-warehouse")
-        .getOrCreate()
-    )
-    for schema in ("tradewatch", "gold"):
-        session.sql(f"create schema {schema}")
-    session.sql(
-        "create table gold.gold_trade_features using parquet as select 't1' as trade_id, "
-        "cast(1709908200000 as bigint) as trade_ts_ms, cast(1.5 as double) as rsi_14, "
-        "cast(3 as int) as hour_of_day, cast(2.5 as decimal(38,12)) as session_cum_volume"
-    )
-    warehouse = SparkWarehouse(session, layer_schemas={"gold": "gold"})
-    out = {
-        "table": warehouse.table("gold_trade_features"),
-        "columns": warehouse.table_columns("gold_trade_features"),
-        "absent": warehouse.table_columns("gold_anomaly_labels"),
-        "rows": warehouse.read_table("gold_trade_features", ["trade_id", "rsi_14"])
-        .to_dict("records"),
-        "literal": warehouse.query(
-            "select " + warehouse.literal(TRICKY) + " as text")["text"].iloc[0],
-    }
-    try:
-        warehouse.query("select * from tradewatch.gold_anomaly_labels")
-    except MissingTableOrColumn as exc:
-        out["missing"] = str(exc)
-    print("RESULT " + json.dumps(out), flush=True)
-    session.stop()
-""") % TRICKY
-
-
-@pytest.mark.slow
-@pytest.mark.spark
-def test_spark_answers_as_the_other_engines(tmp_path):
-    # In a child process: a JVM started here would stay for the rest of the test session.
-    script = tmp_path / "spark_checks.py"
-    script.write_text(SPARK_CHECKS)
-    done = subprocess.run(
-        [sys.executable, str(script), str(tmp_path)], cwd=tmp_path, capture_output=True,
-        text=True, timeout=600, env={**os.environ, "PYTHONPATH": str(REPO)},
-    )
-    lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
-    assert lines, done.stderr[-3000:]
-    out = json.loads(lines[-1].removeprefix("RESULT "))
-
-    assert out["table"] == "`gold`.`gold_trade_features`"
-    assert out["columns"] == {
-        "trade_id": "string", "trade_ts_ms": "integer", "rsi_14": "float",
-        "hour_of_day": "integer", "session_cum_volume": "decimal(38,12)",
-    }
-    assert out["absent"] is None
-    assert out["rows"] == [{"trade_id": "t1", "rsi_14": 1.5}]
-    assert out["literal"] == TRICKY
-    assert "tradewatch transform" in out["missing"]
-
 
 
 class ServerOperationError(Exception):

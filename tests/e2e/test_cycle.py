@@ -394,7 +394,8 @@ def test_an_analysts_session_held_across_a_build_and_a_scoring_run_keeps_its_cop
 def _tradewatch(settings: Settings, *arguments: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [str(Path(sys.executable).parent / "tradewatch"), *arguments],
-        env={**os.environ, "TRADEWATCH_HOME": str(settings.paths.home)},
+        # wide enough that rich never wraps a trade id, whatever terminal runs the tests
+        env={**os.environ, "TRADEWATCH_HOME": str(settings.paths.home), "COLUMNS": "200"},
         capture_output=True, text=True, check=False, timeout=600,
     )
 
