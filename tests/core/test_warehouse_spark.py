@@ -2,36 +2,23 @@
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 import textwrap
-from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.support.spark_child import run_spark_script
+
 TRICKY = "C:\\Users\\o'brien\\n"
 
 
 SPARK_CHECKS = textwrap.dedent("""
     import json, sys
-    from pyspark.sql import SparkSession
+    from tests.support.spark_child import local_session
     from core.warehouse import MissingTableOrColumn, SparkWarehouse
 
     home = sys.argv[1]
     TRICKY = %r
-    session = (
-        SparkSession.builder.master("local[1]")
-        .config("spark.ui.enabled", "false")
-        .config("spark.driver.host", "127.0.0.1")
-        .config("spark.driver.bindAddress", "127.0.0.1")
-        .config("spark.sql.shuffle.partitions", "1")
-        .config("spark.sql.catalogImplementation", "in-memory")
-        .config("spark.sql.warehouse.dir", home + "/spark-warehouse")
-        .getOrCreate()
-    )
+    session = local_session(home)
     for schema in ("tradewatch", "gold"):
         session.sql(f"create schema {schema}")
     session.sql(
@@ -61,16 +48,7 @@ SPARK_CHECKS = textwrap.dedent("""
 @pytest.mark.slow
 @pytest.mark.spark
 def test_spark_answers_as_the_other_engines(tmp_path):
-    # In a child process: a JVM started here would stay for the rest of the test session.
-    script = tmp_path / "spark_checks.py"
-    script.write_text(SPARK_CHECKS)
-    done = subprocess.run(
-        [sys.executable, str(script), str(tmp_path)], cwd=tmp_path, capture_output=True,
-        text=True, timeout=600, env={**os.environ, "PYTHONPATH": str(REPO)},
-    )
-    lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
-    assert lines, done.stderr[-3000:]
-    out = json.loads(lines[-1].removeprefix("RESULT "))
+    out = run_spark_script(tmp_path, "spark_checks.py", SPARK_CHECKS)
 
     assert out["table"] == "`gold`.`gold_trade_features`"
     assert out["columns"] == {

@@ -16,6 +16,7 @@ from flows.config import load_settings
 from ingest.alphavantage import CallBudget, budget_path
 from ingest.landing import read_landed_records
 from tests.support.collectors import TRADEWATCH, cli_env, settings_for, write_config
+from tests.support.files_api import PRD_VOLUME, prd_workspace
 
 
 class Clock:
@@ -114,22 +115,14 @@ def test_a_five_minute_schedule_for_a_day_stays_within_25_calls(simulator, tmp_p
 
 # ------------------------------------------------------------------ TRADEWATCH_ENV=prd
 
-VOLUME = "/Volumes/surveillance/prod/tradewatch"
+VOLUME = PRD_VOLUME
 TOKEN = "dapi-fake-av-flow-1c2d3e4f"
 
 
 @pytest.fixture
 def workspace(monkeypatch):
-    """A loopback fake of the Files API whose volume the prd environment's variables name."""
-    from tests.support.files_api import FakeFilesApi
-
-    with FakeFilesApi(token=TOKEN, volumes=[VOLUME]) as api:
-        for name, value in {
-            "DATABRICKS_HOST": api.url, "DATABRICKS_TOKEN": TOKEN,
-            "DATABRICKS_CATALOG": "surveillance", "DATABRICKS_SCHEMA": "prod",
-        }.items():
-            monkeypatch.setenv(name, value)
-        monkeypatch.delenv("TRADEWATCH_VOLUME", raising=False)
+    """A fake workspace whose volume the prd environment's variables name."""
+    with prd_workspace(monkeypatch, TOKEN) as api:
         yield api
 
 

@@ -30,10 +30,10 @@ from flows.validate import checkpoint_paths, open_warehouse, previous_failures
 from ml.drift_records import write_drift_ndjson
 from ml.drift_report import write_drift_html
 from tests.ml.test_drift_records import report
-from tests.support.files_api import FakeFilesApi
+from tests.support.files_api import PRD_VOLUME, prd_workspace
 
 TOKEN = "dapi-fake-secret-9e8d7c6b"
-VOLUME = "/Volumes/surveillance/prod/tradewatch"
+VOLUME = PRD_VOLUME
 
 
 def _settings(tmp_path, environment: str):
@@ -43,13 +43,7 @@ def _settings(tmp_path, environment: str):
 @pytest.fixture
 def workspace(monkeypatch):
     """A fake workspace whose volume the prd environment's variables name."""
-    with FakeFilesApi(token=TOKEN, volumes=[VOLUME]) as api:
-        for name, value in {
-            "DATABRICKS_HOST": api.url, "DATABRICKS_TOKEN": TOKEN,
-            "DATABRICKS_CATALOG": "surveillance", "DATABRICKS_SCHEMA": "prod",
-        }.items():
-            monkeypatch.setenv(name, value)
-        monkeypatch.delenv("TRADEWATCH_VOLUME", raising=False)
+    with prd_workspace(monkeypatch, TOKEN) as api:
         yield api
 
 

@@ -20,10 +20,10 @@ from flows.config import load_settings
 from flows.review import ReviewError, record_decisions, review_queue, run_review_decide
 from ml.audit import AuditLog
 from tests.flows.review_gold import FLAGGED, duckdb_gold
-from tests.support.files_api import FILES, FakeFilesApi
+from tests.support.files_api import FILES, PRD_VOLUME, prd_workspace
 
 TOKEN = "dapi-fake-review-5a4b3c2d"
-VOLUME = "/Volumes/surveillance/prod/tradewatch"
+VOLUME = PRD_VOLUME
 STORE = f"{VOLUME}/{LABEL_DECISIONS_DIR}"
 REPO = Path(__file__).resolve().parents[2]
 
@@ -43,14 +43,7 @@ def local(tmp_path):
 @pytest.fixture
 def workspace(monkeypatch):
     """A fake workspace whose volume the prd environment's variables name."""
-    with FakeFilesApi(token=TOKEN, volumes=[VOLUME]) as api:
-        for name, value in {
-            "DATABRICKS_HOST": api.url, "DATABRICKS_TOKEN": TOKEN,
-            "DATABRICKS_HTTP_PATH": "/sql/1.0/warehouses/abc",
-            "DATABRICKS_CATALOG": "surveillance", "DATABRICKS_SCHEMA": "prod",
-        }.items():
-            monkeypatch.setenv(name, value)
-        monkeypatch.delenv("TRADEWATCH_VOLUME", raising=False)
+    with prd_workspace(monkeypatch, TOKEN) as api:
         yield api
 
 

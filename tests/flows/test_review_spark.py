@@ -3,37 +3,20 @@ over a dozen hand-made gold trades (tests/flows/review_gold.py), all through Spa
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 import textwrap
-from pathlib import Path
 
 import pytest
 
 from core.datahome import LABEL_DECISIONS_DIR
 from tests.flows.review_gold import FLAGGED
-
-REPO = Path(__file__).resolve().parents[2]
-
+from tests.support.spark_child import run_spark_script
 
 SPARK_REVIEW = textwrap.dedent("""
     import json, sys
-    from pyspark.sql import SparkSession
+    from tests.support.spark_child import local_session
 
     home = sys.argv[1]
-    session = (
-        SparkSession.builder.master("local[1]")
-        .config("spark.ui.enabled", "false")
-        .config("spark.driver.host", "127.0.0.1")
-        .config("spark.driver.bindAddress", "127.0.0.1")
-        .config("spark.sql.shuffle.partitions", "1")
-        .config("spark.sql.session.timeZone", "UTC")
-        .config("spark.sql.catalogImplementation", "in-memory")
-        .config("spark.sql.warehouse.dir", home + "/spark-warehouse")
-        .getOrCreate()
-    )
+    session = local_session(home)
     from tests.flows.review_gold import spark_gold
     spark_gold(session)
 
@@ -65,16 +48,7 @@ SPARK_REVIEW = textwrap.dedent("""
 @pytest.mark.slow
 @pytest.mark.spark
 def test_on_spark_the_review_queries_run_on_spark_sql(tmp_path):
-    # In a child process: a JVM started here would stay for the rest of the test session.
-    script = tmp_path / "spark_review.py"
-    script.write_text(SPARK_REVIEW)
-    done = subprocess.run(
-        [sys.executable, str(script), str(tmp_path)], cwd=tmp_path, capture_output=True,
-        text=True, timeout=600, env={**os.environ, "PYTHONPATH": str(REPO)},
-    )
-    lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
-    assert lines, done.stderr[-3000:]
-    out = json.loads(lines[-1].removeprefix("RESULT "))
+    out = run_spark_script(tmp_path, "spark_review.py", SPARK_REVIEW)
 
     assert out["before"] == list(FLAGGED)
     assert out["cluster"] == ["t03", "t04"]

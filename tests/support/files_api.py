@@ -27,17 +27,20 @@ waits for `release_upload` before finishing normally. `requests` records what wa
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import threading
 import time
 import urllib.parse
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 FILES, DIRECTORIES = "/api/2.0/fs/files", "/api/2.0/fs/directories"
+#: The volume that `prd_workspace`'s variables name (the default volume of its catalog and schema).
+PRD_VOLUME = "/Volumes/surveillance/prod/tradewatch"
 
 
 class FakeFilesApi:
@@ -310,3 +313,18 @@ def _handler(api: FakeFilesApi) -> type[BaseHTTPRequestHandler]:
             self._reply(200, json.dumps(page).encode())
 
     return Handler
+
+
+@contextlib.contextmanager
+def prd_workspace(monkeypatch: Any, token: str) -> Iterator[FakeFilesApi]:
+    """A fake workspace for TRADEWATCH_ENV=prd: the Files API on loopback holding PRD_VOLUME,
+    and the Databricks variables (set with pytest's `monkeypatch`) naming it."""
+    with FakeFilesApi(token=token, volumes=[PRD_VOLUME]) as api:
+        for name, value in {
+            "DATABRICKS_HOST": api.url, "DATABRICKS_TOKEN": token,
+            "DATABRICKS_HTTP_PATH": "/sql/1.0/warehouses/abc",
+            "DATABRICKS_CATALOG": "surveillance", "DATABRICKS_SCHEMA": "prod",
+        }.items():
+            monkeypatch.setenv(name, value)
+        monkeypatch.delenv("TRADEWATCH_VOLUME", raising=False)
+        yield api
