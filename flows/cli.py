@@ -165,6 +165,7 @@ def _publish(settings) -> None:
 def _transform(settings, args):
     import time
 
+    from flows import engine
     from flows.alerts import alert_sender, send_dbt_failure_alert
     from flows.transform import TransformFailed, run_transform
     from flows.validate import raise_on_critical, run_quality_checkpoint
@@ -176,7 +177,7 @@ def _transform(settings, args):
     except TransformFailed as exc:
         send_dbt_failure_alert(alert_sender(settings), exc)
         raise
-    if target == "local":
+    if engine.publishes_analysts_copy(settings, target):
         _publish(settings)
     raise_on_critical(run_quality_checkpoint(settings, target=target,
                                              settled_before=build_started))
@@ -193,7 +194,7 @@ def _validate(settings, args):
 
 
 def _train_or_score(settings, args, stage: str) -> None:
-    from flows import training
+    from flows import engine, training
     from flows.pipeline import PUBLISH_SELECTOR
     from flows.transform import run_transform
     from flows.validate import apply_quality_gate
@@ -204,7 +205,7 @@ def _train_or_score(settings, args, stage: str) -> None:
     else:
         training.run_score(settings)
     run_transform(settings, select=PUBLISH_SELECTOR)
-    if settings.dbt.target == "local":
+    if engine.publishes_analysts_copy(settings):
         _publish(settings)
 
 

@@ -154,6 +154,22 @@ def has_model_registry(settings: Settings, target: str | None = None) -> bool:
     return settings.paths.mlflow_db.exists()
 
 
+def has_warehouse(settings: Settings, target: str | None = None) -> bool:
+    """Whether there is a warehouse to read: the DuckDB file once a build has made it (opening
+    a missing one would create it); Spark's and Databricks' catalogs always answer, and say
+    themselves which table is missing."""
+    if _target(settings, target) == "local":
+        return settings.paths.warehouse.exists()
+    return True
+
+
+def publishes_analysts_copy(settings: Settings, target: str | None = None) -> bool:
+    """Whether a build publishes the analysts' read-only copy (flows.analysts): only on DuckDB,
+    whose file a reader would lock against the next build; on Spark and Databricks analysts
+    read the gold and monitoring schemas themselves."""
+    return _target(settings, target) == "local"
+
+
 def data_home(settings: Settings, target: str | None = None,
               environ: Mapping[str, str] | None = None) -> DataHome:
     """Where the files dbt reads are written for `target`: the local data home, or on

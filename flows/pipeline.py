@@ -145,8 +145,9 @@ def publish_analysts(settings: Settings, target: str | None = None) -> Any:
     from prefect.logging import get_logger
 
     from flows.analysts import publish_or_alert
+    from flows.engine import publishes_analysts_copy
 
-    if (target or settings.dbt.target) != "local":
+    if not publishes_analysts_copy(settings, target):
         return None
     return publish_or_alert(
         settings,

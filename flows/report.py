@@ -22,7 +22,7 @@ from core import html
 from core.datahome import write_atomic
 from core.html import DASH, Cell, escape, number, table, timestamp
 from flows.config import Settings
-from flows.engine import mlflow_stores, open_warehouse
+from flows.engine import has_model_registry, has_warehouse, mlflow_stores, open_warehouse
 from ml import monitoring as mon
 from ml.monitoring import MonitoringData
 
@@ -45,16 +45,15 @@ QUALITY_RUNS_SHOWN = 12
 def collect_monitoring_data(settings: Settings) -> MonitoringData:
     """Read every section's source (read-only) through ml.monitoring."""
     paths = settings.paths
-    local = settings.dbt.target == "local"
     registry = None
     # Locally, opening a missing SQLite file would create an MLflow store.
-    if paths.mlflow_db.is_file() or not local:
+    if has_model_registry(settings):
         from flows.training import registry as registry_of
 
         registry = registry_of(settings)
     return mon.load_monitoring_data(
         home=paths.home, warehouse=open_warehouse(settings)
-        if paths.warehouse.exists() or not local else None, registry=registry,
+        if has_warehouse(settings) else None, registry=registry,
         experiment=settings.training.experiment, reports=paths.reports,
         registered_model=mlflow_stores(settings).model_name,
     )

@@ -19,8 +19,10 @@ from flows.config import load_settings
 from flows.engine import (
     gold_reader_for_analysts,
     has_model_registry,
+    has_warehouse,
     mlflow_stores,
     open_warehouse,
+    publishes_analysts_copy,
     spark_settings,
 )
 
@@ -125,6 +127,18 @@ def test_the_champion_is_asked_for_where_a_registry_exists(tmp_path):
     (tmp_path / "mlflow.db").touch()
     assert has_model_registry(dev) and has_model_registry(spark)
     assert has_model_registry(_settings(tmp_path / "empty", "prd", **DATABRICKS))
+
+
+def test_only_duckdb_publishes_an_analysts_copy_and_waits_for_its_file(tmp_path):
+    # A reader of the DuckDB file would lock out the next build; Spark's and Databricks'
+    # schemas are read where they are, and their catalogs always answer.
+    dev, spark = _settings(tmp_path, "dev"), _settings(tmp_path, "spark")
+    prd = _settings(tmp_path / "p", "prd", **DATABRICKS)
+    assert [publishes_analysts_copy(s) for s in (dev, spark, prd)] == [True, False, False]
+    assert publishes_analysts_copy(prd, "local")  # `transform --target local` on prd settings
+    assert not has_warehouse(dev) and has_warehouse(spark) and has_warehouse(prd)
+    (tmp_path / "warehouse.duckdb").touch()
+    assert has_warehouse(dev)
 
 
 def test_a_spark_session_of_its_own_opens_the_metastore_dbt_built(tmp_path):
