@@ -40,6 +40,18 @@ def pytest_xdist_make_scheduler(config, log):
         def _split_scope(self, nodeid: str) -> str:
             return SPARK_UNIT if _is_spark_file(nodeid) else super()._split_scope(nodeid)
 
+        def _reschedule(self, node) -> None:
+            # xdist hands a worker its next file while two of its tests are still to finish,
+            # which reserved a 6-minute module behind the 5-minute Spark demo. A worker holds
+            # its last test until it knows the next one, so one is the least that keeps it busy.
+            if node.shutting_down:
+                return
+            if not self.workqueue:
+                node.shutdown()
+                return
+            if self._pending_of(self.assigned_work[node]) <= 1:
+                self._assign_work_unit(node)
+
     return OneSparkSessionAtATime(config, log)
 
 
