@@ -116,6 +116,12 @@ def spark_settings(settings: Settings) -> dict[str, str]:
     return {key: render(str(value)).render(env_var=env_var) for key, value in parameters.items()}
 
 
+#: Spark's configuration folder for the sessions Tradewatch starts: its log4j2.properties keeps
+#: Spark to errors, so that the flows' progress is not buried in Spark's warnings. An operator's
+#: own SPARK_CONF_DIR wins.
+SPARK_CONF_DIR = Path(__file__).resolve().parent / "spark_conf"
+
+
 def spark_session(settings: Settings) -> Any:
     """The local Spark session of the `spark` target: the one dbt opened in this process, or a
     new one on the same metastore and tables (a `score` or `drift` run of its own)."""
@@ -126,6 +132,7 @@ def spark_session(settings: Settings) -> Any:
         return active
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+    os.environ.setdefault("SPARK_CONF_DIR", str(SPARK_CONF_DIR))
     builder = SparkSession.builder.master("local[*]").appName("tradewatch") \
         .config("spark.sql.catalogImplementation", "hive")
     for key, value in spark_settings(settings).items():

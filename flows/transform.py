@@ -431,12 +431,16 @@ def _local_spark_session(target: str) -> Iterator[None]:
     from dbt.adapters.base import PythonJobHelper
     from dbt.adapters.spark.impl import SparkAdapter
 
+    from flows.engine import SPARK_CONF_DIR
+
     # Spark's Python workers must import what the driver imports (pandas, numpy).
     # The local session binds to loopback only.
-    python_vars = ("PYSPARK_PYTHON", "PYSPARK_DRIVER_PYTHON", "SPARK_LOCAL_IP")
+    python_vars = ("PYSPARK_PYTHON", "PYSPARK_DRIVER_PYTHON", "SPARK_LOCAL_IP", "SPARK_CONF_DIR")
     saved_python = {name: os.environ.get(name) for name in python_vars}
     os.environ["PYSPARK_PYTHON"] = os.environ["PYSPARK_DRIVER_PYTHON"] = sys.executable
     os.environ["SPARK_LOCAL_IP"] = "127.0.0.1"
+    # Spark's warnings to errors only (flows/spark_conf/log4j2.properties)
+    os.environ.setdefault("SPARK_CONF_DIR", str(SPARK_CONF_DIR))
     session_job = type("SparkSessionPythonJob", (_SparkSessionPythonJob, PythonJobHelper), {})
     original_helpers = SparkAdapter.python_submission_helpers
     original_default = SparkAdapter.default_python_submission_method
