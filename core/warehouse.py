@@ -521,7 +521,7 @@ class SparkWarehouse(Warehouse):
         session = self.session()
         schema = self.schema_of(table)
         try:
-            if not session.catalog.tableExists(identifier(table), schema):
+            if not session.catalog.tableExists(self.table(table)):  # `schema`.`table`
                 return None
             return {
                 name: logical_type(declared)
