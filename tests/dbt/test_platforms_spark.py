@@ -60,3 +60,4 @@ def test_whole_project_builds_on_a_local_spark_session(tmp_path):
     # The metastore and tables live under the data home, not in the working directory.
     assert (home / "spark" / "metastore_db").is_dir()
     assert not (scratch / "metastore_db").exists() and not (scratch / "spark-warehouse").exists()
+    assert (home / "spark" / "derby.log").is_file() and not (scratch / "derby.log").exists()

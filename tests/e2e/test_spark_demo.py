@@ -58,3 +58,4 @@ def test_the_demo_runs_end_to_end_on_a_local_spark_session(tmp_path):
     # Spark's tables and metastore live in the data home, and nothing in the working directory.
     assert (home / "spark" / "metastore_db").is_dir()
     assert not (scratch / "metastore_db").exists() and not (scratch / "spark-warehouse").exists()
+    assert (home / "spark" / "derby.log").is_file() and not (scratch / "derby.log").exists()
