@@ -381,11 +381,9 @@ def _cached_scored_pairs(home: DataHome, names: Sequence[str],
     listed = set(names)
     for name in cache.list("", SCORES_FILES.pattern):
         if name not in listed:
-            path = cache.path(name)
-            with contextlib.suppress(FileNotFoundError):
-                path.unlink()
+            cache.remove(name)
             with contextlib.suppress(OSError):  # only once empty
-                path.parent.rmdir()
+                cache.path(name).parent.rmdir()
 
 
 def remember_scored(scores_cache: Path | str, name: str, scores: pa.Table) -> None:
@@ -428,6 +426,13 @@ def scored_by_version(scores_dir: DataHome | Path | str, *,
                                      table.column("model_version").to_pylist(), strict=True):
             scored.setdefault(str(version), set()).add(str(trade_id))
     return scored
+
+
+def scored_trade_ids(scores_dir: DataHome | Path | str, *,
+                     scores_cache: Path | str | None = None) -> set[str]:
+    """Every trade_id that already has a score under `scores_dir` (a folder or a data home);
+    `scores_cache` as for `scored_by_version`."""
+    return set().union(*scored_by_version(scores_dir, scores_cache=scores_cache).values())
 
 
 def drop_scored(frame: pd.DataFrame, scores_dir: DataHome | Path | str,
@@ -486,8 +491,8 @@ def load_scoring_frame(
         if model_version is not None:
             raw = drop_scored(raw, scores, model_version, scores_cache=scores_cache)
         else:
-            scored = scored_by_version(scores, scores_cache=scores_cache)
-            raw = raw.loc[~raw["trade_id"].isin(set().union(*scored.values()))]
+            done = scored_trade_ids(scores, scores_cache=scores_cache)
+            raw = raw.loc[~raw["trade_id"].isin(done)]
     return normalise_features(raw, features).reset_index(drop=True)
 
 

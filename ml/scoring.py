@@ -28,10 +28,7 @@ import pyarrow.parquet as pq
 
 from core.datahome import SCORES_FILES, SCORING_RUNS, DataHome, LocalDataHome, as_data_home
 from core.schema import BOOLEAN, FLOAT, STRING, TIMESTAMP
-from ml.datasets import (  # scored_by_version re-exported: what scoring wrote, read back
-    remember_scored,
-    scored_by_version,
-)
+from ml.datasets import remember_scored, scored_trade_ids
 from ml.pyfunc import predictor
 
 # Microsecond timestamps: Spark cannot read nanosecond parquet timestamps.
@@ -59,14 +56,6 @@ class ScoringResult:
     flagged: int
     files: tuple[PurePath, ...]
     model_version: str | None = None
-
-
-def scored_trade_ids(scores_dir: DataHome | Path | str, *,
-                     scores_cache: Path | str | None = None) -> set[str]:
-    """Every trade_id that already has a score under `scores_dir` (a folder or a data home);
-    `scores_cache` (a local folder) saves downloading a volume's files again, as for
-    `ml.datasets.scored_by_version`."""
-    return set().union(*scored_by_version(scores_dir, scores_cache=scores_cache).values())
 
 
 def _parquet(table: pa.Table) -> memoryview:
